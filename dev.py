@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Set-up and run in one command, on a machine that has only Python 3.11+.
+
+    python3 dev.py demo     # the service on its embedded default, at http://127.0.0.1:8000
+    python3 dev.py test     # the test suite
+    python3 dev.py digest … # any `digest` CLI command inside the project's virtualenv
+
+It creates ``.venv`` beside this file and installs the project into it from pyproject.toml
+(again only when pyproject.toml changed), then runs the command there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("DIGEST_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def ensure_venv(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
+    stamp_text = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    stamp = VENV / f".installed-{stamp_text[:16]}"
+    if stamp.exists():
+        return
+    if not (BIN / "python").exists():
+        print(f"creating virtualenv in {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    print(f"installing the project{extras} into {VENV} (first run only)", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["-e", f"{ROOT}{extras}"], check=True)
+    for old in VENV.glob(".installed-*"):
+        old.unlink()
+    stamp.touch()
+
+
+def run(argv: list[str]) -> int:
+    os.chdir(ROOT)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "test":
+        ensure_venv("[test]")
+        return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest])
+    ensure_venv("[test]")
+    if command == "demo":
+        return subprocess.call([str(BIN / "digest"), "demo", *rest])
+    if command == "digest":
+        return subprocess.call([str(BIN / "digest"), *rest])
+    print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(run(sys.argv[1:]))
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"set-up failed: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}")
+    except KeyboardInterrupt:
+        sys.exit(130)

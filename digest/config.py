@@ -1,0 +1,211 @@
+"""Settings, read once from ``DIGEST_*`` environment variables and parsed strictly.
+
+Every other module receives a :class:`Settings`; nothing else reads the environment.
+A bad value raises :class:`ConfigError` naming the variable, and the CLI turns that
+into a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_SOURCE_URL = "https://huggingface.co/api/daily_papers"
+DEFAULT_DATA_DIR = Path("data")
+DEMO_SECRET_KEY = "demo-only-not-secret"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    ssl: bool = False  # implicit TLS (smtps://)
+    starttls: bool = False
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    broker_url: str | None = None
+    smtp: SmtpSettings | None = None  # None: mail goes to the in-process outbox (demo)
+    source_url: str = DEFAULT_SOURCE_URL
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = DEMO_SECRET_KEY
+    mail_from: str = "Trending Papers <digest@localhost>"
+    demo: bool = False
+    claim_timeout: int = 600
+    digest_size: int = 10
+    data_dir: Path = DEFAULT_DATA_DIR
+    extra: dict = field(default_factory=dict)  # per-test overrides (e.g. rate limits)
+
+    @property
+    def mail_from_address(self) -> Address:
+        name, addr = parseaddr(self.mail_from)
+        user, _, domain = addr.partition("@")
+        return Address(display_name=name, username=user, domain=domain)
+
+    @property
+    def mail_domain(self) -> str:
+        return self.mail_from_address.domain or "localhost"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def _bool(variable: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(variable, f"expected true/false, got {raw!r}")
+
+
+def _int(variable: str, raw: str, minimum: int, maximum: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(variable, f"expected a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(variable, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _http_url(variable: str, raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(variable, f"expected an http(s) URL, got {raw!r}")
+    return raw.strip().rstrip("/")
+
+
+def parse_database_url(variable: str, raw: str) -> str:
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise ConfigError(variable, f"not a database URL: {raw!r}") from None
+    backend = url.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise ConfigError(variable, f"only sqlite and postgresql are supported, got {backend!r}")
+    if backend == "postgresql" and url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def parse_broker_url(variable: str, raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
+        raise ConfigError(variable, f"expected redis://host:port/db, got {raw!r}")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(variable, f"bad port in {raw!r}") from None
+    return raw.strip()
+
+
+def parse_smtp_url(variable: str, raw: str) -> SmtpSettings:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ConfigError(variable, f"expected smtp://user:pass@host:port or smtps://…, got {raw!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(variable, f"bad port in {raw!r}") from None
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"starttls", "timeout"}
+    if unknown:
+        raise ConfigError(variable, f"unknown option(s) {', '.join(sorted(unknown))}")
+    ssl = parts.scheme == "smtps"
+    starttls = _bool(variable, query.get("starttls", "false"))
+    if ssl and starttls:
+        raise ConfigError(variable, "smtps:// already uses TLS; drop starttls=true")
+    timeout = float(_int(variable, query.get("timeout", "30"), 1, 600))
+    return SmtpSettings(
+        host=parts.hostname,
+        port=port or (465 if ssl else 587 if starttls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        ssl=ssl,
+        starttls=starttls,
+        timeout=timeout,
+    )
+
+
+def _mail_from(variable: str, raw: str) -> str:
+    name, addr = parseaddr(raw)
+    if "@" not in addr or "\n" in raw or "\r" in raw:
+        raise ConfigError(variable, f"expected 'Name <address@domain>', got {raw!r}")
+    return raw.strip()
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = None) -> Settings:
+    """Read every ``DIGEST_*`` variable once; raise :class:`ConfigError` on the first bad one."""
+    env = os.environ if env is None else env
+    get = lambda name: env.get(name) or None  # noqa: E731 - empty counts as unset
+    is_demo = _bool("DIGEST_DEMO", env.get("DIGEST_DEMO", "")) if demo is None else demo
+
+    data_dir = Path(get("DIGEST_DATA_DIR") or DEFAULT_DATA_DIR)
+    database_url = (
+        parse_database_url("DIGEST_DATABASE_URL", get("DIGEST_DATABASE_URL"))
+        if get("DIGEST_DATABASE_URL")
+        else f"sqlite:///{(data_dir / 'digest.sqlite3').as_posix()}"
+    )
+    secret_key = get("DIGEST_SECRET_KEY")
+    if secret_key is None:
+        if not is_demo:
+            raise ConfigError(
+                "DIGEST_SECRET_KEY",
+                "not set; set a long random value (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), "
+                "or run `digest demo` for the demo mode",
+            )
+        secret_key = DEMO_SECRET_KEY
+    elif len(secret_key) < 16:
+        raise ConfigError("DIGEST_SECRET_KEY", "too short; use at least 16 random characters")
+
+    return Settings(
+        database_url=database_url,
+        broker_url=parse_broker_url("DIGEST_BROKER_URL", get("DIGEST_BROKER_URL")) if get("DIGEST_BROKER_URL") else None,
+        smtp=parse_smtp_url("DIGEST_SMTP_URL", get("DIGEST_SMTP_URL")) if get("DIGEST_SMTP_URL") else None,
+        source_url=_http_url("DIGEST_SOURCE_URL", get("DIGEST_SOURCE_URL") or DEFAULT_SOURCE_URL),
+        base_url=_http_url("DIGEST_BASE_URL", get("DIGEST_BASE_URL") or "http://127.0.0.1:8000"),
+        secret_key=secret_key,
+        mail_from=_mail_from("DIGEST_MAIL_FROM", get("DIGEST_MAIL_FROM") or "Trending Papers <digest@localhost>"),
+        demo=is_demo,
+        claim_timeout=_int("DIGEST_CLAIM_TIMEOUT", get("DIGEST_CLAIM_TIMEOUT") or "600", 10, 86400),
+        digest_size=_int("DIGEST_DIGEST_SIZE", get("DIGEST_DIGEST_SIZE") or "10", 1, 50),
+        data_dir=data_dir,
+    )
+
+
+#: The variables :func:`load_settings` reads: docs and docker-compose are checked against this.
+VARIABLES = (
+    "DIGEST_DATABASE_URL",
+    "DIGEST_BROKER_URL",
+    "DIGEST_SMTP_URL",
+    "DIGEST_SOURCE_URL",
+    "DIGEST_BASE_URL",
+    "DIGEST_SECRET_KEY",
+    "DIGEST_MAIL_FROM",
+    "DIGEST_DEMO",
+    "DIGEST_CLAIM_TIMEOUT",
+    "DIGEST_DIGEST_SIZE",
+    "DIGEST_DATA_DIR",
+)

@@ -1,0 +1,72 @@
+"""Engine, sessions and migrations, from the one database URL in :class:`~digest.config.Settings`."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ALEMBIC_INI = ROOT / "alembic.ini"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@lru_cache(maxsize=16)
+def engine_for(url: str) -> Engine:
+    """One engine (and pool) per URL per process."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def session_factory(settings: Settings) -> sessionmaker[Session]:
+    return sessionmaker(engine_for(settings.database_url), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(settings: Settings) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any exception."""
+    with session_factory(settings).begin() as session:
+        yield session
+
+
+def alembic_config(database_url: str):
+    from alembic.config import Config
+
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Apply migrations; safe to run again (Alembic skips what is applied)."""
+    from alembic import command
+
+    engine_for(database_url)  # creates the SQLite folder
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def current_revision(database_url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine_for(database_url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,242 @@
+"""The data model: papers, subscribers with their topic filters, and the delivery ledger.
+
+SQLAlchemy 2.0 typed models that work on PostgreSQL and SQLite. Every schema change is an
+Alembic migration in ``alembic/versions``; server defaults are declared so Alembic sees them.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import date, datetime, timezone
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite returns naive values otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite server defaults come back as text
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+IntPK = Annotated[int, mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)]
+Created = Annotated[datetime, mapped_column(server_default=func.now())]
+Count = Annotated[int, mapped_column(Integer, server_default=text("0"))]
+Url = Annotated[str | None, mapped_column(String(2048))]
+
+
+class SubscriberState(str, enum.Enum):
+    pending = "pending"  # signed up, confirmation not yet clicked
+    active = "active"
+    unsubscribed = "unsubscribed"
+    suppressed = "suppressed"  # the mail server refused the address permanently
+
+
+class Frequency(str, enum.Enum):
+    daily = "daily"
+    weekly = "weekly"
+
+
+class DeliveryStatus(str, enum.Enum):
+    pending = "pending"  # planned, waiting for a sender
+    sending = "sending"  # claimed by a sender (claimed_at says since when)
+    sent = "sent"
+    skipped = "skipped"  # nothing new matched: no mail, on purpose
+    failed = "failed"  # permanent failure (5xx); error says why
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
+
+
+class Paper(Base):
+    __tablename__ = "papers"
+
+    id: Mapped[IntPK]
+    arxiv_id: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text, server_default="")
+    authors: Mapped[list[str]] = mapped_column(JSON, default=list)  # ordered names
+    org_name: Mapped[str | None] = mapped_column(String(200))
+    org_fullname: Mapped[str | None] = mapped_column(String(300))
+    published_at: Mapped[datetime | None]  # arXiv publication time
+    submitted_at: Mapped[datetime | None]  # when it went on Daily Papers
+    daily_date: Mapped[date] = mapped_column(Date, index=True)  # the Daily Papers day it belongs to
+    upvotes: Mapped[Count]
+    num_comments: Mapped[Count]
+    github_repo: Mapped[Url]
+    github_stars: Mapped[int | None]
+    project_page: Mapped[Url]
+    thumbnail: Mapped[Url]
+    ai_summary: Mapped[str | None] = mapped_column(Text)
+    ai_keywords: Mapped[list[str] | None] = mapped_column(JSON)
+    first_seen_at: Mapped[Created]
+    updated_at: Mapped[Created]
+
+    __table_args__ = (Index("ix_papers_trending", "daily_date", "upvotes"),)
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[IntPK]
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # normalised, lower-case domain
+    state: Mapped[SubscriberState] = mapped_column(
+        _enum(SubscriberState, "subscriber_state"), server_default=SubscriberState.pending.value
+    )
+    frequency: Mapped[Frequency] = mapped_column(_enum(Frequency, "frequency"), server_default=Frequency.daily.value)
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    delivery_hour: Mapped[int] = mapped_column(SmallInteger, server_default=text("7"))
+    next_due_at: Mapped[datetime | None]  # UTC instant of the next digest; planners scan this
+    created_at: Mapped[Created]
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    suppressed_reason: Mapped[str | None] = mapped_column(Text)
+    confirmations_window_start: Mapped[datetime | None]  # for "3 confirmation mails per 24 h"
+    confirmations_in_window: Mapped[Count]
+
+    filters: Mapped[list["TopicFilter"]] = relationship(
+        back_populates="subscriber", order_by="TopicFilter.position", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_subscribers_due", "state", "next_due_at", "id"),)
+
+    @property
+    def topics_text(self) -> str:
+        return "\n".join(f.text for f in self.filters)
+
+
+class TopicFilter(Base):
+    __tablename__ = "topic_filters"
+
+    id: Mapped[IntPK]
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(SmallInteger)
+    text: Mapped[str] = mapped_column(String(200))
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="filters")
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "position"),)
+
+
+class Delivery(Base):
+    """One row per (subscriber, digest period): the unique constraint is the last line against a double send."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[IntPK]
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(16))  # "2026-11-29" (daily) or "2026-W48" (weekly)
+    scheduled_for: Mapped[datetime]
+    window_start: Mapped[date] = mapped_column(Date)  # Daily Papers days covered, inclusive
+    window_end: Mapped[date] = mapped_column(Date)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus, "delivery_status"), server_default=DeliveryStatus.pending.value
+    )
+    claimed_at: Mapped[datetime | None]
+    attempts: Mapped[Count]
+    sent_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    paper_count: Mapped[Count]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[Created]
+
+    subscriber: Mapped[Subscriber] = relationship()
+    items: Mapped[list["DeliveryItem"]] = relationship(
+        back_populates="delivery", order_by="DeliveryItem.position", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "period", name="uq_deliveries_subscriber_period"),
+        Index("ix_deliveries_status_claimed", "status", "claimed_at"),
+    )
+
+
+class DeliveryItem(Base):
+    """A paper in a sent digest, with the filter that matched it: 'never a paper twice' reads these."""
+
+    __tablename__ = "delivery_items"
+
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(SmallInteger)
+    matched_filter: Mapped[str | None] = mapped_column(String(200))
+
+    delivery: Mapped[Delivery] = relationship(back_populates="items")
+    paper: Mapped[Paper] = relationship()
+
+    __table_args__ = (Index("ix_delivery_items_subscriber_paper", "subscriber_id", "paper_id"),)
+
+
+class IngestRun(Base):
+    """A successful ingest (a failed one changes nothing, this table included)."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[IntPK]
+    source: Mapped[str] = mapped_column(String(2048))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    fetched: Mapped[Count]
+    new: Mapped[Count]
+    updated: Mapped[Count]
+    skipped: Mapped[Count]

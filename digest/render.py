@@ -1,0 +1,113 @@
+"""Email templates: ``email_templates/<name>/{subject.txt, body.txt, body.html}`` over ``_base``.
+
+CSS is inlined by premailer ONCE per template, when the template is first loaded: the HTML
+template's source (with its base flattened in) goes through premailer and the result is compiled
+by Jinja. Per recipient there is only a Jinja render of pre-inlined HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import jinja2
+from premailer import Premailer
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "email_templates"
+
+_EXTENDS = re.compile(r"{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%}")
+_BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}(.*?){%-?\s*endblock(?:\s+\w+)?\s*-?%}", re.S)
+_ENCODED_EXPR = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def one_line(value: str, limit: int = 250) -> str:
+    """Collapse every run of whitespace (CR/LF included) to one space: safe in a header."""
+    value = _SPACES.sub(" ", "".join(ch if ch.isprintable() else " " for ch in value)).strip()
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def _flatten(loader: jinja2.BaseLoader, env: jinja2.Environment, name: str) -> str:
+    """Resolve ``{% extends %}`` by substituting the child's blocks into its base's source."""
+    source, _, _ = loader.get_source(env, name)
+    parent = _EXTENDS.search(source)
+    if not parent:
+        return source
+    blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(source)}
+    base = _flatten(loader, env, parent.group(1))
+    return _BLOCK.sub(lambda m: blocks.get(m.group(1), m.group(2)), base)
+
+
+def _inline_css(source: str) -> str:
+    html = Premailer(
+        source,
+        remove_classes=False,
+        keep_style_tags=True,  # media queries (dark mode, phone width) cannot be inlined
+        strip_important=False,
+        cssutils_logging_level=50,
+        disable_validation=True,
+        allow_network=False,
+    ).transform()
+    # premailer URL-quotes attribute values: give Jinja back its expressions.
+    return _ENCODED_EXPR.sub(lambda m: unquote(m.group(0)), html)
+
+
+def _finalize(value: Any) -> Any:
+    return "" if value is None else value
+
+
+class EmailTemplates:
+    """Compiled email templates; thread-safe, built once per process."""
+
+    def __init__(self, folder: Path = TEMPLATES_DIR) -> None:
+        self.loader = jinja2.FileSystemLoader(str(folder))
+        common = dict(loader=self.loader, undefined=jinja2.StrictUndefined, finalize=_finalize)
+        self.html_env = jinja2.Environment(autoescape=True, **common)
+        self.text_env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, **common)
+        self._cache: dict[str, tuple[jinja2.Template, jinja2.Template, jinja2.Template]] = {}
+        self._lock = threading.Lock()
+
+    def _compile(self, name: str) -> tuple[jinja2.Template, jinja2.Template, jinja2.Template]:
+        compiled = self._cache.get(name)
+        if compiled is None:
+            with self._lock:
+                compiled = self._cache.get(name)
+                if compiled is None:
+                    html_source = _inline_css(_flatten(self.loader, self.html_env, f"{name}/body.html"))
+                    compiled = (
+                        self.text_env.get_template(f"{name}/subject.txt"),
+                        self.text_env.get_template(f"{name}/body.txt"),
+                        self.html_env.from_string(html_source),
+                    )
+                    self._cache[name] = compiled
+        return compiled
+
+    def render(self, name: str, context: dict[str, Any]) -> Rendered:
+        subject, text, html = self._compile(name)
+        return Rendered(one_line(subject.render(context)), text.render(context).strip() + "\n", html.render(context))
+
+    def render_partial(self, name: str, template: str, context: dict[str, Any], html: bool = True) -> str:
+        """Render a fragment (e.g. one paper block) so it can be reused across recipients."""
+        env = self.html_env if html else self.text_env
+        return env.get_template(f"{name}/{template}").render(context)
+
+
+_default: EmailTemplates | None = None
+
+
+def templates() -> EmailTemplates:
+    global _default
+    if _default is None:
+        _default = EmailTemplates()
+    return _default

@@ -1,0 +1,83 @@
+"""Settings are parsed strictly: a bad value stops start-up with a message naming the variable."""
+
+import subprocess
+import sys
+
+import pytest
+
+from digest.config import DEMO_SECRET_KEY, ConfigError, load_settings
+
+KEY = {"DIGEST_SECRET_KEY": "k" * 32}
+
+
+def test_defaults_use_a_sqlite_file_in_the_data_folder():
+    s = load_settings({**KEY, "DIGEST_DATA_DIR": "/tmp/x"})
+    assert s.database_url == "sqlite:////tmp/x/digest.sqlite3"
+    assert s.broker_url is None and s.smtp is None
+    assert s.source_url == "https://huggingface.co/api/daily_papers"
+
+
+def test_postgresql_url_gets_the_psycopg_driver():
+    s = load_settings({**KEY, "DIGEST_DATABASE_URL": "postgresql://u:p@db:5432/digest"})
+    assert s.database_url == "postgresql+psycopg://u:p@db:5432/digest"
+
+
+@pytest.mark.parametrize(
+    "url, host, port, ssl, starttls, user, password",
+    [
+        ("smtp://mail.example.org", "mail.example.org", 25, False, False, None, None),
+        ("smtp://u%40x:p%3Aw@mail:2525?starttls=true", "mail", 2525, False, True, "u@x", "p:w"),
+        ("smtps://u:p@mail", "mail", 465, True, False, "u", "p"),
+        ("smtp://mail?starttls=true", "mail", 587, False, True, None, None),
+    ],
+)
+def test_smtp_url_forms(url, host, port, ssl, starttls, user, password):
+    smtp = load_settings({**KEY, "DIGEST_SMTP_URL": url}).smtp
+    assert (smtp.host, smtp.port, smtp.ssl, smtp.starttls, smtp.username, smtp.password) == (
+        host, port, ssl, starttls, user, password,
+    )
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("DIGEST_DATABASE_URL", "mysql://x/y"),
+        ("DIGEST_DATABASE_URL", "not a url"),
+        ("DIGEST_BROKER_URL", "amqp://guest@localhost//"),
+        ("DIGEST_SMTP_URL", "http://mail"),
+        ("DIGEST_SMTP_URL", "smtp://mail:notaport"),
+        ("DIGEST_SMTP_URL", "smtps://mail?starttls=true"),
+        ("DIGEST_SMTP_URL", "smtp://mail?tls=yes"),
+        ("DIGEST_SOURCE_URL", "ftp://example.org/papers"),
+        ("DIGEST_BASE_URL", "example.org"),
+        ("DIGEST_MAIL_FROM", "no address here"),
+        ("DIGEST_CLAIM_TIMEOUT", "ten"),
+        ("DIGEST_CLAIM_TIMEOUT", "1"),
+        ("DIGEST_DIGEST_SIZE", "500"),
+        ("DIGEST_DEMO", "maybe"),
+        ("DIGEST_SECRET_KEY", "short"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable, value):
+    with pytest.raises(ConfigError) as info:
+        load_settings({**KEY, variable: value})
+    assert info.value.variable == variable
+    assert str(info.value).startswith(f"{variable}: ")
+
+
+def test_refuses_to_run_without_a_secret_key_outside_demo_mode():
+    with pytest.raises(ConfigError) as info:
+        load_settings({})
+    assert info.value.variable == "DIGEST_SECRET_KEY"
+    assert load_settings({}, demo=True).secret_key == DEMO_SECRET_KEY
+
+
+def test_cli_reports_a_bad_setting_in_one_line_without_traceback(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "DIGEST_SECRET_KEY": "k" * 32, "DIGEST_SMTP_URL": "smtp://mail:port"}
+    result = subprocess.run(
+        [sys.executable, "-m", "digest", "db", "upgrade"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "DIGEST_SMTP_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
