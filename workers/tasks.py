@@ -1,0 +1,90 @@
+"""Thin Celery tasks over the functions in ``digest/``: ids in, no ORM objects across the queue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import redis
+from celery import shared_task
+from celery.utils.log import get_task_logger
+
+from digest import jobs
+from workers.app import VISIBILITY_TIMEOUT, app
+
+log = get_task_logger(__name__)
+MAX_RETRY_DELAY = 900  # well below the broker's visibility timeout
+assert MAX_RETRY_DELAY < VISIBILITY_TIMEOUT
+
+
+def _settings():
+    return app.conf.digest_settings
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def once_per_slot(name: str, seconds: int) -> bool:
+    """True for the first caller in this time slot: two beats started by mistake still run a job once."""
+    client = redis.Redis.from_url(_settings().broker_url)
+    slot = int(_now().timestamp()) // seconds
+    return bool(client.set(f"digest:lock:{name}:{slot}", "1", nx=True, ex=seconds * 2))
+
+
+def dispatch(ids: list[int]) -> None:
+    send_batch.delay(ids)
+
+
+@shared_task(name="digest.ingest")
+def ingest_task() -> str:
+    if not once_per_slot("ingest", 25 * 60):
+        return "skipped: another beat ran it"
+    report = jobs.run_ingest(_settings())
+    return "; ".join(report.lines())
+
+
+@shared_task(name="digest.plan")
+def plan_task(at: str | None = None) -> str:
+    if at is None and not once_per_slot("plan", 4 * 60):
+        return "skipped: another beat ran it"
+    moment = datetime.fromisoformat(at) if at else _now()
+    return jobs.plan_and_dispatch(_settings(), moment, dispatch).line()
+
+
+@shared_task(name="digest.reconcile")
+def reconcile_task() -> str:
+    if not once_per_slot("reconcile", 4 * 60):
+        return "skipped: another beat ran it"
+    stuck = list(jobs.stuck_deliveries(_settings(), _now()))
+    for batch in jobs.chunks(stuck):
+        dispatch(batch)
+    return f"re-queued {len(stuck)}"
+
+
+@shared_task(name="digest.purge")
+def purge_task() -> str:
+    if not once_per_slot("purge", 50 * 60):
+        return "skipped: another beat ran it"
+    return f"purged {jobs.run_purge(_settings())}"
+
+
+@shared_task(name="digest.send_batch", bind=True, max_retries=8)
+def send_batch(self, delivery_ids: list[int]) -> str:
+    from digest.deliver import send_deliveries
+
+    report = send_deliveries(_settings(), delivery_ids, _now())
+    if report.deferred:  # transient SMTP trouble: try those rows again later
+        delay = min(30 * 2**self.request.retries, MAX_RETRY_DELAY)
+        raise self.retry(args=[list(report.deferred)], countdown=delay)
+    return report.line()
+
+
+@shared_task(name="digest.send_confirmation", bind=True, max_retries=6, acks_late=True)
+def send_confirmation_task(self, subscriber_id: int) -> None:
+    from digest.subscriptions import send_confirmation
+    from digest.transport import TransientError
+
+    try:
+        send_confirmation(_settings(), subscriber_id)
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, MAX_RETRY_DELAY))
