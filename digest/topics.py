@@ -1,0 +1,403 @@
+"""Topic filters: parse the one-filter-per-line language and match it against papers.
+
+``Filter.matches`` is the plain reference evaluation; ``Corpus`` evaluates the same
+filters over many papers at once with bitsets, memoised per filter and per term.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+MAX_LINE_CHARS = 200
+MAX_TOPICS_CHARS = 2000
+MAX_FILTERS = 20
+
+FIELDS = ("title", "author", "org", "upvotes")
+_WORD_RE = re.compile(r"[^\W_]+")
+_FIELD_RE = re.compile(r"([^\W\d_]+):")
+_UPVOTES_RE = re.compile(r"(>=|<=|>|<|=)?([0-9]{1,12})")
+_SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"'})
+_SEP = ""  # separates independent texts (title/abstract, authors) in a token sequence
+
+
+class FilterError(ValueError):
+    """One problem on one line of topics."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        self.line = line
+        self.problem = problem
+        self.message = f"line {line}: {problem}"
+        super().__init__(self.message)
+
+
+class TopicsError(ValueError):
+    """All problems found in a topics textarea."""
+
+    def __init__(self, errors: list[FilterError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(e.message for e in errors))
+
+
+class _Problem(Exception):
+    """A parse problem before its line number is known."""
+
+
+def tokenize(text: str) -> tuple[str, ...]:
+    """Casefolded, NFKC-normalised words (maximal runs of letters/digits)."""
+    norm = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return tuple(_WORD_RE.findall(norm))
+
+
+@dataclass(frozen=True)
+class PaperText:
+    """What matching sees of a paper."""
+
+    title: str
+    abstract: str
+    authors: tuple[str, ...] = ()
+    org: str = ""
+    org_fullname: str = ""
+    upvotes: int = 0
+
+
+@dataclass(frozen=True)
+class Term:
+    """One condition: words in a field ("text", "title", "author", "org") or an upvotes comparison."""
+
+    field: str
+    words: tuple[str, ...] = ()
+    op: str = ""
+    value: int = 0
+
+    def render(self) -> str:
+        """Canonical filter syntax for this term."""
+        if self.field == "upvotes":
+            return f"upvotes:{self.op}{self.value}"
+        prefix = "" if self.field == "text" else f"{self.field}:"
+        body = self.words[0] if len(self.words) == 1 else '"' + " ".join(self.words) + '"'
+        return prefix + body
+
+
+_COMPARE = {
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+    "=": lambda a, b: a == b,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Filter:
+    """One compiled line. Equal when the normalised form (``key``) is equal."""
+
+    text: str
+    key: str
+    branches: tuple[tuple[Term, ...], ...] = field(repr=False)  # OR of ANDs; () means everything
+    excludes: tuple[Term, ...] = field(repr=False)  # none may match, whatever the branch
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (isinstance(other, Filter) and self.key == other.key)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def matches(self, paper: PaperText) -> bool:
+        """Reference evaluation: tokenise the paper and check every term."""
+        fields = _paper_fields(paper)
+        if any(_term_matches(t, fields, paper.upvotes) for t in self.excludes):
+            return False
+        if not self.branches:
+            return True
+        return any(all(_term_matches(t, fields, paper.upvotes) for t in b) for b in self.branches)
+
+
+def _paper_fields(paper: PaperText) -> dict[str, tuple[str, ...]]:
+    """Token sequences per field; ``_SEP`` keeps phrases from spanning separate texts."""
+    title = tokenize(paper.title)
+    authors: tuple[str, ...] = ()
+    for name in paper.authors:
+        authors += (_SEP, *tokenize(name))
+    return {
+        "text": (*title, _SEP, *tokenize(paper.abstract)),
+        "title": title,
+        "author": authors,
+        "org": (*tokenize(paper.org), _SEP, *tokenize(paper.org_fullname)),
+    }
+
+
+def _term_matches(term: Term, fields: dict[str, tuple[str, ...]], upvotes: int) -> bool:
+    if term.field == "upvotes":
+        return _COMPARE[term.op](upvotes, term.value)
+    haystack = " " + " ".join(fields[term.field]) + " "
+    return " " + " ".join(term.words) + " " in haystack
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _lex(line: str) -> list[tuple[bool, Term] | None]:
+    """Split a line into ``None`` (OR) and ``(negated, term)`` items."""
+    items: list[tuple[bool, Term] | None] = []
+    i, n = 0, len(line)
+    while i < n:
+        if line[i].isspace():
+            i += 1
+            continue
+        start = i
+        negated = line[i] == "-"
+        i += negated
+        name = "text"
+        m = _FIELD_RE.match(line, i)
+        if m:
+            name = m.group(1).lower()
+            if name not in FIELDS:
+                raise _Problem(f"unknown field '{m.group(1)}:' (use title:, author:, org: or upvotes:)")
+            i = m.end()
+        quoted = i < n and line[i] == '"'
+        if quoted:
+            end = line.find('"', i + 1)
+            if end < 0:
+                snippet = line[i : i + 30].rstrip()
+                raise _Problem(f"unterminated quote after {snippet}{'…' if n - i > 30 else ''}")
+            value, i = line[i + 1 : end], end + 1
+        else:
+            j = i
+            while j < n and not line[j].isspace() and line[j] != '"':
+                j += 1
+            value, i = line[i:j], j
+        if value == "OR" and not (negated or quoted or m):
+            items.append(None)
+        else:
+            items.append((negated, _term(name, value, quoted, line[start:i])))
+    return items
+
+
+def _term(name: str, value: str, quoted: bool, raw: str) -> Term:
+    if not value and not quoted:
+        what = "a number" if name == "upvotes" else 'a word or "phrase"'
+        raise _Problem(f"'{raw}' must be followed directly by {what}")
+    if name == "upvotes":
+        m = None if quoted else _UPVOTES_RE.fullmatch(value)
+        if m is None:
+            raise _Problem(f"bad upvotes value '{raw}' (use e.g. upvotes:>=10, >, <=, < or =)")
+        return Term("upvotes", op=m.group(1) or ">=", value=int(m.group(2)))
+    words = tokenize(value)
+    if not words:
+        if quoted and not value.strip():
+            raise _Problem('empty phrase ""')
+        raise _Problem(f"'{raw}' has no letters or digits to look for")
+    return Term(name, words)
+
+
+def _structure(items: list[tuple[bool, Term] | None]) -> tuple[list[list[Term]], list[Term]]:
+    """Group lexed items into OR branches and line-wide exclusions."""
+    branches: list[list[Term]] = [[]]
+    excludes: list[Term] = []
+    for k, item in enumerate(items):
+        if item is None:
+            if k == 0:
+                raise _Problem("OR at the start of the line (put it between words)")
+            if items[k - 1] is None:
+                raise _Problem("OR twice in a row")
+            if k == len(items) - 1:
+                raise _Problem("OR at the end of the line (put it between words)")
+            branches.append([])
+        elif item[0]:
+            excludes.append(item[1])
+        else:
+            branches[-1].append(item[1])
+    if len(branches) > 1 and not all(branches):
+        raise _Problem("each side of OR needs a word to look for (exclusions like -x apply to the whole line)")
+    return [b for b in branches if b], excludes
+
+
+def _canonical(terms: Sequence[Term]) -> tuple[Term, ...]:
+    """Deduplicated, sorted by rendering."""
+    return tuple(sorted({t.render(): t for t in terms}.values(), key=Term.render))
+
+
+@lru_cache(maxsize=65536)
+def _parse(text: str) -> Filter:
+    """Parse one stripped, non-blank line (cached: subscribers share filters)."""
+    if len(text) > MAX_LINE_CHARS:
+        raise _Problem(f"filter is too long ({len(text)} characters, at most {MAX_LINE_CHARS})")
+    raw_branches, raw_excludes = _structure(_lex(text.translate(_SMART_QUOTES)))
+    if not raw_branches and not raw_excludes:
+        raise _Problem("empty filter")
+    by_key = {" ".join(t.render() for t in b): b for b in map(_canonical, raw_branches)}
+    branches = tuple(by_key[k] for k in sorted(by_key))
+    excludes = _canonical(raw_excludes)
+    key = " ".join([" OR ".join(sorted(by_key)), *("-" + t.render() for t in excludes)]).strip()
+    return Filter(text=text, key=key, branches=branches, excludes=excludes)
+
+
+def parse_filter(line: str) -> Filter:
+    """Parse one filter line; raises FilterError (line 1)."""
+    text = line.strip()
+    if not text:
+        raise FilterError(1, "empty filter")
+    try:
+        return _parse(text)
+    except _Problem as e:
+        raise FilterError(1, str(e)) from None
+
+
+def parse_topics(text: str) -> list[Filter]:
+    """Parse a textarea (one filter per line); raises TopicsError listing every problem."""
+    norm = text.replace("\r\n", "\n").replace("\r", "\n")
+    errors: list[FilterError] = []
+    content = norm.strip()
+    if len(content) > MAX_TOPICS_CHARS:
+        at = norm[: len(norm) - len(norm.lstrip()) + MAX_TOPICS_CHARS + 1].count("\n") + 1
+        errors.append(FilterError(at, f"topics are too long ({len(content)} characters, at most {MAX_TOPICS_CHARS} in all)"))
+    filters: list[Filter] = []
+    seen: set[str] = set()
+    count = 0
+    for number, line in enumerate(norm.split("\n"), start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        count += 1
+        if count == MAX_FILTERS + 1:
+            errors.append(FilterError(number, f"too many filters (at most {MAX_FILTERS}, one per line)"))
+        try:
+            f = _parse(stripped)
+        except _Problem as e:
+            errors.append(FilterError(number, str(e)))
+            continue
+        if f.key not in seen:
+            seen.add(f.key)
+            filters.append(f)
+    if errors:
+        errors.sort(key=lambda e: e.line)
+        raise TopicsError(errors)
+    return filters
+
+
+def format_topics(filters: list[Filter]) -> str:
+    """The textarea text for these filters."""
+    return "\n".join(f.text for f in filters)
+
+
+# ---------------------------------------------------------------- matching
+
+
+def iter_bits(mask: int, limit: int | None = None) -> Iterator[int]:
+    """Positions of set bits, lowest first, at most ``limit`` of them."""
+    if mask < 0:
+        raise ValueError("mask must not be negative")
+    remaining = -1 if limit is None else limit
+    while mask and remaining != 0:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+        remaining -= 1
+
+
+def _has_phrase(seq: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    first, n, j = words[0], len(words), -1
+    try:
+        while True:
+            j = seq.index(first, j + 1)
+            if seq[j : j + n] == words:
+                return True
+    except ValueError:
+        return False
+
+
+class Corpus:
+    """The papers of one matching run, in rank order (position 0 = most trending).
+
+    Per field: token -> bitset and adjacent token pair -> bitset (so a two-word phrase is
+    one lookup), plus each paper's token sequence to confirm longer phrases.
+    """
+
+    def __init__(self, papers: Sequence[PaperText]) -> None:
+        self._n = len(papers)
+        self._all = (1 << self._n) - 1
+        self._upvotes = [p.upvotes for p in papers]
+        self._seqs: dict[str, list[tuple[str, ...]]] = {f: [] for f in ("text", "title", "author", "org")}
+        self._index: dict[str, dict[str, int]] = {f: {} for f in self._seqs}
+        self._pairs: dict[str, dict[tuple[str, str], int]] = {f: {} for f in self._seqs}
+        for i, paper in enumerate(papers):
+            bit = 1 << i
+            for name, seq in _paper_fields(paper).items():
+                self._seqs[name].append(seq)
+                index, pairs = self._index[name], self._pairs[name]
+                for token in set(seq):
+                    index[token] = index.get(token, 0) | bit
+                for pair in set(zip(seq, seq[1:])):
+                    pairs[pair] = pairs.get(pair, 0) | bit
+        self._filters: dict[str, int] = {}
+        self._terms: dict[Term, int] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def evaluate(self, f: Filter) -> int:
+        """Bitset of the papers matching ``f`` (memoised)."""
+        bits = self._filters.get(f.key)
+        if bits is None:
+            bits = self._filters[f.key] = self._compute(f)
+        return bits
+
+    def match_any(self, filters: Sequence[Filter]) -> int:
+        """Papers matching any filter; all papers when there are no filters."""
+        if not filters:
+            return self._all
+        memo, out = self._filters, 0
+        for f in filters:
+            bits = memo.get(f.key)
+            out |= self.evaluate(f) if bits is None else bits
+        return out
+
+    def first_match(self, filters: Sequence[Filter], position: int) -> Filter | None:
+        """The first filter (in the given order) matching the paper at ``position``."""
+        for f in filters:
+            if self.evaluate(f) >> position & 1:
+                return f
+        return None
+
+    def _compute(self, f: Filter) -> int:
+        bits = 0 if f.branches else self._all
+        for branch in f.branches:
+            b = self._all
+            for t in branch:
+                b &= self._term(t)
+                if not b:
+                    break
+            bits |= b
+        for t in f.excludes:
+            if not bits:
+                break
+            bits &= ~self._term(t)
+        return bits
+
+    def _term(self, t: Term) -> int:
+        bits = self._terms.get(t)
+        if bits is None:
+            bits = self._terms[t] = self._compute_term(t)
+        return bits
+
+    def _compute_term(self, t: Term) -> int:
+        if t.field == "upvotes":
+            test = _COMPARE[t.op]
+            return sum(1 << i for i, v in enumerate(self._upvotes) if test(v, t.value))
+        if len(t.words) == 1:
+            return self._index[t.field].get(t.words[0], 0)
+        pairs, bits = self._pairs[t.field], self._all
+        for pair in zip(t.words, t.words[1:]):
+            bits &= pairs.get(pair, 0)
+            if not bits:
+                return 0
+        if len(t.words) > 2:  # adjacent pairs present; check they line up
+            seqs = self._seqs[t.field]
+            for i in iter_bits(bits):
+                if not _has_phrase(seqs[i], t.words):
+                    bits &= ~(1 << i)
+        return bits
