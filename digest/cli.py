@@ -108,3 +108,13 @@ def ingest(ctx: Context, day: date | None, days: int | None, file: Path | None) 
     for line in report.lines():
         click.echo(line)
 
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@pass_ctx
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Run the web app on Flask's development server (production: gunicorn 'digest.web:create_app()')."""
+    from digest.web import create_app
+
+    create_app(ctx.settings).run(host=host, port=port)
