@@ -118,3 +118,112 @@ def serve(ctx: Context, host: str, port: int) -> None:
     from digest.web import create_app
 
     create_app(ctx.settings).run(host=host, port=port)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--no-sample", is_flag=True, help="Do not load the packaged sample papers.")
+@click.option("--live", is_flag=True, help="Also fetch new papers from DIGEST_SOURCE_URL every 30 minutes.")
+@click.option("--send-now", is_flag=True, help="Send today's digests to confirmed subscribers at start.")
+def demo(host: str, port: int, no_sample: bool, live: bool, send_now: bool) -> None:
+    """Run everything in one process: SQLite, sample papers, a mail catcher at /outbox, the site.
+
+    Demo only: no secret key needed, and every email is caught, never delivered.
+    """
+    import os
+
+    from digest import demo as demo_mode
+
+    settings = load_settings(demo=True)
+    if not os.environ.get("DIGEST_BASE_URL"):  # emailed links point at this server
+        settings = settings.with_(base_url=f"http://{host}:{port}")
+    demo_mode.run(settings, host, port, sample=not no_sample, live=live, send_now=send_now)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@pass_ctx
+def stats(ctx: Context, as_json: bool) -> None:
+    """Subscribers by state, papers, the last ingest, and today's deliveries (UTC)."""
+    import json
+
+    from digest.admin import stats as collect
+    from digest.db import session_scope
+
+    with session_scope(ctx.settings) as session:
+        data = collect(session, datetime.now(timezone.utc))
+    if as_json:
+        click.echo(json.dumps(data, default=str, indent=2))
+        return
+    subs = data["subscribers"]
+    click.echo("subscribers: " + ", ".join(f"{state} {n}" for state, n in subs.items()) + f" (total {sum(subs.values())})")
+    click.echo(f"papers: {data['papers']} (latest Daily Papers day: {data['latest_paper_day'] or 'none'})")
+    last = data["last_ingest"]
+    click.echo(
+        "last ingest: never"
+        if last is None
+        else f"last ingest: {last['finished_at']:%Y-%m-%d %H:%M} UTC, fetched {last['fetched']}, "
+        f"new {last['new']}, updated {last['updated']}, skipped {last['skipped']}"
+    )
+    today = data["deliveries_today"]
+    click.echo(
+        "deliveries today: "
+        + ", ".join(f"{status} {today.get(status, 0)}" for status in ("sent", "skipped", "failed", "pending", "sending"))
+    )
+
+
+@main.group()
+def subscribers() -> None:
+    """Move a subscriber list in or out (CSV: email, topics, frequency, timezone)."""
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--confirmed", is_flag=True, help="Import as active: only for lists that opted in elsewhere.")
+@pass_ctx
+def subscribers_import(ctx: Context, file, confirmed: bool) -> None:
+    """Import FILE.csv as pending subscribers, each sent a confirmation (or active with --confirmed)."""
+    from digest.admin import import_csv
+    from digest.db import session_scope
+
+    settings = ctx.settings
+    try:
+        with session_scope(settings) as session:
+            report = import_csv(session, settings, file, datetime.now(timezone.utc), confirmed=confirmed)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(f"{getattr(file, 'name', 'the file')}: {exc}")
+    for line in report.lines():
+        click.echo(line)
+    if report.to_confirm:
+        sent = _send_confirmations(settings, report.to_confirm)
+        click.echo(f"confirmation emails: {sent}")
+    if report.errors:
+        sys.exit(1)
+
+
+def _send_confirmations(settings: Settings, ids: list[int]) -> str:
+    if settings.broker_url:
+        from workers.tasks import send_confirmation_task
+
+        for subscriber_id in ids:
+            send_confirmation_task.delay(subscriber_id)
+        return f"{len(ids)} queued for the workers"
+    from digest.subscriptions import send_confirmation
+
+    with click.progressbar(ids, label="sending confirmations", file=sys.stderr) as bar:
+        sent = sum(1 for subscriber_id in bar if send_confirmation(settings, subscriber_id))
+    return f"{sent} sent"
+
+
+@subscribers.command("export")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="Write here (default: stdout).")
+@pass_ctx
+def subscribers_export(ctx: Context, output) -> None:
+    """Write every subscriber as CSV (email, topics, frequency, timezone, state, delivery_hour)."""
+    from digest.admin import export_csv
+    from digest.db import session_scope
+
+    with session_scope(ctx.settings) as session:
+        count = export_csv(session, output)
+    click.echo(f"exported {count} subscribers", err=True)
