@@ -5,7 +5,7 @@
 
 ``app.config["DIGEST_ENQUEUE_CONFIRMATION"]`` is the one hook for mail: a callable taking a
 subscriber id, called after the sign-up transaction committed. The default sends in-process;
-a deployment with workers can point it at a queue (e.g. ``send_confirmation_task.delay``).
+with ``DIGEST_BROKER_URL`` set it enqueues ``digest.send_confirmation`` for the workers.
 """
 
 from __future__ import annotations
@@ -35,6 +35,28 @@ def send_in_process(settings: Settings) -> Callable[[int], None]:
             send_confirmation(settings, subscriber_id)
         except Exception:  # the page must not differ: log it, the user can ask again
             log.exception("could not send the confirmation to subscriber %s", subscriber_id)
+
+    return enqueue
+
+
+def send_via_queue(settings: Settings) -> Callable[[int], None]:
+    """With a broker: enqueue the confirmation for a worker; the request never waits on SMTP.
+
+    Called after the sign-up transaction committed, so the worker always finds the row. If the
+    broker cannot take the task (Redis down), send in-process rather than lose the email.
+    """
+    fallback = send_in_process(settings)
+
+    def enqueue(subscriber_id: int) -> None:
+        from workers.tasks import send_confirmation_task
+
+        try:
+            send_confirmation_task.apply_async(
+                (subscriber_id,), retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+            )
+        except Exception:
+            log.warning("broker unavailable: sending the confirmation to subscriber %s in-process", subscriber_id)
+            fallback(subscriber_id)
 
     return enqueue
 
@@ -72,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         DIGEST_SETTINGS=settings,
-        DIGEST_ENQUEUE_CONFIRMATION=send_in_process(settings),
+        DIGEST_ENQUEUE_CONFIRMATION=send_via_queue(settings) if settings.broker_url else send_in_process(settings),
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         SESSION_COOKIE_NAME="digest_session",
@@ -87,10 +109,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     if proxies:  # behind N reverse proxies: take the client address from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
-    from digest.web import site, views
+    from digest.web import outbox, site, views
 
     csrf = CSRFProtect(app)
     limiter = make_limiter(app, settings)
     views.register(app, limiter, csrf, settings)
     site.register(app, settings)
+    outbox.register(app, settings)  # demo mode only
     return app

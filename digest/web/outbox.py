@@ -1,0 +1,132 @@
+"""The demo's mail catcher, readable in the browser at /outbox. Registered only in demo mode.
+
+Every message the demo sends (confirmations, digests) goes over SMTP to the built-in catcher
+(:mod:`digest.catcher`), which files it in ``<data dir>/outbox``; this page lists and shows them.
+A message's HTML is served from its own URL with its own Content-Security-Policy (inline styles,
+no scripts) and shown in a sandboxed frame, so a hostile paper title can do nothing here either.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, url_for
+
+from digest.config import Settings
+from digest.transport import outbox_folder
+
+NAME = re.compile(r"^\d{20}-[0-9a-f]{8}\.eml$")
+LIST_LIMIT = 200
+
+FRAME_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; "
+    "frame-ancestors 'self'; base-uri 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+
+bp = Blueprint("outbox", __name__, url_prefix="/outbox")
+
+
+def _folder() -> Path:
+    settings: Settings = current_app.config["DIGEST_SETTINGS"]
+    return outbox_folder(settings)
+
+
+def _parse(path: Path, headers_only: bool = False) -> EmailMessage:
+    parser = BytesParser(policy=policy.default)
+    with path.open("rb") as f:
+        return parser.parse(f, headersonly=headers_only)  # type: ignore[return-value]
+
+
+def _message_path(name: str) -> Path:
+    if not NAME.match(name):
+        abort(404)
+    path = _folder() / name
+    if not path.is_file():
+        abort(404)
+    return path
+
+
+def _summary(path: Path) -> dict:
+    msg = _parse(path, headers_only=True)
+    try:
+        sent = parsedate_to_datetime(msg["Date"]) if msg["Date"] else None
+    except (TypeError, ValueError):
+        sent = None
+    return {
+        "name": path.name,
+        "subject": str(msg["Subject"] or "(no subject)"),
+        "to": str(msg["To"] or ""),
+        "date": sent,
+        "kind": "digest" if msg["List-Unsubscribe"] else "account",
+    }
+
+
+def list_messages(folder: Path, limit: int = LIST_LIMIT) -> list[dict]:
+    """The newest messages first (file names start with the time they were filed)."""
+    if not folder.is_dir():
+        return []
+    names = sorted((p for p in folder.iterdir() if NAME.match(p.name)), key=lambda p: p.name, reverse=True)
+    return [_summary(p) for p in names[:limit]]
+
+
+@bp.get("/")
+def index():
+    folder = _folder()
+    total = sum(1 for p in folder.iterdir() if NAME.match(p.name)) if folder.is_dir() else 0
+    return render_template("outbox.html", messages=list_messages(folder), total=total, limit=LIST_LIMIT)
+
+
+@bp.post("/send-now")
+def send_now():
+    from digest.demo import send_todays_digests
+
+    settings: Settings = current_app.config["DIGEST_SETTINGS"]
+    report = send_todays_digests(settings, datetime.now(timezone.utc))
+    return redirect(url_for("outbox.index", sent=report.sent, skipped=report.skipped), code=303)
+
+
+@bp.get("/<name>")
+def show(name: str):
+    msg = _parse(_message_path(name))
+    text = msg.get_body(preferencelist=("plain",))
+    html = msg.get_body(preferencelist=("html",))
+    headers = [(k, str(v)) for k, v in msg.items() if k.lower() not in {"content-type", "mime-version"}]
+    return render_template(
+        "outbox_message.html",
+        name=name,
+        subject=str(msg["Subject"] or "(no subject)"),
+        headers=headers,
+        text=text.get_content() if text is not None else None,
+        has_html=html is not None,
+    )
+
+
+@bp.get("/<name>/html")
+def show_html(name: str):
+    html = _parse(_message_path(name)).get_body(preferencelist=("html",))
+    if html is None:
+        abort(404)
+    body = html.get_content()
+    # links open in the whole window, not inside the frame
+    body = re.sub(r"(<head[^>]*>)", r'\1<base target="_top">', body, count=1, flags=re.I)
+    response = Response(body, mimetype="text/html")
+    response.headers.update(FRAME_HEADERS)
+    return response
+
+
+@bp.get("/<name>/raw")
+def raw(name: str):
+    path = _message_path(name)
+    return Response(path.read_bytes(), mimetype="text/plain; charset=utf-8")
+
+
+def register(app, settings: Settings) -> None:
+    if settings.demo:
+        app.register_blueprint(bp)
