@@ -19,6 +19,8 @@ MAX_FILTERS = 20
 FIELDS = ("title", "author", "org", "upvotes")
 _WORD_RE = re.compile(r"[^\W_]+")
 _FIELD_RE = re.compile(r"([^\W\d_]+):")
+_SPACES = re.compile(r"\s*")  # \s is str.isspace()
+_BARE = re.compile(r'[^\s"]*')  # an unquoted value runs to whitespace or a quote
 _UPVOTES_RE = re.compile(r"(>=|<=|>|<|=)?([0-9]{1,12})")
 _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"'})
 _SEP = ""  # separates independent texts (title/abstract, authors) in a token sequence
@@ -48,6 +50,8 @@ class _Problem(Exception):
 
 def tokenize(text: str) -> tuple[str, ...]:
     """Casefolded, NFKC-normalised words (maximal runs of letters/digits)."""
+    if text.isascii():  # NFKC leaves ASCII alone and casefold() is lower() on it
+        return tuple(_WORD_RE.findall(text.lower()))
     norm = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     return tuple(_WORD_RE.findall(norm))
 
@@ -144,10 +148,10 @@ def _lex(line: str) -> list[tuple[bool, Term] | None]:
     """Split a line into ``None`` (OR) and ``(negated, term)`` items."""
     items: list[tuple[bool, Term] | None] = []
     i, n = 0, len(line)
-    while i < n:
-        if line[i].isspace():
-            i += 1
-            continue
+    while True:
+        i = _SPACES.match(line, i).end()
+        if i >= n:
+            break
         start = i
         negated = line[i] == "-"
         i += negated
@@ -166,9 +170,7 @@ def _lex(line: str) -> list[tuple[bool, Term] | None]:
                 raise _Problem(f"unterminated quote after {snippet}{'…' if n - i > 30 else ''}")
             value, i = line[i + 1 : end], end + 1
         else:
-            j = i
-            while j < n and not line[j].isspace() and line[j] != '"':
-                j += 1
+            j = _BARE.match(line, i).end()
             value, i = line[i:j], j
         if value == "OR" and not (negated or quoted or m):
             items.append(None)
@@ -216,9 +218,13 @@ def _structure(items: list[tuple[bool, Term] | None]) -> tuple[list[list[Term]],
     return [b for b in branches if b], excludes
 
 
-def _canonical(terms: Sequence[Term]) -> tuple[Term, ...]:
-    """Deduplicated, sorted by rendering."""
-    return tuple(sorted({t.render(): t for t in terms}.values(), key=Term.render))
+def _canonical(terms: Sequence[Term]) -> tuple[str, tuple[Term, ...]]:
+    """Deduplicated, sorted by rendering; with the renderings joined (each rendered once)."""
+    if len(terms) < 2:  # the usual case: a branch of one term, or no exclusions
+        return (terms[0].render(), (terms[0],)) if terms else ("", ())
+    rendered = {t.render(): t for t in terms}
+    keys = sorted(rendered)
+    return " ".join(keys), tuple(rendered[k] for k in keys)
 
 
 @lru_cache(maxsize=65536)
@@ -229,10 +235,11 @@ def _parse(text: str) -> Filter:
     raw_branches, raw_excludes = _structure(_lex(text.translate(_SMART_QUOTES)))
     if not raw_branches and not raw_excludes:
         raise _Problem("empty filter")
-    by_key = {" ".join(t.render() for t in b): b for b in map(_canonical, raw_branches)}
-    branches = tuple(by_key[k] for k in sorted(by_key))
-    excludes = _canonical(raw_excludes)
-    key = " ".join([" OR ".join(sorted(by_key)), *("-" + t.render() for t in excludes)]).strip()
+    by_key = dict(map(_canonical, raw_branches))
+    branch_keys = sorted(by_key)
+    branches = tuple(by_key[k] for k in branch_keys)
+    excludes = _canonical(raw_excludes)[1]
+    key = " ".join([" OR ".join(branch_keys), *("-" + t.render() for t in excludes)]).strip()
     return Filter(text=text, key=key, branches=branches, excludes=excludes)
 
 

@@ -1,0 +1,93 @@
+"""``python -m bench {all,matching,render,smtp,e2e,memory} [--quick]``: run stages, print a table, write JSON.
+
+Each stage measures ours and its baseline in the same run; see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bench.report import Row, print_table, write_json
+
+STAGES = ("matching", "render", "smtp", "e2e", "memory")
+
+# (quick, full) sizes per stage
+SIZES = {
+    "matching": {"n": (100_000, 100_000), "m": (1_000, 1_000), "sample": (200, 2_000), "literal": (20, 100), "repeat": (1, 3)},
+    "render": {"emails": (2_000, 10_000)},
+    "smtp": {"messages": (2_000, 20_000), "connections": ((1, 4), (1, 4, 8))},
+    "e2e": {"subscribers": (10_000, 100_000)},
+    "memory": {"subscribers": (100_000, 1_000_000)},
+}
+
+
+def _size(stage: str, key: str, quick: bool, override=None):
+    return override if override is not None else SIZES[stage][key][0 if quick else 1]
+
+
+def run_stage(stage: str, args) -> list[Row]:
+    q = args.quick
+    if stage == "matching":
+        from bench import matching
+
+        return matching.run(
+            _size(stage, "n", q, args.subscribers),
+            _size(stage, "m", q, args.papers),
+            sample=_size(stage, "sample", q),
+            literal_sample=_size(stage, "literal", q),
+            repeat=_size(stage, "repeat", q),
+        )
+    if stage == "render":
+        from bench import rendering
+
+        return rendering.run(_size(stage, "emails", q, args.emails))
+    if stage == "smtp":
+        from bench import smtp
+
+        return smtp.run(_size(stage, "messages", q, args.messages), _size(stage, "connections", q))
+    if stage == "e2e":
+        from bench import e2e
+
+        return e2e.run_e2e(_size(stage, "subscribers", q, args.subscribers), workers=args.workers)
+    if stage == "memory":
+        from bench import e2e
+
+        return e2e.run_memory(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, quick=q)
+    raise SystemExit(f"unknown stage {stage!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("stages", nargs="+", choices=("all", *STAGES), help="stages to run, or all")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes in all)")
+    parser.add_argument("--subscribers", type=int, help="override N for matching / e2e / memory")
+    parser.add_argument("--papers", type=int, help="override M for matching")
+    parser.add_argument("--emails", type=int, help="override the number of digests rendered")
+    parser.add_argument("--messages", type=int, help="override the number of SMTP messages per run")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2, one per core)")
+    parser.add_argument("--json", type=Path, help="where to write results (default bench/results/latest.json)")
+    args = parser.parse_args(argv)
+    stages = STAGES if "all" in args.stages else tuple(s for s in STAGES if s in args.stages)
+
+    rows: list[Row] = []
+    started = time.perf_counter()
+    for stage in stages:
+        t0 = time.perf_counter()
+        try:
+            rows += run_stage(stage, args)
+        except Exception as exc:  # one broken stage must not lose the others' figures
+            import traceback
+
+            traceback.print_exc()
+            rows.append(Row(stage, "stage failed", float("nan"), "", note=f"{type(exc).__name__}: {exc}"[:300]))
+        print(f"[{stage} done in {time.perf_counter() - t0:.0f} s]", flush=True)
+    path = write_json(rows, {"stages": list(stages), "quick": args.quick} | {k: v for k, v in vars(args).items() if k not in ("stages", "json") and v is not None}, args.json)
+    print_table(rows, f"digest benchmarks ({'quick' if args.quick else 'full'}, {time.perf_counter() - started:.0f} s)")
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
