@@ -8,10 +8,12 @@ evaluated on every paper with ``Filter.matches``, sorted by trending, no index i
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -135,3 +137,23 @@ class FaultySmtpServer(SmtpServer):
             self.hanging.set()  # the test now stops the server under this message
             await asyncio.sleep(60)
         return await super().handle_DATA(server, session, envelope)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
+
+@pytest.fixture
+def chromium():
+    """Debian's headless Chromium through Playwright (never a downloaded browser)."""
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
+        if os.environ.get("DIGEST_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"browser tests are required (DIGEST_REQUIRE_SERVICES=1): {message}", pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
