@@ -34,7 +34,9 @@ class Rendered:
 
 def one_line(value: str, limit: int = 250) -> str:
     """Collapse every run of whitespace (CR/LF included) to one space: safe in a header."""
-    value = _SPACES.sub(" ", "".join(ch if ch.isprintable() else " " for ch in value)).strip()
+    if not value.isprintable():  # the per-character pass only when there is something to replace
+        value = "".join(ch if ch.isprintable() else " " for ch in value)
+    value = _SPACES.sub(" ", value).strip()
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
@@ -72,7 +74,9 @@ class EmailTemplates:
 
     def __init__(self, folder: Path = TEMPLATES_DIR) -> None:
         self.loader = jinja2.FileSystemLoader(str(folder))
-        common = dict(loader=self.loader, undefined=jinja2.StrictUndefined, finalize=_finalize)
+        # auto_reload off: templates do not change under a running process, and with it on every
+        # render of a template that extends another stats the base's file (a syscall per email)
+        common = dict(loader=self.loader, undefined=jinja2.StrictUndefined, finalize=_finalize, auto_reload=False)
         self.html_env = jinja2.Environment(autoescape=True, **common)
         self.text_env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, **common)
         self._cache: dict[str, tuple[jinja2.Template, jinja2.Template, jinja2.Template]] = {}
