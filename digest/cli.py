@@ -87,16 +87,22 @@ def _parse_day(_ctx, _param, value: str | None) -> date | None:
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Load a saved API response instead of fetching.")
 @pass_ctx
 def ingest(ctx: Context, day: date | None, days: int | None, file: Path | None) -> None:
-    """Fetch new papers from the Daily Papers API and store them."""
+    """Fetch new papers from the Daily Papers API and store them.
+
+    Prints fetched / new / updated / skipped (with reasons). Fails (exit 1) without storing anything
+    when any requested day cannot be fetched, or the database refuses the batch.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
     from digest.ingest import ingest_days, ingest_file
     from digest.sources import SourceError
 
+    if file is not None and (day or days):
+        raise click.UsageError("--file cannot be combined with --date/--days")
     settings = ctx.settings
     progress = sys.stderr.isatty()
     try:
         if file is not None:
-            if day or days:
-                raise click.UsageError("--file cannot be combined with --date/--days")
             report = ingest_file(settings, file)
         else:
             end = day or datetime.now(timezone.utc).date()
@@ -105,6 +111,8 @@ def ingest(ctx: Context, day: date | None, days: int | None, file: Path | None) 
             report = ingest_days(settings, wanted, progress=progress)
     except SourceError as exc:
         fail(f"ingest failed, nothing stored: {exc}")
+    except SQLAlchemyError as exc:  # not migrated, server down…
+        fail(f"ingest failed, nothing stored: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
     for line in report.lines():
         click.echo(line)
 
@@ -227,3 +235,47 @@ def subscribers_export(ctx: Context, output) -> None:
     with session_scope(ctx.settings) as session:
         count = export_csv(session, output)
     click.echo(f"exported {count} subscribers", err=True)
+
+
+def _parse_at(_ctx, _param, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"expected an ISO-8601 moment such as 2026-11-30T07:00 or 2026-11-30T07:00+01:00, got {value!r}"
+        ) from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+@main.command()
+@click.option("--at", "at", callback=_parse_at, metavar="ISO-8601", help="Decide as if it were this moment (no offset: UTC).")
+@click.option("--dry-run", is_flag=True, help="Print who would get which papers; send nothing, write nothing.")
+@pass_ctx
+def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
+    """Send the digests that are due now (or at --at); with DIGEST_BROKER_URL, queue them for the workers."""
+    from digest.deliver import send_due
+
+    settings = ctx.settings
+    moment = at or datetime.now(timezone.utc)
+    if dry_run:
+        report = send_due(settings, moment, dry_run=True)
+        for preview in report.previews:
+            start, end = preview.window
+            days = "no new days" if start > end else f"papers of {start}" + ("" if start == end else f"..{end}")
+            click.echo(f"{preview.email} ({preview.period}, {days}): {len(preview.papers)} papers")
+            for number, (title, matched) in enumerate(preview.papers, start=1):
+                click.echo(f"  {number:2d}. {' '.join(title.split())}  [matched: {matched or 'no filters: all papers'}]")
+        click.echo(report.line())
+        return
+    if settings.broker_url:
+        from digest.jobs import plan_and_dispatch
+        from workers.tasks import send_batch
+
+        click.echo(plan_and_dispatch(settings, moment, lambda ids: send_batch.delay(ids)).line() + "; queued for the workers")
+        return
+    report = send_due(settings, moment)
+    click.echo(report.line())
+    if report.deferred:
+        fail(f"{len(report.deferred)} digests could not be sent now (SMTP trouble); they stay pending for the next run")

@@ -1,0 +1,189 @@
+"""The delivery ledger: one row per (subscriber, digest period), and every change of its state.
+
+``plan`` creates the rows of due digests (``INSERT … ON CONFLICT DO NOTHING`` on the unique
+(subscriber, period) constraint: planning twice, or two planners at once, makes one row) and moves
+each subscriber's ``next_due_at`` on. A sender ``claim``s rows with one conditional UPDATE
+(``pending``, or ``sending`` with a claim older than ``DIGEST_CLAIM_TIMEOUT``; ``SKIP LOCKED`` on
+PostgreSQL), so two senders never hold the same row, and ``finish``es each row as it goes:
+``sent`` (with its items) right after the SMTP server accepted it, ``skipped``, ``failed``, or back
+to ``pending`` for a later run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from digest.compose import Due, Pick, due_digest, paper_days, previous_ends
+from digest.config import Settings
+from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber, SubscriberState
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500  # due subscribers read per keyset page while planning
+
+def due_pages(session: Session, at: datetime, page: int = PAGE_SIZE) -> Iterator[list]:
+    """Active subscribers due at ``at``, by id, a keyset page at a time."""
+    last = 0
+    while True:
+        rows = session.execute(
+            select(Subscriber.id, Subscriber.email, Subscriber.frequency, Subscriber.timezone, Subscriber.delivery_hour)
+            .where(Subscriber.state == SubscriberState.active, Subscriber.next_due_at <= at, Subscriber.id > last)
+            .order_by(Subscriber.id)
+            .limit(page)
+        ).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1].id
+
+
+def dues_of(session: Session, rows: Sequence, at: datetime, days: list[date]) -> list[Due]:
+    ends = previous_ends(session, [r.id for r in rows])
+    return [due_digest(r.id, r.frequency.value, r.timezone, r.delivery_hour, at, ends.get(r.id), days) for r in rows]
+
+
+def existing(session: Session, dues: Sequence[Due]) -> dict[tuple[int, str], tuple[int, DeliveryStatus]]:
+    """The existing ledger rows of these (subscriber, period) pairs: id and status (one query)."""
+    wanted = {(d.subscriber_id, d.period) for d in dues}
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Delivery.subscriber_id, Delivery.period, Delivery.id, Delivery.status).where(
+            Delivery.subscriber_id.in_({s for s, _ in wanted}), Delivery.period.in_({p for _, p in wanted})
+        )
+    )
+    return {(s, p): (i, st) for s, p, i, st in rows if (s, p) in wanted}
+
+
+def _insert_ignoring_duplicates(session: Session, dues: Sequence[Due]) -> None:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(Delivery).on_conflict_do_nothing(index_elements=["subscriber_id", "period"])
+    session.execute(
+        statement,
+        [
+            dict(
+                subscriber_id=d.subscriber_id,
+                period=d.period,
+                scheduled_for=d.slot,
+                window_start=d.window_start,
+                window_end=d.window_end,
+                status=DeliveryStatus.pending,
+            )
+            for d in dues
+        ],
+    )
+
+
+def plan(session: Session, settings: Settings, at: datetime, *, page_size: int = PAGE_SIZE) -> list[int]:
+    """One ledger row per due subscriber for the period of ``at``; advance their ``next_due_at``.
+
+    Returns the ids of those rows that are pending (a period already sent or skipped is not
+    planned again). The caller commits; only then may a sender be handed the ids.
+    """
+    days = paper_days(session, at)
+    planned: list[int] = []
+    for rows in due_pages(session, at, page_size):
+        dues = dues_of(session, rows, at, days)
+        _insert_ignoring_duplicates(session, dues)
+        session.execute(update(Subscriber), [{"id": d.subscriber_id, "next_due_at": d.next_due_at} for d in dues])
+        ledger = existing(session, dues)
+        planned += sorted(i for i, status in ledger.values() if status == DeliveryStatus.pending)
+    log.info("planned %d digests due at %s", len(planned), at.isoformat())
+    return planned
+
+
+def waiting(session: Session, settings: Settings, at: datetime, now: datetime) -> list[int]:
+    """Rows an earlier run left: pending (deferred) ones, and claims older than the claim timeout."""
+    cutoff = now - timedelta(seconds=settings.claim_timeout)
+    return list(
+        session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.scheduled_for <= at,
+                or_(
+                    Delivery.status == DeliveryStatus.pending,
+                    and_(Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < cutoff),
+                ),
+            )
+            .order_by(Delivery.id)
+        )
+    )
+
+
+def claim(session: Session, settings: Settings, ids: Sequence[int], now: datetime) -> dict[int, int]:
+    """Take the rows no other sender holds: id -> attempts (this one included). Commits."""
+    cutoff = now - timedelta(seconds=settings.claim_timeout)
+    claimable = or_(
+        Delivery.status == DeliveryStatus.pending,
+        and_(Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < cutoff),
+    )
+    # SKIP LOCKED (PostgreSQL): a row another sender is claiming right now is simply not ours.
+    free = select(Delivery.id).where(Delivery.id.in_(list(ids)), claimable).with_for_update(skip_locked=True)
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(free.scalar_subquery()), claimable)
+        .values(status=DeliveryStatus.sending, claimed_at=now, attempts=Delivery.attempts + 1)
+        .returning(Delivery.id, Delivery.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = {i: attempts for i, attempts in result}
+    session.commit()
+    return claimed
+
+
+def finish(session: Session, ids: Sequence[int], **values) -> int:
+    """Move rows we hold (still ``sending``) to their outcome; commits; returns how many moved."""
+    if not ids:
+        return 0
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(list(ids)), Delivery.status == DeliveryStatus.sending)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount or 0
+
+
+def record_sent(
+    session: Session, delivery_id: int, subscriber_id: int, shown: Sequence[Pick], mid: str, now: datetime
+) -> bool:
+    """The SMTP server accepted the message: the row is ``sent`` with its items. Commits."""
+    moved = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.sending)
+        .values(status=DeliveryStatus.sent, sent_at=now, message_id=mid, paper_count=len(shown), error=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved:
+        session.add_all(
+            DeliveryItem(
+                delivery_id=delivery_id,
+                paper_id=pick.paper.id,
+                subscriber_id=subscriber_id,
+                position=position,
+                matched_filter=pick.matched,
+            )
+            for position, pick in enumerate(shown)
+        )
+    else:  # our claim timed out and another sender took the row over
+        log.warning("delivery %s was sent but is no longer ours; left as the other sender records it", delivery_id)
+    session.commit()
+    return bool(moved)
+
+
+def suppress(session: Session, delivery_id: int, subscriber_id: int, reason: str) -> None:
+    """A permanent refusal: the subscriber gets no more mail (reason kept), the row ``failed``."""
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id, Subscriber.state == SubscriberState.active)
+        .values(state=SubscriberState.suppressed, suppressed_reason=reason, next_due_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    finish(session, [delivery_id], status=DeliveryStatus.failed, error=reason)
