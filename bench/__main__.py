@@ -42,11 +42,11 @@ def run_stage(stage: str, args) -> list[Row]:
     if stage == "render":
         from bench import rendering
 
-        return rendering.run(_size(stage, "emails", q, args.emails))
+        return rendering.run(_size(stage, "emails", q, args.emails), repeat=2 if q else 3)
     if stage == "smtp":
         from bench import smtp
 
-        return smtp.run(_size(stage, "messages", q, args.messages), _size(stage, "connections", q))
+        return smtp.run(_size(stage, "messages", q, args.messages), _size(stage, "connections", q), repeat=2 if q else 3)
     if stage == "e2e":
         from bench import e2e
 
