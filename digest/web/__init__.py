@@ -109,11 +109,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     if proxies:  # behind N reverse proxies: take the client address from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
-    from digest.web import outbox, site, views
+    from digest.web import archive, outbox, site, views
 
     csrf = CSRFProtect(app)
     limiter = make_limiter(app, settings)
     views.register(app, limiter, csrf, settings)
+    archive.register(app, limiter, settings)
     site.register(app, settings)
     outbox.register(app, settings)  # demo mode only
     return app

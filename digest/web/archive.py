@@ -1,0 +1,86 @@
+"""The web archive of a sent digest ("view in browser"): ``/digest/<signed token>``.
+
+Rendered from the ledger (the delivery's items: the papers it showed and the filter each matched)
+with the email's own templates, so the page shows what the email showed. The email's HTML needs its
+inline styles, so this page has its own Content-Security-Policy allowing them and nothing else: no
+script, no form, no framing.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, make_response
+from flask_limiter import Limiter
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from digest import tokens
+from digest.compose import Pick
+from digest.config import Settings
+from digest.db import session_scope
+from digest.emails import DigestMailer, Reader, links_for
+from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber
+from digest.render import Rendered
+from digest.web.site import error_page
+
+ARCHIVE_CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "style-src 'unsafe-inline'",  # the email's inline styles and its <style> (dark mode, phones)
+        "img-src 'self' https: data:",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def archived_digest(session: Session, settings: Settings, delivery_public_id: str) -> Rendered | None:
+    """The sent digest ``delivery_public_id`` rendered again from the ledger; None if there is none."""
+    delivery = session.scalar(
+        select(Delivery)
+        .where(Delivery.public_id == delivery_public_id, Delivery.status == DeliveryStatus.sent)
+        .options(
+            selectinload(Delivery.items).joinedload(DeliveryItem.paper),
+            joinedload(Delivery.subscriber).selectinload(Subscriber.filters),
+        )
+    )
+    if delivery is None:
+        return None
+    subscriber = delivery.subscriber
+    reader = Reader(
+        subscriber.email,
+        subscriber.frequency.value,
+        subscriber.timezone,
+        subscriber.delivery_hour,
+        tuple(f.text for f in subscriber.filters),
+    )
+    picks = [Pick(item.paper, item.matched_filter) for item in delivery.items]
+    links = links_for(settings, subscriber.public_id, None)  # no "view in browser" on the page itself
+    rendered, _ = DigestMailer(settings).render(picks, reader, (delivery.window_start, delivery.window_end), links)
+    return rendered
+
+
+def archive(token: str):
+    settings: Settings = current_app.config["DIGEST_SETTINGS"]
+    try:
+        public_id = tokens.read_token(settings, "archive", token)
+    except tokens.BadToken:
+        return error_page(
+            400,
+            "This link doesn't work",
+            "It may have been copied incompletely. Open the digest from its email and use "
+            "“View in browser” again.",
+        )
+    with session_scope(settings) as session:
+        rendered = archived_digest(session, settings, public_id)
+    if rendered is None:
+        return error_page(404, "This digest is not available", "It was never sent, or it has been deleted.")
+    response = make_response(rendered.html)
+    response.headers["Content-Security-Policy"] = ARCHIVE_CSP
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def register(app: Flask, limiter: Limiter, settings: Settings) -> None:
+    limit = settings.extra.get("rate_limit_links", "30 per minute; 300 per hour")
+    app.add_url_rule("/digest/<token>", "archive", limiter.limit(limit, override_defaults=False)(archive))
