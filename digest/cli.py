@@ -264,7 +264,8 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
         for preview in report.previews:
             start, end = preview.window
             days = "no new days" if start > end else f"papers of {start}" + ("" if start == end else f"..{end}")
-            click.echo(f"{preview.email} ({preview.period}, {days}): {len(preview.papers)} papers")
+            count = len(preview.papers)
+            click.echo(f"{preview.email} ({preview.period}, {days}): {count} paper{'' if count == 1 else 's'}")
             for number, (title, matched) in enumerate(preview.papers, start=1):
                 click.echo(f"  {number:2d}. {' '.join(title.split())}  [matched: {matched or 'no filters: all papers'}]")
         click.echo(report.line())

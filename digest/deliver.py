@@ -151,6 +151,7 @@ def send_deliveries(
         if not claimed:
             return report
         open_rows = set(claimed)  # claimed, not yet finished: released to pending if we stop early
+        trouble: str | None = "sender stopped by an unexpected error"
         own_transport = transport is None
         transport = transport or make_transport(settings)
         try:
@@ -161,10 +162,12 @@ def send_deliveries(
             report.skipped = finish(session, empty, status=DeliveryStatus.skipped, paper_count=0)
             report.skipped += finish(session, gone, status=DeliveryStatus.skipped, error="no longer subscribed")
             open_rows -= {*empty, *gone}
-            _send_batch(session, settings, [o for o in batch if o.picks and o.active], claimed, transport, now, report, open_rows)
+            trouble = _send_batch(
+                session, settings, [o for o in batch if o.picks and o.active], claimed, transport, now, report, open_rows
+            )
         finally:
             if open_rows:
-                finish(session, sorted(open_rows), status=DeliveryStatus.pending)
+                finish(session, sorted(open_rows), status=DeliveryStatus.pending, error=trouble)
                 report.deferred += sorted(open_rows)
             if own_transport:
                 transport.close()
@@ -181,7 +184,8 @@ def _send_batch(
     now: datetime,
     report: SendReport,
     open_rows: set[int],
-) -> None:
+) -> str | None:
+    """Send each row, recording its outcome; returns why it stopped early (connection trouble) or None."""
     mailer = DigestMailer(settings)
     sender = settings.mail_from_address.addr_spec
     suppressed: set[int] = set()
@@ -205,7 +209,7 @@ def _send_batch(
         except PermanentError as exc:
             if _connection_trouble(exc):
                 log.error("SMTP server refuses to send at all (%s); batch deferred", exc)
-                return
+                return str(exc)
             log.warning("digest %s refused for good, suppressing subscriber %s: %s", item.delivery_id, item.subscriber_id, exc)
             suppress(session, item.delivery_id, item.subscriber_id, str(exc))
             suppressed.add(item.subscriber_id)
@@ -214,7 +218,7 @@ def _send_batch(
         except (TransientError, OSError) as exc:
             if isinstance(exc, OSError) or _connection_trouble(exc):
                 log.warning("SMTP connection trouble (%s); %d rows deferred", exc, len(open_rows))
-                return
+                return str(exc)
             if attempts[item.delivery_id] >= MAX_ATTEMPTS:
                 error = f"gave up after {MAX_ATTEMPTS} attempts: {exc}"
                 report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error=error)
@@ -225,6 +229,7 @@ def _send_batch(
             record_sent(session, item.delivery_id, item.subscriber_id, shown, mid, now)
             report.sent += 1
         open_rows.discard(item.delivery_id)
+    return None
 
 
 # ---------------------------------------------------------------- the whole run

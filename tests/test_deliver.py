@@ -299,6 +299,7 @@ def test_server_gone_mid_batch_sent_stay_sent_rest_pending_next_run_sends_each_o
     report = out["report"]
     assert report.sent == 2 and len(report.deferred) == 4
     assert Counter(r.status for r in rows(session)) == {DeliveryStatus.sent: 2, DeliveryStatus.pending: 4}
+    assert all("SMTP" in r.error for r in rows(session, status=DeliveryStatus.pending))  # why, for the operator
 
     again = FaultySmtpServer()
     again.start()
