@@ -55,6 +55,7 @@ class Settings:
     claim_timeout: int = 600
     digest_size: int = 10
     data_dir: Path = DEFAULT_DATA_DIR
+    trusted_proxies: int = 0  # reverse proxies in front of the web app (X-Forwarded-For hops to trust)
     extra: dict = field(default_factory=dict)  # per-test overrides (e.g. rate limits)
 
     @property
@@ -192,6 +193,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         claim_timeout=_int("DIGEST_CLAIM_TIMEOUT", get("DIGEST_CLAIM_TIMEOUT") or "600", 10, 86400),
         digest_size=_int("DIGEST_DIGEST_SIZE", get("DIGEST_DIGEST_SIZE") or "10", 1, 50),
         data_dir=data_dir,
+        trusted_proxies=_int("DIGEST_TRUSTED_PROXIES", get("DIGEST_TRUSTED_PROXIES") or "0", 0, 5),
     )
 
 
@@ -208,4 +210,5 @@ VARIABLES = (
     "DIGEST_CLAIM_TIMEOUT",
     "DIGEST_DIGEST_SIZE",
     "DIGEST_DATA_DIR",
+    "DIGEST_TRUSTED_PROXIES",
 )

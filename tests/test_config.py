@@ -56,6 +56,8 @@ def test_smtp_url_forms(url, host, port, ssl, starttls, user, password):
         ("DIGEST_DIGEST_SIZE", "500"),
         ("DIGEST_DEMO", "maybe"),
         ("DIGEST_SECRET_KEY", "short"),
+        ("DIGEST_TRUSTED_PROXIES", "all"),
+        ("DIGEST_TRUSTED_PROXIES", "9"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable, value):

@@ -92,6 +92,23 @@ def test_rate_limits_count_per_client_address(web_settings):
     assert client.post("/", data=data, environ_base=second).status_code == 303
 
 
+def test_behind_a_trusted_proxy_the_limit_counts_the_forwarded_client_not_the_proxy(web_settings):
+    client = create_app(web_settings.with_(trusted_proxies=1, extra={"rate_limit_subscribe": "1 per minute"})).test_client()
+    proxy = {"REMOTE_ADDR": "10.0.0.5"}
+    page = client.get("/", environ_base=proxy)
+    data = {"csrf_token": csrf_token(page.data), "email": "a@example.org", "frequency": "daily", "timezone": "UTC"}
+    ann, bob = {"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "198.51.100.8"}
+    assert client.post("/", data=data, headers=ann, environ_base=proxy).status_code == 303
+    assert client.post("/", data=data, headers=ann, environ_base=proxy).status_code == 429
+    assert client.post("/", data=data, headers=bob, environ_base=proxy).status_code == 303
+    # without trusting the proxy, a client cannot dodge the limit by inventing X-Forwarded-For
+    direct = create_app(web_settings.with_(extra={"rate_limit_subscribe": "1 per minute"})).test_client()
+    page = direct.get("/", environ_base=proxy)
+    data["csrf_token"] = csrf_token(page.data)
+    assert direct.post("/", data=data, headers=ann, environ_base=proxy).status_code == 303
+    assert direct.post("/", data=data, headers=bob, environ_base=proxy).status_code == 429
+
+
 @pytest.mark.redis
 def test_with_a_broker_the_limit_is_shared_by_every_web_worker(web_settings, redis_url):
     """Two app instances (two gunicorn workers) count in the same Redis."""

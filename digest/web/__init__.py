@@ -40,19 +40,26 @@ def send_in_process(settings: Settings) -> Callable[[int], None]:
 
 
 def send_via_queue(settings: Settings) -> Callable[[int], None]:
-    """With a broker: enqueue the confirmation for a worker; the request never waits on SMTP.
+    """With a broker: enqueue ``digest.send_confirmation`` for a worker; the request never waits on SMTP.
 
-    Called after the sign-up transaction committed, so the worker always finds the row. If the
-    broker cannot take the task (Redis down), send in-process rather than lose the email.
+    Called after the sign-up transaction committed, so the worker always finds the row. The task
+    is sent by name from a Celery client built from these settings (the web process imports no
+    task code). If the broker cannot take it (Redis down), send in-process rather than lose it.
     """
     fallback = send_in_process(settings)
+    client = []
 
     def enqueue(subscriber_id: int) -> None:
-        from workers.tasks import send_confirmation_task
+        from workers.factory import make_celery
 
         try:
-            send_confirmation_task.apply_async(
-                (subscriber_id,), retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+            if not client:
+                client.append(make_celery(settings))
+            client[0].send_task(
+                "digest.send_confirmation",
+                args=(subscriber_id,),
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
             )
         except Exception:
             log.warning("broker unavailable: sending the confirmation to subscriber %s in-process", subscriber_id)
@@ -105,7 +112,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         # so Flask-WTF's HTTPS Referer check would refuse every form; the token and SameSite stay.
         WTF_CSRF_SSL_STRICT=False,
     )
-    proxies = int(settings.extra.get("trusted_proxies", 0))
+    proxies = settings.trusted_proxies
     if proxies:  # behind N reverse proxies: take the client address from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
