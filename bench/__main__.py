@@ -50,11 +50,11 @@ def run_stage(stage: str, args) -> list[Row]:
     if stage == "e2e":
         from bench import e2e
 
-        return e2e.run_e2e(_size(stage, "subscribers", q, args.subscribers), workers=args.workers)
+        return e2e.run_e2e(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, what_if=args.what_if)
     if stage == "memory":
         from bench import e2e
 
-        return e2e.run_memory(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, quick=q)
+        return e2e.run_memory(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, quick=q, what_if=args.what_if)
     raise SystemExit(f"unknown stage {stage!r}")
 
 
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emails", type=int, help="override the number of digests rendered")
     parser.add_argument("--messages", type=int, help="override the number of SMTP messages per run")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2, one per core)")
+    parser.add_argument("--what-if", action="store_true", help="e2e/memory with bench/whatif.py's proposed fixes patched in")
     parser.add_argument("--json", type=Path, help="where to write results (default bench/results/latest.json)")
     args = parser.parse_args(argv)
     stages = STAGES if "all" in args.stages else tuple(s for s in STAGES if s in args.stages)

@@ -118,11 +118,13 @@ def write_json(rows: list[Row], args: dict, path: Path | None = None) -> Path:
     stages = {r["stage"] for r in rows_out}
     # a run of some stages keeps the other stages' last figures
     kept = [r for r in previous.get("rows", []) if r["stage"] not in stages]
+    order = ("matching", "render", "smtp", "e2e", "memory")
+    rank = lambda r: order.index(r["stage"].split()[0]) if r["stage"].split()[0] in order else len(order)  # noqa: E731
     doc = {
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "args": args,
-        "rows": kept + rows_out,
+        "rows": sorted(kept + rows_out, key=rank),
     }
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     return path

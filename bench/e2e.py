@@ -1,0 +1,413 @@
+"""Stages (d) and (e): the whole run through real Celery workers, and the workers' memory.
+
+A database of its own (``digest_bench`` on the local PostgreSQL) is filled with COPY: papers for the
+last days (synthesised from the real ones, ~60 a day like Daily Papers), N active daily subscribers
+all due at the run's moment, with the filter mix of :mod:`bench.data`. Then, with Redis as broker
+(db 5) and Postfix's ``smtp-sink`` as the SMTP server:
+
+    celery -A workers.app worker -Q digest.default,digest.send -c <workers>
+
+and one ``digest.plan`` task (``at`` = the run's moment) sent as beat would. The clock runs from
+sending that task until no ledger row is pending or sending; digests/s counts the messages the
+sink accepted (``sent``; ``skipped`` rows — nothing matched — send no mail).
+
+Every worker process's RSS is sampled (psutil) every 0.1 s; the peak of the largest process is the
+memory figure. Stage (e) is the same run with 1,000,000 subscribers (memory flat in N).
+
+Baseline: a naive cron script over the same database (``naive_send``): per subscriber, its filters
+and the day's papers queried, each filter evaluated on each paper, premailer on the HTML, an
+``EmailMessage``, a new SMTP connection per message. It runs on a sample and is scaled to N.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from bench.data import make_papers, make_subscribers
+from bench.report import Row, faster, rate
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DB_NAME = os.environ.get("BENCH_DATABASE", "digest_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
+TARGET_E2E_S = 60.0
+TARGET_RSS_MB = 300.0
+PAPERS_PER_DAY = 60
+DAYS = 10
+TIMEZONES = ["UTC", "Europe/Berlin", "Europe/London", "America/New_York", "America/Los_Angeles", "Asia/Shanghai", "Asia/Kolkata", "Asia/Tokyo"]
+
+
+def database_url() -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{DB_NAME}"
+
+
+def settings_env(smtp_port: int) -> dict[str, str]:
+    return {
+        "DIGEST_DATABASE_URL": database_url(),
+        "DIGEST_BROKER_URL": REDIS_URL,
+        "DIGEST_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "DIGEST_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+        "DIGEST_MAIL_FROM": "Trending Papers <digest@papers.example.org>",
+        "DIGEST_BASE_URL": "https://papers.example.org",
+    }
+
+
+def run_moment() -> datetime:
+    """A fixed Wednesday 12:00 UTC (no weekly digests due): every subscriber's hour has passed."""
+    return datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------- filling the database
+
+
+def fresh_database(log=print) -> str:
+    import psycopg
+
+    from digest.db import upgrade
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    url = "postgresql+psycopg://" + database_url().split("://", 1)[1]
+    upgrade(url)
+    log(f"e2e: database {DB_NAME} migrated")
+    return url
+
+
+def populate(n: int, at: datetime, seed: int = 21, log=print) -> dict:
+    """Papers for the last DAYS days and ``n`` due daily subscribers with filters, by COPY."""
+    import psycopg
+
+    t0 = time.perf_counter()
+    end = at.date() - timedelta(days=1)
+    papers = make_papers(PAPERS_PER_DAY * DAYS, seed=seed, days=DAYS, end=end)
+    subscribers = make_subscribers(min(n, 200_000), papers, seed=seed + 1)  # reused cyclically past 200k
+    rng = random.Random(seed)
+    filters = 0
+    with psycopg.connect(database_url()) as conn:
+        with conn.cursor() as cur:
+            with cur.copy(
+                "COPY papers (id, arxiv_id, title, abstract, authors, org_name, org_fullname, published_at, "
+                "submitted_at, daily_date, upvotes, num_comments, github_repo, ai_summary) FROM STDIN"
+            ) as copy:
+                for p in papers:
+                    submitted = datetime.combine(p.daily_date, datetime.min.time(), timezone.utc) + timedelta(hours=3)
+                    copy.write_row(
+                        (p.id, p.arxiv_id, p.title, p.abstract, json.dumps(list(p.authors)), p.org or None,
+                         p.org_fullname or None, submitted - timedelta(days=2, seconds=p.id), submitted, p.daily_date,
+                         p.upvotes, 0, p.github_repo, p.ai_summary)
+                    )
+            due = at - timedelta(minutes=1)
+            with cur.copy(
+                "COPY subscribers (id, public_id, email, state, frequency, timezone, delivery_hour, next_due_at, "
+                "confirmed_at) FROM STDIN"
+            ) as copy:
+                for i in range(1, n + 1):
+                    copy.write_row(
+                        (i, uuid.UUID(int=rng.getrandbits(128)).hex, f"reader{i}@example.org", "active", "daily",
+                         rng.choice(TIMEZONES), rng.choice((6, 7, 7, 7, 8, 9)), due, due - timedelta(days=30))
+                    )
+            with cur.copy("COPY topic_filters (subscriber_id, position, text) FROM STDIN") as copy:
+                for i in range(1, n + 1):
+                    for position, text in enumerate(subscribers[(i - 1) % len(subscribers)]):
+                        copy.write_row((i, position, text))
+                        filters += 1
+            for table in ("papers", "subscribers"):
+                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    seconds = time.perf_counter() - t0
+    log(f"e2e: {n:,} subscribers, {filters:,} filters, {len(papers)} papers loaded in {seconds:.0f} s")
+    return {"subscribers": n, "filters": filters, "papers": len(papers), "papers_per_day": PAPERS_PER_DAY, "load_seconds": seconds}
+
+
+# ---------------------------------------------------------------- workers and memory
+
+
+@dataclass
+class RssSampler:
+    """Peak RSS per process of a Celery worker tree, sampled every ``interval`` seconds."""
+
+    root_pid: int
+    interval: float = 0.1
+    peak: dict[int, int] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> "RssSampler":
+        threading.Thread(target=self._loop, daemon=True).start()
+        return self
+
+    def _loop(self) -> None:
+        import psutil
+
+        root = psutil.Process(self.root_pid)
+        while not self._stop.is_set():
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss
+                except psutil.Error:
+                    continue
+                if rss > self.peak.get(p.pid, 0):
+                    self.peak[p.pid] = rss
+                    self.names.setdefault(p.pid, "main" if p.pid == self.root_pid else "child")
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def summary(self) -> dict:
+        mb = {pid: rss / 2**20 for pid, rss in self.peak.items()}
+        children = [v for pid, v in mb.items() if pid != self.root_pid]
+        return {
+            "peak_rss_mb_max_process": max(mb.values(), default=0.0),
+            "peak_rss_mb_main": mb.get(self.root_pid, 0.0),
+            "peak_rss_mb_children": sorted(children, reverse=True),
+        }
+
+
+def start_workers(env: dict[str, str], workers: int, log_path: Path, what_if: bool = False) -> subprocess.Popen:
+    celery = [sys.executable, "-m", "bench.worker"] if what_if else [str(Path(sys.executable).parent / "celery")]
+    cmd = [
+        *celery, "-A", "workers.app", "worker",
+        "-Q", "digest.default,digest.send", "-c", str(workers), "--loglevel=WARNING",
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench{os.getpid()}@%h",
+    ]
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ | env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc
+
+
+def wait_ready(app, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {proc.returncode}")
+        try:
+            if app.control.ping(timeout=0.5):
+                return
+        except Exception:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("celery worker did not answer a ping in time")
+
+
+def stop_workers(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _counts(engine) -> dict[str, int]:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT status, count(*) FROM deliveries GROUP BY status")).all())
+
+
+@dataclass
+class Run:
+    n: int
+    seconds: float
+    plan_seconds: float | None
+    counts: dict
+    rss: dict
+    finished: bool
+    workload: dict
+
+
+def run_pipeline(n: int, workers: int, *, cap_seconds: float, what_if: bool = False, log=print) -> Run:
+    """Fill, start workers, send the plan task, wait for the ledger to settle; measure."""
+    import redis
+
+    from bench.smtp import smtp_sink
+
+    at = run_moment()
+    url = fresh_database(log)
+    workload = populate(n, at, log=log)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    log_path = Path(__file__).resolve().parent / "results" / f"worker-{n}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with smtp_sink() as port:
+        env = settings_env(port)
+        os.environ.update(env)  # the Celery app below reads the same settings
+        from celery import Celery
+
+        app = Celery("digest", broker=REDIS_URL)
+        proc = start_workers(env, workers, log_path, what_if)
+        try:
+            wait_ready(app, proc)
+            sampler = RssSampler(proc.pid).start()
+            time.sleep(0.5)
+            idle = dict(sampler.peak)
+            t0 = time.perf_counter()
+            app.send_task("digest.plan", kwargs={"at": at.isoformat()}, queue="digest.default")
+            plan_seconds, counts, finished = None, {}, False
+            while time.perf_counter() - t0 < cap_seconds:
+                time.sleep(0.25)
+                counts = _counts(engine)
+                total = sum(counts.values())
+                if plan_seconds is None and total:
+                    plan_seconds = time.perf_counter() - t0
+                if total >= n and not counts.get("pending") and not counts.get("sending"):
+                    finished = True
+                    break
+                if proc.poll() is not None:
+                    raise RuntimeError(f"celery worker died (exit {proc.returncode}); see {log_path}")
+            seconds = time.perf_counter() - t0
+            sampler.stop()
+        finally:
+            stop_workers(proc)
+    engine.dispose()
+    rss = sampler.summary() | {"idle_rss_mb": {str(k): v / 2**20 for k, v in idle.items()}}
+    log(f"e2e: {n:,} due: {counts} in {seconds:.1f} s (plan committed at {plan_seconds or 0:.1f} s); {'finished' if finished else 'NOT finished (cap)'}; peak RSS {rss['peak_rss_mb_max_process']:.0f} MB")
+    return Run(n, seconds, plan_seconds, counts, rss, finished, workload)
+
+
+# ---------------------------------------------------------------- the naive baseline
+
+
+def naive_send(sample: int, smtp_port: int) -> tuple[float, int]:
+    """A cron script done the obvious way, over the bench database: wall seconds, mails sent."""
+    import smtplib
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from bench.rendering import SETTINGS, Naive
+    from digest.compose import FilterCache, Pick, last_ended_day, paper_text
+    from digest.db import engine_for
+    from digest.emails import Reader
+    from digest.models import Paper, Subscriber, TopicFilter
+    from digest.topics import FilterError, parse_filter
+
+    naive = Naive()
+    at = run_moment()
+    sent = 0
+    engine = engine_for("postgresql+psycopg://" + database_url().split("://", 1)[1])
+    t0 = time.perf_counter()
+    with Session(engine) as session:
+        subs = session.scalars(select(Subscriber).order_by(Subscriber.id).limit(sample)).all()
+        for s in subs:
+            texts = session.scalars(select(TopicFilter.text).where(TopicFilter.subscriber_id == s.id).order_by(TopicFilter.position)).all()
+            day = last_ended_day(at)
+            papers = session.scalars(select(Paper).where(Paper.daily_date == day).order_by(Paper.upvotes.desc(), Paper.id)).all()
+            filters = []
+            for t in texts:
+                try:
+                    filters.append(parse_filter(t))
+                except FilterError:
+                    pass
+            picks = []
+            for p in papers:
+                text = paper_text(p)
+                hit = next((f for f in filters if f.matches(text)), None)
+                if hit or not texts:
+                    picks.append(Pick(p, hit.text if hit else None))
+                if len(picks) == SETTINGS.digest_size:
+                    break
+            if not picks:
+                continue
+            reader = Reader(s.email, "daily", s.timezone, s.delivery_hour, tuple(texts))
+            data = naive.message(picks, reader, (day, day), s.public_id, f"naive{s.id}")
+            with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:
+                smtp.sendmail("digest@papers.example.org", [s.email], data)
+            sent += 1
+    return time.perf_counter() - t0, sent
+
+
+def naive_baseline(n: int, sample: int, log=print) -> tuple[float, dict]:
+    from bench.smtp import smtp_sink
+
+    with smtp_sink() as port:
+        seconds, sent = naive_send(sample, port)
+    scaled = seconds * n / sample
+    log(f"e2e: naive cron script: {sample} subscribers ({sent} mails) in {seconds:.1f} s -> {scaled:,.0f} s for {n:,}")
+    return scaled, {"sample": sample, "sample_seconds": seconds, "sample_sent": sent}
+
+
+# ---------------------------------------------------------------- stages
+
+
+def run_e2e(n: int, *, workers: int = 2, what_if: bool = False, log=print) -> list[Row]:
+    run = run_pipeline(n, workers, cap_seconds=max(900.0, n / 100), what_if=what_if, log=log)
+    label = " (what-if: bench/whatif.py fixes applied)" if what_if else ""
+    stage = "e2e" + (" what-if" if what_if else "")
+    base_s, base_detail = naive_baseline(n, min(1000, max(200, n // 100)), log=log)
+    sent = run.counts.get("sent", 0)
+    detail = {"counts": run.counts, "plan_seconds": run.plan_seconds, "finished": run.finished, "workers": workers} | run.workload | run.rss
+    rows = [
+        faster(
+            stage,
+            f"{n:,} due subscribers: plan + send, {workers} Celery workers{label}",
+            run.seconds,
+            base_s,
+            baseline_label=f"naive cron script, {base_detail['sample']} sampled",
+            target=f"≤ {TARGET_E2E_S:g} s" if n >= 100_000 else f"(≤ {TARGET_E2E_S:g} s at 100,000)",
+            met=(run.finished and run.seconds <= TARGET_E2E_S) if n >= 100_000 else None,
+            note=f"sent {sent:,}, skipped {run.counts.get('skipped', 0):,} (nothing matched), failed {run.counts.get('failed', 0):,}; "
+            f"plan committed at {run.plan_seconds or 0:.1f} s" + ("" if run.finished else "; NOT FINISHED"),
+            detail=detail | {"baseline": base_detail},
+        ),
+        rate(
+            stage,
+            f"digests delivered per second{label}",
+            sent / run.seconds if run.seconds else 0.0,
+            "digests/s",
+            base_detail["sample_sent"] / base_detail["sample_seconds"],
+            baseline_label="naive cron script",
+        ),
+        Row(
+            stage,
+            f"peak RSS of a worker process, {n:,} subscribers{label}",
+            run.rss["peak_rss_mb_max_process"],
+            "MB",
+            note=f"children {', '.join(f'{v:.0f}' for v in run.rss['peak_rss_mb_children'])} MB; main {run.rss['peak_rss_mb_main']:.0f} MB",
+            detail=run.rss,
+        ),
+    ]
+    return rows
+
+
+def run_memory(n: int, *, workers: int = 2, quick: bool = False, what_if: bool = False, log=print) -> list[Row]:
+    cap = 900.0 if not quick else 300.0
+    run = run_pipeline(n, workers, cap_seconds=cap, what_if=what_if, log=log)
+    label = " (what-if)" if what_if else ""
+    peak = run.rss["peak_rss_mb_max_process"]
+    sent = run.counts.get("sent", 0)
+    return [
+        Row(
+            "memory" + (" what-if" if what_if else ""),
+            f"peak RSS of a worker process, {n:,} subscribers{label}",
+            peak,
+            "MB",
+            target=f"≤ {TARGET_RSS_MB:g} MB at 1,000,000",
+            met=(peak <= TARGET_RSS_MB) if n >= 1_000_000 else None,
+            note=f"children {', '.join(f'{v:.0f}' for v in run.rss['peak_rss_mb_children'])} MB; main {run.rss['peak_rss_mb_main']:.0f} MB; "
+            f"{'all' if run.finished else 'NOT all'} delivered in {run.seconds:.0f} s (sent {sent:,}, {sent / run.seconds:,.0f}/s)",
+            detail={"counts": run.counts, "seconds": run.seconds, "plan_seconds": run.plan_seconds, "finished": run.finished} | run.workload | run.rss,
+        )
+    ]

@@ -1,0 +1,58 @@
+"""Profile what a send worker does, in this process: ``python -m bench.profile_send [N] [--what-if]``.
+
+Fills the bench database with N due subscribers (as the e2e stage does), plans in-process, then runs
+``digest.deliver.send_deliveries`` over the planned rows in batches of 100 — exactly what the
+``digest.send_batch`` task runs — under pyinstrument, against ``smtp-sink``. Prints the profile and
+the rate. ``--what-if`` applies :mod:`bench.whatif` first (the proposed fixes, as monkeypatches).
+(For a live Celery worker: ``py-spy record --pid <worker child pid>``.)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+
+def main(n: int = 3000, what_if: bool = False) -> None:
+    from pyinstrument import Profiler
+
+    if what_if:
+        from bench import whatif
+
+        whatif.apply()
+
+    from bench.e2e import fresh_database, populate, run_moment, settings_env
+    from bench.smtp import smtp_sink
+    from digest.config import load_settings
+    from digest.db import session_scope
+    from digest.jobs import chunks
+
+    at = run_moment()
+    fresh_database()
+    populate(n, at)
+    with smtp_sink() as port:
+        settings = load_settings(settings_env(port))
+        from digest.deliver import send_deliveries
+        from digest.ledger import plan
+
+        t0 = time.perf_counter()
+        with session_scope(settings) as session:
+            ids = plan(session, settings, at)
+        plan_s = time.perf_counter() - t0
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        t0 = time.perf_counter()
+        sent = 0
+        for batch in chunks(ids):
+            sent += send_deliveries(settings, batch, datetime.now(timezone.utc)).sent
+        seconds = time.perf_counter() - t0
+        profiler.stop()
+    print(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(f"planned {len(ids)} in {plan_s:.2f} s; sent {sent} in {seconds:.2f} s = {sent / seconds:,.0f}/s on one process")
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(args[0]) if args else 3000, what_if="--what-if" in sys.argv)
