@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Turn the saved Daily Papers page (``../shared/seeds/*.txt``) into ``digest/sample_data/papers.json``.
+
+The page shows, per paper: title, abstract, then either "• N authors" or the organisation
+("inclusionAI inclusionAI"), a "·", and the arXiv date with the upvote count after it
+("Nov 14, 2023 3"); a few papers show no such lines. This writes the items in the API's shape
+(see ``../shared/reference/papers-api.md``) with what the page gives, and fills what it does not:
+
+- arXiv ids: stable synthetic ones (``YYMM.NNNNN`` from the arXiv date and a hash of the title;
+  they may belong to other real papers, so the demo's links are not to be trusted);
+- author names: synthetic but plausible, as many as the page counts (3-9 when it does not say);
+- Daily Papers days: the page's day and the two before it, round-robin in page order
+  (:func:`digest.sources.sample_items` moves them to the last days before "today").
+
+Nothing is random: running it again gives the same file. The output is committed, so the package
+never needs ``../shared`` at run time.
+
+    .venv/bin/python scripts/make_sample_data.py [--seeds DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT.parent / "shared" / "seeds"
+OUT = ROOT / "digest" / "sample_data" / "papers.json"
+DAYS = 3  # Daily Papers days the sample is spread over
+
+MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+DATE_LINE = re.compile(r"(?P<mon>[A-Z][a-z]{2}) (?P<day>\d{1,2})(?:, (?P<year>\d{4}))?(?: (?P<upvotes>\d+))?")
+AUTHORS_LINE = re.compile(r"•\s*(?P<n>\d+) authors?")
+
+FIRST = """Aarav Ada Alejandro Amara Anika Arjun Beatriz Chen Chiara Daniel Dmitri Elena Emeka Fatima Felix
+Hana Hiroshi Ines Ivan Jakob Jia Jonas Kavya Kenji Lars Leila Lucas Mai Marco Maria Mateo Mei Min-jun
+Nadia Nikhil Noah Olga Omar Priya Rafael Rahul Sara Seo-yeon Sofia Tariq Tomas Wei Xin Yara Yusuf Zoe""".split()
+LAST = """Abe Almeida Bauer Becker Chen Costa Das Dubois Fischer Garcia Gupta Hansen Huang Ivanova Jensen
+Kim Kowalski Kumar Li Liu Lopez Martin Meyer Moreau Nakamura Nguyen Novak Okafor Park Patel Petrov Rossi
+Sato Schmidt Shah Silva Singh Sun Tanaka Wang Weber Wu Xu Yamamoto Yang Zhao Zhou Zhu""".split()
+
+
+def _hash(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def parse_page(text: str) -> tuple[date, list[dict]]:
+    """The page's day and, per paper: title, abstract, authors (count) or org, arXiv date, upvotes."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    start = lines.index("byAK and the research community") + 1
+    page_day = _parse_date(lines[start], None)
+    page = page_day["date"]
+    entries, i = [], start + 1
+    while i + 1 < len(lines):
+        entry = {"title": lines[i], "abstract": lines[i + 1], "authors": None, "org": None}
+        i += 2
+        if i + 2 < len(lines) and lines[i + 1] == "·":
+            meta, when = lines[i], _parse_date(lines[i + 2], page)
+            i += 3
+            if m := AUTHORS_LINE.fullmatch(meta):
+                entry["authors"] = int(m.group("n"))
+            else:
+                name, _, fullname = meta.partition(" ")
+                entry["org"] = {"name": name, "fullname": fullname or name}
+            entry.update(published=when["date"], upvotes=when["upvotes"])
+        else:
+            entry.update(published=None, upvotes=0)
+        entries.append(entry)
+    return page, entries
+
+
+def _parse_date(line: str, page: date | None) -> dict:
+    m = DATE_LINE.fullmatch(line)
+    if not m:
+        raise ValueError(f"not a date line: {line!r}")
+    year = int(m.group("year") or (page.year if page else 2026))
+    return {"date": date(year, MONTHS[m.group("mon")], int(m.group("day"))), "upvotes": int(m.group("upvotes") or 0)}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_item(entry: dict, position: int, page: date, used_ids: set[str]) -> dict:
+    title = entry["title"]
+    h = _hash(title)
+    daily = page - timedelta(days=position % DAYS)
+    published = entry["published"] or daily - timedelta(days=1 + h % 20)
+    yymm = f"{published:%y%m}"
+    digits = 5 if yymm >= "1501" else 4
+    number = 1 + h % (24_000 if digits == 5 else 9_000)  # about as many as arXiv takes in a month
+    while (arxiv_id := f"{yymm}.{number:0{digits}d}") in used_ids:
+        number += 1
+    used_ids.add(arxiv_id)
+
+    count = entry["authors"] or 3 + h % 7
+    authors = [
+        {"_id": hashlib.sha256(f"{arxiv_id}/{k}".encode()).hexdigest()[:24], "name": f"{FIRST[_hash(title, 'f', k) % len(FIRST)]} "
+         f"{LAST[_hash(title, 'l', k) % len(LAST)]}", "hidden": False}
+        for k in range(count)
+    ]
+    published_at = datetime.combine(published, time(h % 24, h // 24 % 60, h // 1440 % 60), timezone.utc)
+    submitted_at = datetime.combine(daily, time(h // 7 % 18 + 1, h // 11 % 60, h // 13 % 60), timezone.utc)
+    paper = {
+        "id": arxiv_id,
+        "authors": authors,
+        "publishedAt": _iso(min(published_at, submitted_at)),
+        "submittedOnDailyAt": _iso(submitted_at),
+        "title": title,
+        "summary": entry["abstract"],
+        "upvotes": entry["upvotes"],
+    }
+    item = {
+        "paper": paper,
+        "publishedAt": paper["submittedOnDailyAt"],
+        "title": title,
+        "summary": entry["abstract"],
+        "numComments": 0,
+        "isAuthorParticipating": False,
+    }
+    if entry["org"]:
+        item["organization"] = entry["org"]
+    return item
+
+
+def build(seeds: Path) -> list[dict]:
+    items, used = [], set()
+    for path in sorted(seeds.glob("*.txt")):
+        page, entries = parse_page(path.read_text("utf-8"))
+        items += [to_item(entry, len(items) + k, page, used) for k, entry in enumerate(entries)]
+    # the API lists a day's papers by upvotes
+    items.sort(key=lambda it: (it["paper"]["submittedOnDailyAt"][:10], -it["paper"]["upvotes"]))
+    return items
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=Path, default=SEEDS, help=f"folder of saved pages (default {SEEDS})")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"JSON file to write (default {OUT})")
+    args = parser.parse_args(argv)
+    items = build(args.seeds)
+
+    sys.path.insert(0, str(ROOT))
+    from digest.sources import parse_items
+
+    batch = parse_items(items)  # the sample must pass the same validation as the live API
+    if batch.skipped or len(batch.records) != len(items):
+        raise SystemExit(f"sample data fails validation: {dict(batch.skipped)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(items, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    days = sorted({it["paper"]["submittedOnDailyAt"][:10] for it in items})
+    print(f"wrote {len(items)} papers on {', '.join(days)} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
