@@ -84,6 +84,8 @@ def run(settings: Settings, host: str, port: int, *, sample: bool, live: bool, s
     from digest.web import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "mail.log"):  # migrations and the catcher's SMTP chatter
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     demo = prepare(settings, sample=sample, live=live)
     try:
         if send_now:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import os
@@ -43,11 +44,14 @@ class SmtpServer:
     fail_next: list[str] = field(default_factory=list)
     fail_rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply at RCPT
     connections: int = 0
+    rcpt_delay: float = 0.0  # seconds each RCPT waits: makes a batch slow enough to interrupt
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
     # aiosmtpd handler hooks
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
         reply = self.fail_rcpt.get(address)
         if reply:
             return reply
