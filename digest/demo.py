@@ -70,7 +70,7 @@ def prepare(settings: Settings, *, sample: bool = True, live: bool = False, echo
         from digest.ingest import ingest_sample
 
         report = ingest_sample(settings)
-        echo(f"sample papers: {report.lines()[0]}")
+        echo("sample papers: " + "; ".join(report.lines()))
     catcher = MailCatcher(outbox_folder(settings)).start()
     settings = settings.with_(smtp=SmtpSettings(host=catcher.host, port=catcher.port, timeout=10.0))
     scheduler = InProcessScheduler(embedded_jobs(settings, ingest=live))

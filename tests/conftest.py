@@ -110,15 +110,28 @@ def pg_database_url(postgres_url) -> str:
     _truncate(postgres_url)
 
 
-@pytest.fixture
-def settings(database_url, tmp_path) -> Settings:
+def test_settings(database_url: str, data_dir: Path) -> Settings:
     return Settings(
         database_url=database_url,
         secret_key=TEST_SECRET,
         base_url="https://digest.example.org",
         mail_from="Trending Papers <digest@example.org>",
-        data_dir=tmp_path,
+        data_dir=data_dir,
     )
+
+
+test_settings.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    return test_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+def pg_settings(pg_database_url, tmp_path) -> Settings:
+    """Settings on PostgreSQL only (for what needs several processes on one database)."""
+    return test_settings(pg_database_url, tmp_path)
 
 
 @pytest.fixture

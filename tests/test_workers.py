@@ -23,8 +23,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import func, select
 
-from conftest import TEST_SECRET
-from digest.config import Settings
 from digest.db import session_scope
 from digest.models import Delivery, DeliveryStatus, Frequency, Paper, Subscriber, SubscriberState, TopicFilter
 from processes import BIN, CeleryWorker, PrivateRedis, digest_cli, wait_for
@@ -94,17 +92,6 @@ class PapersApi:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def pg_settings(pg_database_url, tmp_path):
-    return Settings(
-        database_url=pg_database_url,
-        secret_key=TEST_SECRET,
-        base_url="https://digest.example.org",
-        mail_from="Trending Papers <digest@example.org>",
-        data_dir=tmp_path,
-    )
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.models import Paper
-from digest.topics import Corpus, Filter, PaperText, iter_bits
+from digest.compose import paper_text
+from digest.topics import Corpus, Filter, iter_bits
 
 PREVIEW_DAYS = 7
 PREVIEW_LIMIT = 30
@@ -56,17 +57,6 @@ class Preview:
     considered: int  # papers in the window
     matched: int  # of which the filters match
     matches: list[Match]  # the most upvoted of those, at most ``limit``
-
-
-def paper_text(paper: Paper) -> PaperText:
-    return PaperText(
-        title=paper.title,
-        abstract=paper.abstract or "",
-        authors=tuple(paper.authors or ()),
-        org=paper.org_name or "",
-        org_fullname=paper.org_fullname or "",
-        upvotes=paper.upvotes,
-    )
 
 
 def preview(session: Session, filters: list[Filter], days: int = PREVIEW_DAYS, limit: int = PREVIEW_LIMIT) -> Preview:
