@@ -14,6 +14,7 @@ flight (one per pool process).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 from collections import Counter
@@ -241,22 +242,29 @@ def _ingest(env) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(pg_settings, broker, smtp_server, papers_api, tmp_path):
+def test_two_workers_one_killed_mid_send_lose_nothing_and_send_nothing_twice(pg_settings, broker, smtp_server, papers_api, tmp_path):
     env = make_env(pg_settings, broker, smtp_server, papers_api)
     _ingest(env)
-    due = add_subscribers(pg_settings, 400)
-    smtp_server.rcpt_delay = 0.02  # ~8 s of sending: time to pull the plug
+    due = add_subscribers(pg_settings, 600)
+    smtp_server.rcpt_delay = 0.02  # ~6 s of sending for two workers: time to pull a plug
     first = CeleryWorker(env, tmp_path / "w1.log", name="w1", concurrency=CONCURRENCY).start()
-    assert digest_cli(env, "send").returncode == 0
-    wait_for(lambda: len(smtp_server.captured) >= 60, 60, "the first messages")
-    first.kill()
-    assert len(smtp_server.captured) < len(due), "the kill came too late to test anything"
-    assert unfinished(pg_settings) > 0
-
     second = CeleryWorker(env, tmp_path / "w2.log", name="w2", concurrency=CONCURRENCY).start()
     try:
-        send_until_done(env, pg_settings, timeout=120)
+        assert digest_cli(env, "send").returncode == 0
+        wait_for(lambda: len(smtp_server.captured) >= 100, 60, "the first messages")
+        first.kill()
+        assert len(smtp_server.captured) < len(due), "the kill came too late to test anything"
+        assert unfinished(pg_settings) > 0
+        assert re.search(r"Task digest\.send_batch\[\S+\] received", first.log())  # it had work when it died
+        # the survivor goes on; the dead one's claimed rows wait for their claim to expire, and
+        # the next planning run (beat's, every few minutes; here by hand) re-queues them
+        third = CeleryWorker(env, tmp_path / "w3.log", name="w3", concurrency=CONCURRENCY).start()
+        try:
+            send_until_done(env, pg_settings, timeout=120)
+        finally:
+            third.stop()
     finally:
+        first.stop()
         second.stop()
     check_exactly_one_digest_each(pg_settings, smtp_server, due, max_copies=CONCURRENCY)
 
