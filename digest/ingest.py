@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.db import session_scope
 from digest.models import IngestRun, Paper, utcnow
-from digest.sources import Batch, PaperRecord, PapersClient, load_file, parse_items, sample_items
+from digest.items import Batch, PaperRecord, parse_items
+from digest.sources import PapersClient, load_file, sample_items
 
 #: Columns a re-ingest refreshes; everything else keeps its first-seen value.
 REFRESHED = (
