@@ -6,6 +6,7 @@ Each stage measures ours and its baseline in the same run; see docs/benchmarks.m
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--what-if", action="store_true", help="e2e/memory with bench/whatif.py's proposed fixes patched in")
     parser.add_argument("--json", type=Path, help="where to write results (default bench/results/latest.json)")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the stages stop the workers and the sink they started
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     stages = STAGES if "all" in args.stages else tuple(s for s in STAGES if s in args.stages)
 
     rows: list[Row] = []

@@ -20,7 +20,7 @@ import random
 import time
 from datetime import date
 
-from bench.data import describe, make_papers, make_subscribers, ranked
+from bench.data import describe, make_papers, make_subscribers, ranked, real_papers
 from bench.report import Row, faster
 from digest import topics
 from digest.topics import Corpus, FilterError, PaperText, parse_filter
@@ -151,7 +151,7 @@ def run(n: int, m: int, *, sample: int, literal_sample: int, repeat: int = 3, se
     subscribers = make_subscribers(n, bench_papers, seed=seed + 1)
     papers = [p.text() for p in bench_papers]
     ids = [p.id for p in bench_papers]
-    workload = describe(subscribers) | {"papers": m}
+    workload = describe(subscribers) | {"papers": m, "real_papers": real_papers(random.Random(0))[1]}
     log(f"matching: {workload}")
 
     best, sets = None, None
