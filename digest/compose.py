@@ -29,6 +29,7 @@ window is empty (``start > end``) and the digest is skipped.
 
 from __future__ import annotations
 
+import functools
 import logging
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
@@ -226,12 +227,24 @@ class Recipient:
     window_end: date
 
 
+@functools.lru_cache(maxsize=4)
+def shared_corpus(texts: tuple[PaperText, ...]) -> Corpus:
+    """One index per distinct candidate set, per process.
+
+    Consecutive batches of a planning run share their window (the same day's papers, same
+    upvotes), so a worker indexes those papers once, and each distinct filter is evaluated once
+    for all its batches (the Corpus memoises evaluations), not once per batch of 100.
+    A re-ingest that changes an upvote or an organisation makes a new key, so a new index.
+    """
+    return Corpus(list(texts))
+
+
 class Matcher:
     """One batch's candidate papers in trending order, indexed once for every recipient."""
 
     def __init__(self, papers: Sequence[Paper], filters: FilterCache | None = None) -> None:
         self.papers = list(papers)
-        self.corpus = Corpus([paper_text(p) for p in self.papers])
+        self.corpus = shared_corpus(tuple(paper_text(p) for p in self.papers))
         self.filters = filters or FilterCache()
         self._position = {p.id: i for i, p in enumerate(self.papers)}
         self._by_day: dict[date, int] = {}

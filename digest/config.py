@@ -7,6 +7,8 @@ into a one-line message and exit status 2.
 
 from __future__ import annotations
 
+import functools
+
 import os
 from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
@@ -42,6 +44,14 @@ class SmtpSettings:
     timeout: float = 30.0
 
 
+@functools.lru_cache(maxsize=16)
+def _address(mail_from: str) -> Address:
+    """Parsed once per value: the sender is needed for every message."""
+    name, addr = parseaddr(mail_from)
+    user, _, domain = addr.partition("@")
+    return Address(display_name=name, username=user, domain=domain)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -60,9 +70,7 @@ class Settings:
 
     @property
     def mail_from_address(self) -> Address:
-        name, addr = parseaddr(self.mail_from)
-        user, _, domain = addr.partition("@")
-        return Address(display_name=name, username=user, domain=domain)
+        return _address(self.mail_from)
 
     @property
     def mail_domain(self) -> str:

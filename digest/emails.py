@@ -127,7 +127,7 @@ class PaperBlocks:
     def __init__(self, email_templates: EmailTemplates | None = None) -> None:
         self.templates = email_templates or templates()
         self.html_template, self.text_template = self._compile(self.templates)
-        self._blocks: dict[int, Block] = {}
+        self._blocks: dict[tuple, Block] = {}
 
     @classmethod
     def _compile(cls, t: EmailTemplates) -> tuple[jinja2.Template, jinja2.Template]:
@@ -143,15 +143,31 @@ class PaperBlocks:
         return compiled
 
     def get(self, paper: Paper) -> Block:
-        block = self._blocks.get(paper.id)
+        key = _block_key(paper)
+        block = self._blocks.get(key)
         if block is None:
-            view = paper_view(paper)
-            block = Block(
-                html=Markup(self.html_template.render(p=view)),
-                text=self.text_template.render(p=view, wrap=_wrap).rstrip(),
-            )
-            self._blocks[paper.id] = block
+            block = _SHARED_BLOCKS.get((self.templates, key))
+            if block is None:
+                view = paper_view(paper)
+                block = Block(
+                    html=Markup(self.html_template.render(p=view)),
+                    text=self.text_template.render(p=view, wrap=_wrap).rstrip(),
+                )
+                if len(_SHARED_BLOCKS) >= SHARED_BLOCKS_MAX:
+                    _SHARED_BLOCKS.clear()
+                _SHARED_BLOCKS[(self.templates, key)] = block
+            self._blocks[key] = block
         return block
+
+
+#: Blocks kept across batches in one worker process: a day's papers appear in every batch of a
+#: planning run. Keyed by everything a block shows that a re-ingest may change.
+SHARED_BLOCKS_MAX = 5000
+_SHARED_BLOCKS: dict[tuple, Block] = {}
+
+
+def _block_key(paper: Paper) -> tuple:
+    return (paper.id, paper.upvotes, paper.num_comments, paper.org_name, paper.org_fullname, paper.github_repo, paper.ai_summary)
 
 
 def _wrap(text: str, first: str = "    ", rest: str = "    ") -> str:

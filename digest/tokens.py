@@ -5,6 +5,8 @@ Tokens carry a purpose, so a preferences link cannot be replayed as a confirmati
 
 from __future__ import annotations
 
+import functools
+
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from digest.config import Settings
@@ -25,7 +27,13 @@ class BadToken(ValueError):
 
 
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key, salt=f"digest.{purpose}")
+    return _serializer_for(settings.secret_key, purpose)
+
+
+@functools.lru_cache(maxsize=32)
+def _serializer_for(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+    """Built once per key and purpose: a digest batch makes three links per recipient."""
+    return URLSafeTimedSerializer(secret_key, salt=f"digest.{purpose}")
 
 
 def make_token(settings: Settings, purpose: str, value: str) -> str:
