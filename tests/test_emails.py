@@ -316,3 +316,12 @@ def test_digest_html_reads_well_in_chromium_light_dark_and_phone(chromium):
             page.screenshot(path=str(ARTIFACTS / f"digest-{scheme}-{width}.png"), full_page=True)
             assert errors == []
             page.close()
+
+
+def test_paper_blocks_kept_across_batches_show_a_re_ingested_papers_new_upvotes():
+    paper = sample_papers()[0]
+    first = PaperBlocks().get(paper)
+    assert PaperBlocks().get(paper) is first  # a later batch reuses the rendered block
+    paper.upvotes += 1000  # what a re-ingest does to a trending paper
+    again = PaperBlocks().get(paper)
+    assert again is not first and str(paper.upvotes) in again.text and str(paper.upvotes) in again.html
