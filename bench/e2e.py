@@ -354,8 +354,9 @@ def naive_baseline(n: int, sample: int, log=print) -> tuple[float, dict]:
 
 def run_e2e(n: int, *, workers: int = 2, what_if: bool = False, log=print) -> list[Row]:
     run = run_pipeline(n, workers, cap_seconds=max(900.0, n / 100), what_if=what_if, log=log)
-    label = " (what-if: bench/whatif.py fixes applied)" if what_if else ""
-    stage = "e2e" + (" what-if" if what_if else "")
+    batch = os.environ.get("BENCH_WHAT_IF_BATCH") if what_if else None
+    label = (" (what-if: bench/whatif.py fixes applied" + (f", batches of {batch}" if batch else "") + ")") if what_if else ""
+    stage = "e2e" + (" what-if" if what_if else "") + (f" batch {batch}" if batch else "")
     base_s, base_detail = naive_baseline(n, min(1000, max(200, n // 100)), log=log)
     sent = run.counts.get("sent", 0)
     detail = {"counts": run.counts, "plan_seconds": run.plan_seconds, "finished": run.finished, "workers": workers} | run.workload | run.rss

@@ -18,6 +18,8 @@ see docs/benchmarks.md ("Profile findings") for the reasoning.
    per batch.
 4. ``digest.tokens._serializer`` and ``Settings.mail_from_address``: built once per secret / address
    (``parseaddr`` and itsdangerous' serializer construction ran per link and per message).
+5. Optional, ``BENCH_WHAT_IF_BATCH=N``: ``digest.jobs.chunks`` cuts send batches of N rows (the
+   per-batch queries, claim and SMTP connection are paid N/100 times less often).
 """
 
 from __future__ import annotations
@@ -36,6 +38,20 @@ def apply() -> None:
     _corpus()
     _blocks()
     _tokens_and_settings()
+    _batch_size()
+
+
+def _batch_size() -> None:
+    """``BENCH_WHAT_IF_BATCH=N``: send batches of N ledger rows instead of ``jobs.BATCH_SIZE``."""
+    import os
+
+    size = int(os.environ.get("BENCH_WHAT_IF_BATCH") or 0)
+    if not size:
+        return
+    from digest import jobs
+
+    original = jobs.chunks
+    jobs.chunks = lambda ids, _size=None: original(ids, size)
 
 
 FLUSH_EVERY = 20  # sent rows recorded together (batched ledger); at most this many resent after a worker crash
