@@ -64,24 +64,28 @@ class PlanReport:
         return f"planned {self.planned} digests, re-queued {self.requeued} stuck, in {self.batches} batches"
 
 
-def plan_and_dispatch(settings: Settings, at: datetime, dispatch: Dispatch) -> PlanReport:
-    """Create ledger rows for everyone due at ``at``, then hand batches to ``dispatch`` after commit."""
-    from digest.deliver import plan
+def plan_and_dispatch(settings: Settings, at: datetime, dispatch: Dispatch, *, page_size: int | None = None) -> PlanReport:
+    """Re-queue rows stuck past the claim timeout, then plan everyone due at ``at``, page by page.
+
+    Each keyset page is committed before its batches are dispatched, so a worker that picks one
+    up finds its rows, and sending overlaps planning; memory holds one page of ids (and the stuck
+    ones, normally none).
+    """
+    from digest.ledger import plan_pages
 
     report = PlanReport()
-    with session_scope(settings) as session:
-        planned = plan(session, settings, at)
-    # committed: a worker that picks a batch up will find its rows
-    for batch in chunks(planned):
-        dispatch(batch)
-        report.batches += 1
-    report.planned = len(planned)
-    fresh = set(planned)
-    stuck = [i for i in stuck_deliveries(settings, at) if i not in fresh]
+    stuck = list(stuck_deliveries(settings, at))
     for batch in chunks(stuck):
         dispatch(batch)
         report.batches += 1
     report.requeued = len(stuck)
+    requeued = set(stuck)
+    for planned in plan_pages(settings, at, **({"page_size": page_size} if page_size else {})):
+        planned = [i for i in planned if i not in requeued]  # a pending row of an earlier run
+        for batch in chunks(planned):
+            dispatch(batch)
+            report.batches += 1
+        report.planned += len(planned)
     return report
 
 
