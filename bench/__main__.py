@@ -20,7 +20,7 @@ SIZES = {
     "render": {"emails": (2_000, 10_000)},
     "smtp": {"messages": (2_000, 20_000), "connections": ((1, 4), (1, 4, 8))},
     "e2e": {"subscribers": (10_000, 100_000)},
-    "memory": {"subscribers": (100_000, 1_000_000)},
+    "memory": {"subscribers": (50_000, 1_000_000)},
 }
 
 
