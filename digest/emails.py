@@ -27,7 +27,6 @@ from markupsafe import Markup
 from digest import tokens
 from digest.compose import Pick
 from digest.config import Settings
-from digest.mime import MessageSpec, build_message
 from digest.models import Paper
 from digest.render import EmailTemplates, Rendered, _flatten, _inline_css, one_line, templates
 
@@ -127,7 +126,6 @@ class PaperBlocks:
     def __init__(self, email_templates: EmailTemplates | None = None) -> None:
         self.templates = email_templates or templates()
         self.html_template, self.text_template = self._compile(self.templates)
-        self._blocks: dict[tuple, Block] = {}
 
     @classmethod
     def _compile(cls, t: EmailTemplates) -> tuple[jinja2.Template, jinja2.Template]:
@@ -143,20 +141,17 @@ class PaperBlocks:
         return compiled
 
     def get(self, paper: Paper) -> Block:
-        key = _block_key(paper)
-        block = self._blocks.get(key)
+        key = (self.templates, _block_key(paper))
+        block = _SHARED_BLOCKS.get(key)
         if block is None:
-            block = _SHARED_BLOCKS.get((self.templates, key))
-            if block is None:
-                view = paper_view(paper)
-                block = Block(
-                    html=Markup(self.html_template.render(p=view)),
-                    text=self.text_template.render(p=view, wrap=_wrap).rstrip(),
-                )
-                if len(_SHARED_BLOCKS) >= SHARED_BLOCKS_MAX:
-                    _SHARED_BLOCKS.clear()
-                _SHARED_BLOCKS[(self.templates, key)] = block
-            self._blocks[key] = block
+            view = paper_view(paper)
+            block = Block(
+                html=Markup(self.html_template.render(p=view)),
+                text=self.text_template.render(p=view, wrap=_wrap).rstrip(),
+            )
+            if len(_SHARED_BLOCKS) >= SHARED_BLOCKS_MAX:
+                _SHARED_BLOCKS.clear()
+            _SHARED_BLOCKS[key] = block
         return block
 
 
@@ -245,8 +240,7 @@ class DigestMailer:
         self.settings = settings
         self.templates = email_templates or templates()
         self.blocks = PaperBlocks(self.templates)
-        sender = settings.mail_from_address
-        self.from_name, self.from_address = sender.display_name, sender.addr_spec
+        self.sender = settings.mail_from_address
         self.list_id = f"Trending Papers <digest.{settings.mail_domain}>"
 
     def render(
@@ -266,21 +260,14 @@ class DigestMailer:
     def message(
         self, rendered: Rendered, to: str, delivery_public_id: str, links: DigestLinks, when: datetime | None = None
     ) -> bytes:
-        return build_message(
-            MessageSpec(
-                from_name=self.from_name,
-                from_address=self.from_address,
-                to_address=to,
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                message_id=message_id(self.settings, delivery_public_id),
-                date=when.timestamp() if when is not None else None,
-                headers={
-                    "List-Unsubscribe": f"<{links.unsubscribe}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                    "List-Id": self.list_id,
-                    "Auto-Submitted": "auto-generated",
-                },
-            )
+        return rendered.message(
+            self.sender,
+            to,
+            message_id(self.settings, delivery_public_id),
+            {
+                "List-Unsubscribe": f"<{links.unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": self.list_id,
+            },
+            date=when.timestamp() if when is not None else None,
         )

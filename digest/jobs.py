@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from digest.config import Settings
 from digest.db import session_scope
@@ -101,14 +101,6 @@ def run_purge(settings: Settings, now: datetime | None = None) -> int:
 
     with session_scope(settings) as session:
         return purge_unconfirmed(session, now or datetime.now(timezone.utc))
-
-
-def delivery_counts(settings: Settings, since: datetime) -> dict[str, int]:
-    with session_scope(settings) as session:
-        rows = session.execute(
-            select(Delivery.status, func.count()).where(Delivery.created_at >= since).group_by(Delivery.status)
-        ).all()
-    return {status.value: count for status, count in rows}
 
 
 @dataclass

@@ -9,12 +9,22 @@ every shape back with the ``email`` package to prove the output is what the libr
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import formataddr, formatdate
 
-from digest.render import one_line
+_SPACES = re.compile(r"\s+")
+
+
+
+def one_line(value: str, limit: int = 250) -> str:
+    """Collapse every run of whitespace (CR/LF included) to one space: safe in a header."""
+    if not value.isprintable():  # the per-character pass only when there is something to replace
+        value = "".join(ch if ch.isprintable() else " " for ch in value)
+    value = _SPACES.sub(" ", value).strip()
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -17,12 +18,13 @@ from urllib.parse import unquote
 import jinja2
 from premailer import Premailer
 
+from digest.mime import MessageSpec, build_message, one_line
+
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "email_templates"
 
 _EXTENDS = re.compile(r"{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%}")
 _BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}(.*?){%-?\s*endblock(?:\s+\w+)?\s*-?%}", re.S)
 _ENCODED_EXPR = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,23 @@ class Rendered:
     text: str
     html: str
 
-
-def one_line(value: str, limit: int = 250) -> str:
-    """Collapse every run of whitespace (CR/LF included) to one space: safe in a header."""
-    if not value.isprintable():  # the per-character pass only when there is something to replace
-        value = "".join(ch if ch.isprintable() else " " for ch in value)
-    value = _SPACES.sub(" ", value).strip()
-    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+    def message(
+        self, sender: Address, to: str, message_id: str, headers: dict[str, str] | None = None, date: float | None = None
+    ) -> bytes:
+        """This email as MIME bytes from ``sender`` to ``to`` (every email we send is auto-generated)."""
+        return build_message(
+            MessageSpec(
+                from_name=sender.display_name,
+                from_address=sender.addr_spec,
+                to_address=to,
+                subject=self.subject,
+                text=self.text,
+                html=self.html,
+                message_id=message_id,
+                headers={**(headers or {}), "Auto-Submitted": "auto-generated"},
+                date=date,
+            )
+        )
 
 
 def _flatten(loader: jinja2.BaseLoader, env: jinja2.Environment, name: str) -> str:

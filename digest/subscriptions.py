@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session, selectinload
 from digest import tokens
 from digest.config import Settings
 from digest.db import session_scope
-from digest.mime import MessageSpec, build_message
 from digest.models import Frequency, Subscriber, SubscriberState, TopicFilter
 from digest.render import templates
 from digest.schedule import DEFAULT_HOUR, is_valid_timezone, next_slot
@@ -178,18 +177,7 @@ def send_confirmation(settings: Settings, subscriber_id: int) -> bool:
     }
     rendered = templates().render("confirm", context)
     sender = settings.mail_from_address
-    message = build_message(
-        MessageSpec(
-            from_name=sender.display_name,
-            from_address=sender.addr_spec,
-            to_address=email,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            message_id=f"confirm.{uuid.uuid4().hex}@{settings.mail_domain}",
-            headers={"Auto-Submitted": "auto-generated"},
-        )
-    )
+    message = rendered.message(sender, email, f"confirm.{uuid.uuid4().hex}@{settings.mail_domain}")
     with make_transport(settings) as transport:
         try:
             transport.send(sender.addr_spec, [email], message)

@@ -47,15 +47,15 @@ def send_via_queue(settings: Settings) -> Callable[[int], None]:
     task code). If the broker cannot take it (Redis down), send in-process rather than lose it.
     """
     fallback = send_in_process(settings)
-    client = []
+    client = None
 
     def enqueue(subscriber_id: int) -> None:
+        nonlocal client
         from workers.factory import make_celery
 
         try:
-            if not client:
-                client.append(make_celery(settings))
-            client[0].send_task(
+            client = client or make_celery(settings)
+            client.send_task(
                 "digest.send_confirmation",
                 args=(subscriber_id,),
                 retry=True,

@@ -68,19 +68,18 @@ def _summary(path: Path) -> dict:
     }
 
 
-def list_messages(folder: Path, limit: int = LIST_LIMIT) -> list[dict]:
-    """The newest messages first (file names start with the time they were filed)."""
+def list_messages(folder: Path, limit: int = LIST_LIMIT) -> tuple[list[dict], int]:
+    """The newest ``limit`` messages first (file names start with the time they were filed), and how many there are."""
     if not folder.is_dir():
-        return []
-    names = sorted((p for p in folder.iterdir() if NAME.match(p.name)), key=lambda p: p.name, reverse=True)
-    return [_summary(p) for p in names[:limit]]
+        return [], 0
+    paths = sorted((p for p in folder.iterdir() if NAME.match(p.name)), key=lambda p: p.name, reverse=True)
+    return [_summary(p) for p in paths[:limit]], len(paths)
 
 
 @bp.get("/")
 def index():
-    folder = _folder()
-    total = sum(1 for p in folder.iterdir() if NAME.match(p.name)) if folder.is_dir() else 0
-    return render_template("outbox.html", messages=list_messages(folder), total=total, limit=LIST_LIMIT)
+    messages, total = list_messages(_folder())
+    return render_template("outbox.html", messages=messages, total=total, limit=LIST_LIMIT)
 
 
 @bp.post("/send-now")
