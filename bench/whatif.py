@@ -5,26 +5,18 @@ bench e2e --what-if``) and ``python -m bench.profile_send N --what-if`` can show
 proposed fix is worth before its owner makes it properly. Each patch keeps the function's contract;
 see docs/benchmarks.md ("Profile findings") for the reasoning.
 
-1. ``digest.ledger.record_sent``, two variants (``BENCH_WHAT_IF_LEDGER``):
-   ``batched`` (default): sent rows recorded ``FLUSH_EVERY`` (20) at a time, one ``UPDATE … FROM
-   unnest(…)`` and one multi-row INSERT of the items per flush, and before any other ledger write; a
-   worker killed mid-batch can resend at most 20 digests (their SMTP accept not yet recorded).
-   ``async``: per message as now, but the items in one multi-row INSERT and ``SET LOCAL
-   synchronous_commit = off``: the commit no longer waits for the WAL flush. A crashed worker loses
-   nothing; only a crash of the database server itself could forget the last few hundred ms of sends.
-2. ``digest.compose.Corpus``: one per distinct candidate set per process (keyed by the papers' text and
-   upvotes), instead of re-tokenising the same day's papers for every batch of 100.
-3. ``digest.emails.PaperBlocks.get``: blocks kept per process (keyed by paper id and upvotes), not
-   per batch.
-4. ``digest.tokens._serializer`` and ``Settings.mail_from_address``: built once per secret / address
-   (``parseaddr`` and itsdangerous' serializer construction ran per link and per message).
-5. Optional, ``BENCH_WHAT_IF_BATCH=N``: ``digest.jobs.chunks`` cuts send batches of N rows (the
+1. ``digest.ledger.record_sent``: sent rows recorded ``FLUSH_EVERY`` (20) at a time, one ``UPDATE …
+   FROM unnest(…)`` and one multi-row INSERT of the items per flush, and before any other ledger
+   write; a worker killed mid-batch can resend at most 20 digests (their SMTP accept not yet
+   recorded). Not adopted: the product keeps one (asynchronous) commit per message.
+
+The other proposals measured here first (the ``synchronous_commit`` variant of 1, the Corpus and
+paper blocks kept per process, serializers and the sender built once) are now in the product.
+2. Optional, ``BENCH_WHAT_IF_BATCH=N``: ``digest.jobs.chunks`` cuts send batches of N rows (the
    per-batch queries, claim and SMTP connection are paid N/100 times less often).
 """
 
 from __future__ import annotations
-
-import functools
 
 _applied = False
 
@@ -35,9 +27,6 @@ def apply() -> None:
         return
     _applied = True
     _ledger()
-    _corpus()
-    _blocks()
-    _tokens_and_settings()
     _batch_size()
 
 
@@ -58,12 +47,7 @@ FLUSH_EVERY = 20  # sent rows recorded together (batched ledger); at most this m
 
 
 def _ledger() -> None:
-    import os
-
-    if os.environ.get("BENCH_WHAT_IF_LEDGER", "batched") == "batched":
-        _ledger_batched()
-    else:
-        _ledger_async_commit()
+    _ledger_batched()
 
 
 def _ledger_batched() -> None:
@@ -122,92 +106,3 @@ def _ledger_batched() -> None:
     ledger.record_sent = deliver.record_sent = record_sent
     ledger.finish = deliver.finish = finish
     deliver._send_batch = send_batch
-
-
-def _ledger_async_commit() -> None:
-    from sqlalchemy import insert, text, update
-
-    from digest import deliver, ledger
-    from digest.models import Delivery, DeliveryItem, DeliveryStatus
-
-    def record_sent(session, delivery_id, subscriber_id, shown, mid, now) -> bool:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        moved = session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.sending)
-            .values(status=DeliveryStatus.sent, sent_at=now, message_id=mid, paper_count=len(shown), error=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if moved and shown:
-            session.execute(
-                insert(DeliveryItem),
-                [
-                    dict(delivery_id=delivery_id, paper_id=p.paper.id, subscriber_id=subscriber_id, position=i, matched_filter=p.matched)
-                    for i, p in enumerate(shown)
-                ],
-            )
-        session.commit()
-        return bool(moved)
-
-    ledger.record_sent = record_sent
-    deliver.record_sent = record_sent
-
-
-def _corpus() -> None:
-    from digest import compose, topics
-
-    cache: dict = {}
-
-    def corpus(papers):
-        key = tuple(papers)  # PaperText is frozen: text, authors, org and upvotes
-        found = cache.get(key)
-        if found is None:
-            if len(cache) > 16:
-                cache.clear()
-            found = cache[key] = topics.Corpus(papers)
-        return found
-
-    compose.Corpus = corpus
-
-
-def _blocks() -> None:
-    from digest import emails
-
-    shared: dict = {}
-    original = emails.PaperBlocks.get
-
-    def get(self, paper):
-        key = (paper.id, paper.upvotes, paper.updated_at)
-        block = shared.get(key)
-        if block is None:
-            if len(shared) > 5000:
-                shared.clear()
-            block = shared[key] = original(self, paper)
-        return block
-
-    emails.PaperBlocks.get = get
-
-
-def _tokens_and_settings() -> None:
-    from digest import config, tokens
-
-    make = tokens._serializer
-    serializers: dict = {}
-
-    def serializer(settings, purpose):
-        key = (settings.secret_key, purpose)
-        found = serializers.get(key)
-        if found is None:
-            found = serializers[key] = make(settings, purpose)
-        return found
-
-    tokens._serializer = serializer
-    original = config.Settings.mail_from_address.fget
-    address = functools.lru_cache(maxsize=16)(lambda mail_from: original(_Stub(mail_from)))
-    config.Settings.mail_from_address = property(lambda self: address(self.mail_from))
-
-
-class _Stub:
-    def __init__(self, mail_from: str) -> None:
-        self.mail_from = mail_from
