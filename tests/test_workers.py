@@ -13,19 +13,17 @@ flight (one per pool process).
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import func, select
 
 from digest.db import session_scope
 from digest.models import Delivery, DeliveryStatus, Frequency, Paper, Subscriber, SubscriberState, TopicFilter
+from papers_api import PapersApi, item, ok
 from processes import BIN, CeleryWorker, PrivateRedis, digest_cli, wait_for
 from support import subprocess_env
 
@@ -35,72 +33,25 @@ PAPERS_PER_DAY = 6
 CONCURRENCY = 2
 
 
-def api_items(days: list) -> list[dict]:
-    items = []
-    for d, day in enumerate(days):
-        for i in range(PAPERS_PER_DAY):
-            arxiv_id = f"2611.{d:02d}{i:03d}"
-            at = f"{day.isoformat()}T0{i}:15:00.000Z"
-            items.append(
-                {
-                    "paper": {
-                        "id": arxiv_id,
-                        "title": f"Scaling study {d}-{i} of diffusion transformers",
-                        "summary": "We study how diffusion transformers scale.",
-                        "authors": [{"name": "Ada Lovelace"}, {"name": "Alan Turing"}],
-                        "publishedAt": at,
-                        "submittedOnDailyAt": at,
-                        "upvotes": 10 * i + d,
-                    },
-                    "numComments": i,
-                }
-            )
-    return items
-
-
-class PapersApi:
-    """The Daily Papers API stand-in: ``?date=D`` answers that day's items."""
-
-    def __init__(self, items: list[dict]) -> None:
-        by_day: dict[str, list] = {}
-        for item in items:
-            by_day.setdefault(item["paper"]["submittedOnDailyAt"][:10], []).append(item)
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                from urllib.parse import parse_qs, urlsplit
-
-                day = parse_qs(urlsplit(self.path).query).get("date", [""])[0]
-                body = json.dumps(owner.by_day.get(day, [])).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.by_day = by_day
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/api/daily_papers"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def day_items(day, d: int) -> list[dict]:
+    """``PAPERS_PER_DAY`` diffusion papers of one Daily Papers day."""
+    return [
+        item(f"2611.{d:02d}{i:03d}", f"Scaling study {d}-{i} of diffusion transformers", 10 * i + d, day.isoformat(),
+             summary="We study how diffusion transformers scale.")
+        for i in range(PAPERS_PER_DAY)
+    ]
 
 
 @pytest.fixture
 def papers_api():
+    """The papers API with yesterday's and today's papers (what beat's ingest asks for)."""
     today = datetime.now(timezone.utc).date()
-    api = PapersApi(api_items([today - timedelta(days=n) for n in (1, 0)]))
+    api = PapersApi()
+    for d, day in enumerate((today - timedelta(days=1), today)):
+        api.days[day.isoformat()] = [ok(day_items(day, d))]
+    api.start()
     yield api
-    api.close()
+    api.stop()
 
 
 @pytest.fixture
