@@ -39,7 +39,7 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.models import Delivery, DeliveryItem, Paper, TopicFilter
+from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFilter
 from digest.schedule import next_slot, period_of, slot_at_or_before
 from digest.topics import Corpus, Filter, FilterError, PaperText, iter_bits, parse_filter
 
@@ -162,7 +162,10 @@ def load_candidates(session: Session, start: date, end: date) -> list[Paper]:
 
 
 def load_sent(session: Session, subscriber_ids: Iterable[int], start: date, end: date) -> dict[int, set[int]]:
-    """Paper ids already mailed to each subscriber, among the days ``start..end`` (one query)."""
+    """Paper ids already mailed to each subscriber, among the days ``start..end`` (one query).
+
+    Items of a delivery not ``sent`` (written for a batch before it went out) do not count.
+    """
     ids = list(subscriber_ids)
     sent: dict[int, set[int]] = {i: set() for i in ids}
     if not ids or start > end:
@@ -170,7 +173,13 @@ def load_sent(session: Session, subscriber_ids: Iterable[int], start: date, end:
     rows = session.execute(
         select(DeliveryItem.subscriber_id, DeliveryItem.paper_id)
         .join(Paper, Paper.id == DeliveryItem.paper_id)
-        .where(DeliveryItem.subscriber_id.in_(ids), Paper.daily_date >= start, Paper.daily_date <= end)
+        .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+        .where(
+            DeliveryItem.subscriber_id.in_(ids),
+            Paper.daily_date >= start,
+            Paper.daily_date <= end,
+            Delivery.status == DeliveryStatus.sent,
+        )
     )
     for subscriber_id, paper_id in rows:
         sent[subscriber_id].add(paper_id)

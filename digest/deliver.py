@@ -25,7 +25,7 @@ from digest.config import Settings
 from digest.db import session_factory, session_scope
 from digest.emails import DigestMailer, Reader, links_for, message_id
 from digest.jobs import chunks
-from digest.ledger import claim, due_pages, dues_of, existing, finish, plan, record_sent, suppress, waiting
+from digest.ledger import SentLog, claim, due_pages, dues_of, existing, finish, plan, suppress, waiting, write_items
 from digest.models import Delivery, DeliveryStatus, Subscriber, SubscriberState
 from digest.transport import PermanentError, TransientError, Transport, make_transport
 
@@ -185,17 +185,15 @@ def _send_batch(
     report: SendReport,
     open_rows: set[int],
 ) -> str | None:
-    """Send each row, recording its outcome; returns why it stopped early (connection trouble) or None."""
+    """Build every message, write what each contains, then send each row and record its outcome.
+
+    Returns why it stopped early (connection trouble) or None.
+    """
     mailer = DigestMailer(settings)
     sender = settings.mail_from_address.addr_spec
-    suppressed: set[int] = set()
+    built: list[tuple[Outgoing, bytes, list[Pick], str]] = []
     for item in batch:
-        if item.subscriber_id in suppressed:  # a second digest of an address refused a moment ago
-            report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error="address suppressed")
-            open_rows.discard(item.delivery_id)
-            continue
         links = links_for(settings, item.subscriber_public_id, item.public_id)
-        mid = message_id(settings, item.public_id)
         try:
             rendered, shown = mailer.render(item.picks, item.reader, item.window, links)
             data = mailer.message(rendered, item.reader.email, item.public_id, links, now)
@@ -204,31 +202,40 @@ def _send_batch(
             report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error=f"cannot build message: {exc}")
             open_rows.discard(item.delivery_id)
             continue
-        try:
-            transport.send(sender, [item.reader.email], data)
-        except PermanentError as exc:
-            if _connection_trouble(exc):
-                log.error("SMTP server refuses to send at all (%s); batch deferred", exc)
-                return str(exc)
-            log.warning("digest %s refused for good, suppressing subscriber %s: %s", item.delivery_id, item.subscriber_id, exc)
-            suppress(session, item.delivery_id, item.subscriber_id, str(exc))
-            suppressed.add(item.subscriber_id)
-            report.failed += 1
-            report.suppressed += 1
-        except (TransientError, OSError) as exc:
-            if isinstance(exc, OSError) or _connection_trouble(exc):
-                log.warning("SMTP connection trouble (%s); %d rows deferred", exc, len(open_rows))
-                return str(exc)
-            if attempts[item.delivery_id] >= MAX_ATTEMPTS:
-                error = f"gave up after {MAX_ATTEMPTS} attempts: {exc}"
-                report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error=error)
+        built.append((item, data, shown, message_id(settings, item.public_id)))
+    write_items(session, [(item.delivery_id, item.subscriber_id, shown) for item, _, shown, _ in built])
+    suppressed: set[int] = set()
+    with SentLog(session) as sent_log:
+        for item, data, shown, mid in built:
+            if item.subscriber_id in suppressed:  # a second digest of an address refused a moment ago
+                report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error="address suppressed")
+                open_rows.discard(item.delivery_id)
+                continue
+            try:
+                transport.send(sender, [item.reader.email], data)
+            except PermanentError as exc:
+                if _connection_trouble(exc):
+                    log.error("SMTP server refuses to send at all (%s); batch deferred", exc)
+                    return str(exc)
+                log.warning("digest %s refused for good, suppressing subscriber %s: %s", item.delivery_id, item.subscriber_id, exc)
+                suppress(session, item.delivery_id, item.subscriber_id, str(exc))
+                suppressed.add(item.subscriber_id)
+                report.failed += 1
+                report.suppressed += 1
+            except (TransientError, OSError) as exc:
+                if isinstance(exc, OSError) or _connection_trouble(exc):
+                    log.warning("SMTP connection trouble (%s); %d rows deferred", exc, len(open_rows))
+                    return str(exc)
+                if attempts[item.delivery_id] >= MAX_ATTEMPTS:
+                    error = f"gave up after {MAX_ATTEMPTS} attempts: {exc}"
+                    report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error=error)
+                else:
+                    finish(session, [item.delivery_id], status=DeliveryStatus.pending, error=str(exc))
+                    report.deferred.append(item.delivery_id)
             else:
-                finish(session, [item.delivery_id], status=DeliveryStatus.pending, error=str(exc))
-                report.deferred.append(item.delivery_id)
-        else:
-            record_sent(session, item.delivery_id, item.subscriber_id, shown, mid, now)
-            report.sent += 1
-        open_rows.discard(item.delivery_id)
+                sent_log.record(item.delivery_id, mid, len(shown), now)
+                report.sent += 1
+            open_rows.discard(item.delivery_id)
     return None
 
 

@@ -5,7 +5,7 @@
 each subscriber's ``next_due_at`` on. A sender ``claim``s rows with one conditional UPDATE
 (``pending``, or ``sending`` with a claim older than ``DIGEST_CLAIM_TIMEOUT``; ``SKIP LOCKED`` on
 PostgreSQL), so two senders never hold the same row, and ``finish``es each row as it goes:
-``sent`` (with its items) right after the SMTP server accepted it, ``skipped``, ``failed``, or back
+``sent`` right after the SMTP server accepted it (its items written for the batch before sending), ``skipped``, ``failed``, or back
 to ``pending`` for a later run.
 """
 
@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -180,43 +180,78 @@ def finish(session: Session, ids: Sequence[int], **values) -> int:
     return result.rowcount or 0
 
 
-def record_sent(
-    session: Session, delivery_id: int, subscriber_id: int, shown: Sequence[Pick], mid: str, now: datetime
-) -> bool:
-    """The SMTP server accepted the message: the row is ``sent`` with its items. Commits.
+def write_items(session: Session, contents: Sequence[tuple[int, int, Sequence[Pick]]]) -> None:
+    """What each (delivery id, subscriber id, picks shown) of a batch contains, before any is sent.
 
-    One transaction per message, so a sender that dies mid-batch resends at most the message in
-    flight. On PostgreSQL that commit does not wait for the WAL flush (``synchronous_commit`` off
-    for this transaction only): a crashed *worker* loses nothing, and only a crash of the database
-    server itself could forget the last fraction of a second of sends (they would be sent again,
-    with the same Message-ID). It was 60 % of a send batch's time (docs/benchmarks.md).
+    One DELETE and one INSERT for the batch, then a commit, instead of an INSERT per message. Items
+    count as mailed only once their delivery is ``sent`` (:func:`digest.compose.load_sent` and the
+    archive read them through it); a row deferred and composed again later gets its items rewritten.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    moved = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.sending)
-        .values(status=DeliveryStatus.sent, sent_at=now, message_id=mid, paper_count=len(shown), error=None)
+    if not contents:
+        return
+    session.execute(
+        delete(DeliveryItem)
+        .where(DeliveryItem.delivery_id.in_([delivery_id for delivery_id, _, _ in contents]))
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if moved and shown:
-        session.execute(
-            insert(DeliveryItem),
-            [
-                dict(
-                    delivery_id=delivery_id,
-                    paper_id=pick.paper.id,
-                    subscriber_id=subscriber_id,
-                    position=position,
-                    matched_filter=pick.matched,
-                )
-                for position, pick in enumerate(shown)
-            ],
-        )
-    elif not moved:  # our claim timed out and another sender took the row over
-        log.warning("delivery %s was sent but is no longer ours; left as the other sender records it", delivery_id)
+    )
+    rows = [
+        dict(delivery_id=delivery_id, paper_id=pick.paper.id, subscriber_id=subscriber_id, position=position, matched_filter=pick.matched)
+        for delivery_id, subscriber_id, shown in contents
+        for position, pick in enumerate(shown)
+    ]
+    if rows:
+        session.execute(insert(DeliveryItem), rows)
     session.commit()
-    return bool(moved)
+
+
+_MARK_SENT = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"), Delivery.status == DeliveryStatus.sending)
+    .values(
+        status=DeliveryStatus.sent,
+        sent_at=bindparam("now"),
+        message_id=bindparam("message_id"),
+        paper_count=bindparam("paper_count"),
+        error=None,
+    )
+)  # built once: SQLAlchemy compiles it once per process, each send only binds its values
+
+
+class SentLog:
+    """Marks a row ``sent`` the moment the SMTP server accepted its message: one autocommitted
+    UPDATE per message on a connection of its own, so a sender that dies mid-batch resends at most
+    the message in flight.
+
+    On PostgreSQL that connection does not wait for the WAL flush (``synchronous_commit`` off):
+    a crashed *worker* loses nothing, and only a crash of the database server itself could forget
+    the last fraction of a second of sends (they would go out again with the same Message-ID).
+    Recording a send was 60 % of a send batch's time (docs/benchmarks.md); this is one round trip.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.connection = session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.postgres = self.connection.dialect.name == "postgresql"
+        if self.postgres:
+            self.connection.exec_driver_sql("SET synchronous_commit TO OFF")
+
+    def __enter__(self) -> "SentLog":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if self.postgres and not self.connection.invalidated:
+                self.connection.exec_driver_sql("RESET synchronous_commit")  # the pool's next user gets the default
+        finally:
+            self.connection.close()
+
+    def record(self, delivery_id: int, message_id: str, paper_count: int, now: datetime) -> bool:
+        """True if the row was still ours; False if our claim timed out and another sender took it."""
+        moved = self.connection.execute(
+            _MARK_SENT, {"delivery_id": delivery_id, "now": now, "message_id": message_id, "paper_count": paper_count}
+        ).rowcount
+        if not moved:
+            log.warning("delivery %s was sent but is no longer ours; left as the other sender records it", delivery_id)
+        return bool(moved)
 
 
 def suppress(session: Session, delivery_id: int, subscriber_id: int, reason: str) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from digest.compose import paper_text
 from digest.config import Settings, SmtpSettings
-from digest.models import DeliveryItem, Paper, Subscriber, SubscriberState, TopicFilter
+from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, Subscriber, SubscriberState, TopicFilter
 from digest.topics import parse_filter
 from support import SmtpServer
 
@@ -77,7 +77,13 @@ def expected_picks(
     session: Session, subscriber: Subscriber, start: date, end: date, size: int = 10
 ) -> list[tuple[str, str | None]]:
     """(arxiv id, matched filter) a digest over ``start..end`` must show: the plain reference."""
-    sent = set(session.scalars(select(DeliveryItem.paper_id).where(DeliveryItem.subscriber_id == subscriber.id)))
+    sent = set(
+        session.scalars(
+            select(DeliveryItem.paper_id)
+            .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+            .where(DeliveryItem.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.sent)
+        )
+    )
     filters = [parse_filter(f.text) for f in subscriber.filters]
     papers = session.scalars(select(Paper).where(Paper.daily_date >= start, Paper.daily_date <= end)).all()
     out = []

@@ -133,9 +133,10 @@ def test_sending_again_sends_nothing_and_the_next_days_never_repeat_a_paper(sess
         shown = [a for msg in smtp_server.to(address) for a in shown_papers(msg)]
         assert len(shown) == len(set(shown)), f"{address} got a paper twice"
     per_subscriber = session.execute(
-        select(DeliveryItem.subscriber_id, DeliveryItem.paper_id, func.count()).group_by(
-            DeliveryItem.subscriber_id, DeliveryItem.paper_id
-        )
+        select(DeliveryItem.subscriber_id, DeliveryItem.paper_id, func.count())
+        .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+        .where(Delivery.status == DeliveryStatus.sent)
+        .group_by(DeliveryItem.subscriber_id, DeliveryItem.paper_id)
     ).all()
     assert all(count == 1 for *_, count in per_subscriber)
 
@@ -215,6 +216,25 @@ def test_451_then_250_is_sent_after_a_retry(session, mail_settings, smtp_server)
     assert second.sent == 1 and len(smtp_server.captured) == 1
     (row,) = rows(session)
     assert (row.status, row.attempts, row.error) == (DeliveryStatus.sent, 2, None)
+    # the items written before the first try neither counted as mailed nor doubled on the second
+    assert [item.paper.arxiv_id for item in row.items] == ["2611.00001"] == shown_papers(smtp_server.to("alice@example.org")[0])
+
+
+def test_recording_sends_leaves_the_pooled_connections_as_it_found_them(pg_settings, smtp_server):
+    with session_scope(pg_settings) as s:
+        add_paper(s, "2611.00001", "Video", upvotes=3)
+        add_subscriber(s, "alice@example.org")
+    settings = with_smtp(pg_settings, smtp_server)
+    with session_scope(settings) as s:
+        ids = plan(s, settings, AT)
+    assert send_deliveries(settings, ids, datetime.now(timezone.utc)).sent == 1
+    engine = engine_for(settings.database_url)
+    held = [engine.connect() for _ in range(engine.pool.size())]  # every pooled connection, the sender's too
+    try:
+        assert {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in held} == {"on"}
+    finally:
+        for c in held:
+            c.close()
 
 
 def test_send_due_retries_a_4xx_with_backoff(session, mail_settings, smtp_server):
