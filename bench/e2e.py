@@ -113,24 +113,66 @@ def populate(n: int, at: datetime, seed: int = 21, log=print) -> dict:
                 "COPY subscribers (id, public_id, email, state, frequency, timezone, delivery_hour, next_due_at, "
                 "confirmed_at) FROM STDIN"
             ) as copy:
+                zones = []
                 for i in range(1, n + 1):
+                    zones.append((rng.choice(TIMEZONES), rng.choice((6, 7, 7, 7, 8, 9))))
                     copy.write_row(
                         (i, uuid.UUID(int=rng.getrandbits(128)).hex, f"reader{i}@example.org", "active", "daily",
-                         rng.choice(TIMEZONES), rng.choice((6, 7, 7, 7, 8, 9)), due, due - timedelta(days=30))
+                         *zones[-1], due, due - timedelta(days=30))
                     )
             with cur.copy("COPY topic_filters (subscriber_id, position, text) FROM STDIN") as copy:
                 for i in range(1, n + 1):
                     for position, text in enumerate(subscribers[(i - 1) % len(subscribers)]):
                         copy.write_row((i, position, text))
                         filters += 1
-            for table in ("papers", "subscribers"):
+            history = _yesterday(cur, zones, at, papers, rng)
+            for table in ("papers", "subscribers", "deliveries"):
                 cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
     seconds = time.perf_counter() - t0
-    log(f"e2e: {n:,} subscribers, {filters:,} filters, {len(papers)} papers loaded in {seconds:.0f} s")
-    return {"subscribers": n, "filters": filters, "papers": len(papers), "papers_per_day": PAPERS_PER_DAY, "load_seconds": seconds}
+    log(f"e2e: {n:,} subscribers, {filters:,} filters, {len(papers)} papers, yesterday's {history:,} sent items loaded in {seconds:.0f} s")
+    return {
+        "subscribers": n, "filters": filters, "papers": len(papers), "papers_per_day": PAPERS_PER_DAY,
+        "history_items": history, "load_seconds": seconds,
+    }
+
+
+def _yesterday(cur, zones: list[tuple[str, int]], at: datetime, papers, rng: random.Random) -> int:
+    """The ledger as the previous day's run left it: each subscriber's digest of yesterday, ``sent``,
+    with ~6 of that day's papers as items (none for ~11 %), so the run meets a ledger in steady
+    state — rows to read for "never a paper twice" and statistics the planner can use — not an
+    empty one that grows from nothing under its feet."""
+    from digest.compose import due_digest
+
+    days = sorted({p.daily_date for p in papers})
+    by_day: dict = {}
+    for p in papers:
+        by_day.setdefault(p.daily_date, []).append(p.id)
+    rows, items = [], 0
+    with cur.copy(
+        "COPY deliveries (id, public_id, subscriber_id, period, scheduled_for, window_start, window_end, status, "
+        "attempts, sent_at, message_id, paper_count) FROM STDIN"
+    ) as copy:
+        for i, (zone, hour) in enumerate(zones, start=1):
+            today = due_digest(i, "daily", zone, hour, at, None, days)  # what this run will plan
+            due = due_digest(i, "daily", zone, hour, today.slot - timedelta(seconds=1), None, [d for d in days if d < today.window_start])
+            count = 0 if rng.random() < 0.11 else rng.randint(1, 10)
+            shown = rng.sample(by_day[due.window_end], min(count, len(by_day[due.window_end])))
+            public_id = uuid.UUID(int=rng.getrandbits(128)).hex
+            copy.write_row(
+                (i, public_id, i, due.period, due.slot, due.window_start, due.window_end,
+                 "sent" if shown else "skipped", 1, due.slot if shown else None,
+                 f"digest.{public_id}@papers.example.org" if shown else None, len(shown))
+            )
+            rows.append((i, shown))
+    with cur.copy("COPY delivery_items (delivery_id, paper_id, subscriber_id, position) FROM STDIN") as copy:
+        for i, shown in rows:
+            for position, paper_id in enumerate(shown):
+                copy.write_row((i, paper_id, i, position))
+                items += 1
+    return items
 
 
 # ---------------------------------------------------------------- workers and memory
@@ -218,11 +260,84 @@ def stop_workers(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
-def _counts(engine) -> dict[str, int]:
+def _counts(engine, after: int) -> dict[str, int]:
+    """This run's ledger rows by status (ids past ``after``: yesterday's rows are 1..n)."""
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        return dict(conn.execute(text("SELECT status, count(*) FROM deliveries GROUP BY status")).all())
+        return dict(conn.execute(text("SELECT status, count(*) FROM deliveries WHERE id > :after GROUP BY status"), {"after": after}).all())
+
+
+def _busy(engine, after: int) -> tuple[bool, bool]:
+    """(any ledger row yet, any row pending or sending): two index lookups, cheap enough to poll
+    every 0.25 s without taking CPU from the run (a full count is only taken once it looks done)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE id > :after), "
+                    "EXISTS (SELECT 1 FROM deliveries WHERE status IN ('pending', 'sending'))"
+                ),
+                {"after": after},
+            ).one()
+        )
+
+
+class CpuAccount:
+    """CPU seconds (user + system) each kind of process spent between :meth:`start` and :meth:`stop`:
+    the Celery workers, PostgreSQL, Redis, the SMTP sink, this bench, the rest of the machine."""
+
+    def __init__(self, worker_pid: int) -> None:
+        self.worker_pid = worker_pid
+        self.before: dict[int, float] = {}
+        self.wall = 0.0
+        self.seconds: dict[str, float] = {}
+
+    @staticmethod
+    def _snapshot() -> dict[int, tuple[str, float]]:
+        import psutil
+
+        out = {}
+        for p in psutil.process_iter(["name", "cpu_times"]):
+            times = p.info["cpu_times"]
+            if times is not None:
+                out[p.pid] = (p.info["name"] or "?", times.user + times.system)
+        return out
+
+    def _kind(self, pid: int, name: str, workers: set[int]) -> str:
+        if pid in workers:
+            return "celery workers"
+        if pid == os.getpid():
+            return "bench (polling)"
+        for kind in ("postgres", "redis-server", "smtp-sink"):
+            if name.startswith(kind):
+                return kind
+        return "other"
+
+    def start(self) -> "CpuAccount":
+        self.before = {pid: cpu for pid, (_, cpu) in self._snapshot().items()}
+        self.wall = time.perf_counter()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        import psutil
+
+        self.wall = time.perf_counter() - self.wall
+        try:
+            workers = {self.worker_pid, *(c.pid for c in psutil.Process(self.worker_pid).children(recursive=True))}
+        except psutil.Error:
+            workers = {self.worker_pid}
+        for pid, (name, cpu) in self._snapshot().items():
+            kind = self._kind(pid, name, workers)
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + cpu - self.before.get(pid, 0.0)
+        return self.seconds
+
+    def line(self) -> str:
+        total = sum(self.seconds.values())
+        parts = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1]))
+        return f"CPU {total:.0f} s in {self.wall:.0f} s wall ({total / self.wall:.2f} cores busy): {parts}"
 
 
 @dataclass
@@ -234,6 +349,7 @@ class Run:
     rss: dict
     finished: bool
     workload: dict
+    cpu_seconds: dict = field(default_factory=dict)  # CPU per kind of process during the run
 
 
 def run_pipeline(n: int, workers: int, *, cap_seconds: float, what_if: bool = False, log=print) -> Run:
@@ -263,28 +379,34 @@ def run_pipeline(n: int, workers: int, *, cap_seconds: float, what_if: bool = Fa
             sampler = RssSampler(proc.pid).start()
             time.sleep(0.5)
             idle = dict(sampler.peak)
+            cpu = CpuAccount(proc.pid).start()
             t0 = time.perf_counter()
             app.send_task("digest.plan", kwargs={"at": at.isoformat()}, queue="digest.default")
             plan_seconds, counts, finished = None, {}, False
             while time.perf_counter() - t0 < cap_seconds:
                 time.sleep(0.25)
-                counts = _counts(engine)
-                total = sum(counts.values())
-                if plan_seconds is None and total:
+                started, busy = _busy(engine, n)
+                if plan_seconds is None and started:
                     plan_seconds = time.perf_counter() - t0
-                if total >= n and not counts.get("pending") and not counts.get("sending"):
-                    finished = True
-                    break
+                if started and not busy:
+                    counts = _counts(engine, n)
+                    if sum(counts.values()) >= n and not counts.get("pending") and not counts.get("sending"):
+                        finished = True
+                        break
                 if proc.poll() is not None:
                     raise RuntimeError(f"celery worker died (exit {proc.returncode}); see {log_path}")
             seconds = time.perf_counter() - t0
+            cpu.stop()
             sampler.stop()
+            if not finished:
+                counts = _counts(engine, n)
         finally:
             stop_workers(proc)
     engine.dispose()
     rss = sampler.summary() | {"idle_rss_mb": {str(k): v / 2**20 for k, v in idle.items()}}
     log(f"e2e: {n:,} due: {counts} in {seconds:.1f} s (plan committed at {plan_seconds or 0:.1f} s); {'finished' if finished else 'NOT finished (cap)'}; peak RSS {rss['peak_rss_mb_max_process']:.0f} MB")
-    return Run(n, seconds, plan_seconds, counts, rss, finished, workload)
+    log(f"e2e: {cpu.line()}")
+    return Run(n, seconds, plan_seconds, counts, rss, finished, workload, cpu.seconds)
 
 
 # ---------------------------------------------------------------- the naive baseline
@@ -359,7 +481,7 @@ def run_e2e(n: int, *, workers: int = 2, what_if: bool = False, log=print) -> li
     stage = "e2e" + (" what-if" if what_if else "") + (f" batch {batch}" if batch else "")
     base_s, base_detail = naive_baseline(n, min(1000, max(200, n // 100)), log=log)
     sent = run.counts.get("sent", 0)
-    detail = {"counts": run.counts, "plan_seconds": run.plan_seconds, "finished": run.finished, "workers": workers} | run.workload | run.rss
+    detail = {"counts": run.counts, "plan_seconds": run.plan_seconds, "finished": run.finished, "workers": workers, "cpu_seconds": run.cpu_seconds} | run.workload | run.rss
     rows = [
         faster(
             stage,

@@ -146,17 +146,40 @@ def waiting(session: Session, settings: Settings, at: datetime, now: datetime) -
 
 
 def claim(session: Session, settings: Settings, ids: Sequence[int], now: datetime) -> dict[int, int]:
-    """Take the rows no other sender holds: id -> attempts (this one included). Commits."""
+    """Take the rows no other sender holds: id -> attempts (this one included). Commits.
+
+    The rows are found by primary key only, then tested here: a test on ``status`` in SQL lets the
+    planner pick the status index, which statistics taken at steady state (no row pending) make look
+    free, and each batch then walks every pending row: seconds a batch at 100,000 due.
+    """
     cutoff = now - timedelta(seconds=settings.claim_timeout)
-    claimable = or_(
-        Delivery.status == DeliveryStatus.pending,
-        and_(Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < cutoff),
+    # SKIP LOCKED (PostgreSQL): a row another sender is claiming right now is simply not ours; the
+    # rows we read stay locked until the commit, so the UPDATE below needs no second test.
+    rows = session.execute(
+        select(Delivery.id, Delivery.status, Delivery.claimed_at)
+        .where(Delivery.id.in_(list(ids)))
+        .with_for_update(skip_locked=True)
     )
-    # SKIP LOCKED (PostgreSQL): a row another sender is claiming right now is simply not ours.
-    free = select(Delivery.id).where(Delivery.id.in_(list(ids)), claimable).with_for_update(skip_locked=True)
+    free = [
+        i
+        for i, status, claimed_at in rows
+        if status == DeliveryStatus.pending
+        or (status == DeliveryStatus.sending and claimed_at is not None and claimed_at < cutoff)
+    ]
+    if not free:
+        session.commit()
+        return {}
+    where = [Delivery.id.in_(free)]
+    if session.get_bind().dialect.name != "postgresql":  # no row locks: the UPDATE tests again, atomically
+        where.append(
+            or_(
+                Delivery.status == DeliveryStatus.pending,
+                and_(Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < cutoff),
+            )
+        )
     result = session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(free.scalar_subquery()), claimable)
+        .where(*where)
         .values(status=DeliveryStatus.sending, claimed_at=now, attempts=Delivery.attempts + 1)
         .returning(Delivery.id, Delivery.attempts)
         .execution_options(synchronize_session=False)
