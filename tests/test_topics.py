@@ -411,3 +411,32 @@ def test_parse_topics_never_fails_except_with_topics_error(text):
         parse_topics(text)
     except TopicsError as e:
         assert e.errors and all(err.line >= 1 for err in e.errors)
+
+
+_plain_words = st.lists(
+    st.sampled_from(["video", "Video", "diffusion", "OR", "or", "LLM", "3D", "agents", "a1b2", "x"]), min_size=1, max_size=5
+).map(" ".join)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_plain_words)
+def test_the_plain_words_shortcut_builds_exactly_what_the_full_parser_builds(line):
+    from digest.topics import _parse, _parse_general
+
+    _parse.cache_clear()
+    try:
+        general = _parse_general(line)
+    except Exception as exc:  # "OR" at an end, twice: both must refuse it the same way
+        with pytest.raises(type(exc)):
+            _parse(line)
+        return
+    fast = _parse(line)
+    assert (fast.text, fast.key, fast.branches, fast.excludes) == (general.text, general.key, general.branches, general.excludes)
+
+
+def test_the_plain_words_shortcut_is_taken_for_plain_words_only():
+    from digest.topics import _PLAIN
+
+    assert _PLAIN.fullmatch("video diffusion") and _PLAIN.fullmatch("LLM 3D")
+    for line in ('"video diffusion"', "text-to-3D", "title:video", "video -robot", "vidéo", "video  diffusion"):
+        assert not _PLAIN.fullmatch(line), line
