@@ -5,10 +5,10 @@ bench e2e --what-if``) and ``python -m bench.profile_send N --what-if`` can show
 proposed fix is worth before its owner makes it properly. Each patch keeps the function's contract;
 see docs/benchmarks.md ("Profile findings") for the reasoning.
 
-1. ``digest.ledger.record_sent``: sent rows recorded ``FLUSH_EVERY`` (20) at a time, one ``UPDATE …
-   FROM unnest(…)`` and one multi-row INSERT of the items per flush, and before any other ledger
-   write; a worker killed mid-batch can resend at most 20 digests (their SMTP accept not yet
-   recorded). Not adopted: the product keeps one (asynchronous) commit per message.
+1. ``digest.ledger.SentLog.record``: sent rows recorded ``FLUSH_EVERY`` (20) at a time, one
+   ``UPDATE … FROM unnest(…)`` per flush; a worker killed mid-batch can resend up to 20 digests
+   (their SMTP accept not yet recorded). Not adopted: the product keeps one (asynchronous)
+   autocommitted UPDATE per message.
 
 The other proposals measured here first (the ``synchronous_commit`` variant of 1, the Corpus and
 paper blocks kept per process, serializers and the sender built once) are now in the product.
@@ -47,62 +47,39 @@ FLUSH_EVERY = 20  # sent rows recorded together (batched ledger); at most this m
 
 
 def _ledger() -> None:
-    _ledger_batched()
+    """``SentLog.record`` buffers; every ``FLUSH_EVERY`` records, and when the log closes, one
+    ``UPDATE … FROM unnest(…)`` marks them all (the items are written per batch by the product)."""
+    from sqlalchemy import text
 
-
-def _ledger_batched() -> None:
-    """Sent rows recorded ``FLUSH_EVERY`` at a time: one UPDATE … FROM unnest(…) and one INSERT."""
-    from sqlalchemy import insert, text
-
-    from digest import deliver, ledger
-    from digest.models import DeliveryItem
+    from digest import ledger
 
     statement = text(
         "UPDATE deliveries AS d SET status = 'sent', sent_at = :now, message_id = v.mid, paper_count = v.n, error = NULL "
         "FROM unnest(CAST(:ids AS bigint[]), CAST(:mids AS text[]), CAST(:ns AS int[])) AS v(id, mid, n) "
-        "WHERE d.id = v.id AND d.status = 'sending' RETURNING d.id"
+        "WHERE d.id = v.id AND d.status = 'sending'"
     )
 
-    def flush(session) -> None:
-        buffer = session.info.pop("bench_sent", [])
-        if not buffer:
-            return
-        now = buffer[0][4]
-        moved = set(
-            session.scalars(
-                statement, {"now": now, "ids": [b[0] for b in buffer], "mids": [b[3] for b in buffer], "ns": [len(b[2]) for b in buffer]}
+    def flush(log) -> None:
+        buffer = log.__dict__.pop("bench_buffer", [])
+        if buffer:
+            log.connection.execute(
+                statement,
+                {"now": buffer[0][3], "ids": [b[0] for b in buffer], "mids": [b[1] for b in buffer], "ns": [b[2] for b in buffer]},
             )
-        )
-        items = [
-            dict(delivery_id=d, paper_id=p.paper.id, subscriber_id=s, position=i, matched_filter=p.matched)
-            for d, s, shown, _, _ in buffer
-            if d in moved
-            for i, p in enumerate(shown)
-        ]
-        if items:
-            session.execute(insert(DeliveryItem), items)
-        session.commit()
 
-    def record_sent(session, delivery_id, subscriber_id, shown, mid, now) -> bool:
-        session.info.setdefault("bench_sent", []).append((delivery_id, subscriber_id, list(shown), mid, now))
-        if len(session.info["bench_sent"]) >= FLUSH_EVERY:
-            flush(session)
+    def record(self, delivery_id, message_id, paper_count, now) -> bool:
+        self.__dict__.setdefault("bench_buffer", []).append((delivery_id, message_id, paper_count, now))
+        if len(self.bench_buffer) >= FLUSH_EVERY:
+            flush(self)
         return True
 
-    original_send_batch = deliver._send_batch
+    original_exit = ledger.SentLog.__exit__
 
-    def send_batch(session, *args, **kwargs):
+    def exit_(self, *exc_info):
         try:
-            return original_send_batch(session, *args, **kwargs)
+            flush(self)
         finally:
-            flush(session)
+            original_exit(self, *exc_info)
 
-    original_finish = ledger.finish
-
-    def finish(session, ids, **values):  # keep the order of writes: recorded sends first
-        flush(session)
-        return original_finish(session, ids, **values)
-
-    ledger.record_sent = deliver.record_sent = record_sent
-    ledger.finish = deliver.finish = finish
-    deliver._send_batch = send_batch
+    ledger.SentLog.record = record
+    ledger.SentLog.__exit__ = exit_
