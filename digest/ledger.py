@@ -2,11 +2,11 @@
 
 ``plan`` creates the rows of due digests (``INSERT … ON CONFLICT DO NOTHING`` on the unique
 (subscriber, period) constraint: planning twice, or two planners at once, makes one row) and moves
-each subscriber's ``next_due_at`` on. A sender ``claim``s rows with one conditional UPDATE
-(``pending``, or ``sending`` with a claim older than ``DIGEST_CLAIM_TIMEOUT``; ``SKIP LOCKED`` on
-PostgreSQL), so two senders never hold the same row, and ``finish``es each row as it goes:
-``sent`` right after the SMTP server accepted it (its items written for the batch before sending), ``skipped``, ``failed``, or back
-to ``pending`` for a later run.
+each subscriber's ``next_due_at`` on. A sender ``claim``s rows (``pending``, or ``sending`` with a
+claim older than ``DIGEST_CLAIM_TIMEOUT``), locked by key with ``SKIP LOCKED`` on PostgreSQL, so two
+senders never hold the same row; it writes the batch's items, then ``finish``es each row as it
+goes: ``sent`` right after the SMTP server accepted it, ``skipped``, ``failed``, or back to
+``pending`` for a later run.
 """
 
 from __future__ import annotations
@@ -127,19 +127,21 @@ def plan_pages(settings: Settings, at: datetime, *, page_size: int = PAGE_SIZE) 
     log.info("planned %d digests due at %s", total, at.isoformat())
 
 
+def _claimable(cutoff: datetime):
+    """Rows a sender may take: pending, or claimed before ``cutoff`` by a sender presumed dead."""
+    return or_(
+        Delivery.status == DeliveryStatus.pending,
+        and_(Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < cutoff),
+    )
+
+
 def waiting(session: Session, settings: Settings, at: datetime, now: datetime) -> list[int]:
     """Rows an earlier run left: pending (deferred) ones, and claims older than the claim timeout."""
     cutoff = now - timedelta(seconds=settings.claim_timeout)
     return list(
         session.scalars(
             select(Delivery.id)
-            .where(
-                Delivery.scheduled_for <= at,
-                or_(
-                    Delivery.status == DeliveryStatus.pending,
-                    and_(Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < cutoff),
-                ),
-            )
+            .where(Delivery.scheduled_for <= at, _claimable(cutoff))
             .order_by(Delivery.id)
         )
     )
@@ -171,12 +173,7 @@ def claim(session: Session, settings: Settings, ids: Sequence[int], now: datetim
         return {}
     where = [Delivery.id.in_(free)]
     if session.get_bind().dialect.name != "postgresql":  # no row locks: the UPDATE tests again, atomically
-        where.append(
-            or_(
-                Delivery.status == DeliveryStatus.pending,
-                and_(Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < cutoff),
-            )
-        )
+        where.append(_claimable(cutoff))
     result = session.execute(
         update(Delivery)
         .where(*where)

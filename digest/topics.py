@@ -236,9 +236,9 @@ def _parse(text: str) -> Filter:
     if len(text) > MAX_LINE_CHARS:
         raise _Problem(f"filter is too long ({len(text)} characters, at most {MAX_LINE_CHARS})")
     if _PLAIN.fullmatch(text) and "OR" not in text.split():
-        # Half the filters people write are plain words ("agents", "video diffusion"): all of them
-        # required, each one token, in sorted order — what the general path below builds, in a
-        # fifth of the time (tests/test_topics.py checks both give the same Filter).
+        # Plain words ("agents", "video diffusion"; 38 % of the distinct filters in the bench mix):
+        # all of them required, each one token, in sorted order — what the general path below
+        # builds, in about a third of the time (tests/test_topics.py checks both give the same Filter).
         words = sorted(set(text.lower().split()))
         return Filter(text=text, key=" ".join(words), branches=(tuple(Term("text", (w,)) for w in words),), excludes=())
     return _parse_general(text)
