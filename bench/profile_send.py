@@ -4,7 +4,9 @@ Fills the bench database with N due subscribers (as the e2e stage does), plans i
 ``digest.deliver.send_deliveries`` over the planned rows in batches of 100 — exactly what the
 ``digest.send_batch`` task runs — under pyinstrument, against ``smtp-sink``. Prints the profile and
 the rate. ``--what-if`` applies :mod:`bench.whatif` first (the proposed fixes, as monkeypatches).
-(For a live Celery worker: ``py-spy record --pid <worker child pid>``.)
+``--plain`` skips pyinstrument (whose per-call hook inflates call-heavy code) for a sampling
+profiler: ``py-spy record -f raw -o out.txt -- python -m bench.profile_send 3000 --plain``, then
+``python -m bench.spy out.txt``. (For a live Celery worker: ``py-spy record --pid <worker child pid>``.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from datetime import datetime, timezone
 
 
-def main(n: int = 3000, what_if: bool = False) -> None:
+def main(n: int = 3000, what_if: bool = False, plain: bool = False) -> None:
     from pyinstrument import Profiler
 
     if what_if:
@@ -42,17 +44,19 @@ def main(n: int = 3000, what_if: bool = False) -> None:
             ids = plan(session, settings, at)
         plan_s = time.perf_counter() - t0
         profiler = Profiler(interval=0.0005)
-        profiler.start()
+        if not plain:
+            profiler.start()
         t0 = time.perf_counter()
         sent = 0
         for batch in chunks(ids):
             sent += send_deliveries(settings, batch, datetime.now(timezone.utc)).sent
         seconds = time.perf_counter() - t0
+    if not plain:
         profiler.stop()
-    print(profiler.output_text(unicode=False, color=False, show_all=False))
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
     print(f"planned {len(ids)} in {plan_s:.2f} s; sent {sent} in {seconds:.2f} s = {sent / seconds:,.0f}/s on one process")
 
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(int(args[0]) if args else 3000, what_if="--what-if" in sys.argv)
+    main(int(args[0]) if args else 3000, what_if="--what-if" in sys.argv, plain="--plain" in sys.argv)

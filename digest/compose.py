@@ -248,17 +248,55 @@ def shared_corpus(texts: tuple[PaperText, ...]) -> Corpus:
     return Corpus(list(texts))
 
 
+class Candidates:
+    """A window's papers in trending order, indexed: what every batch of a send run shares."""
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self.papers = list(papers)
+        self.corpus = shared_corpus(tuple(paper_text(p) for p in self.papers))
+        self.position = {p.id: i for i, p in enumerate(self.papers)}
+        self.by_day: dict[date, int] = {}
+        for i, p in enumerate(self.papers):
+            self.by_day[p.daily_date] = self.by_day.get(p.daily_date, 0) | 1 << i
+
+
+_CANDIDATES: dict[tuple[str, date, date], tuple[tuple, Candidates]] = {}
+_CANDIDATES_MAX = 8
+
+
+def window_candidates(session: Session, start: date, end: date) -> Candidates:
+    """The papers of ``start..end``, loaded and indexed once per process while they stay the same.
+
+    Every batch of a run asks for the same window: one small query (how many papers, when the
+    last ingest touched them) replaces loading and indexing them all again. An ingest stamps
+    ``updated_at`` on every paper it fetched, so any refresh of the window makes a new version.
+    """
+    window = (Paper.daily_date >= start, Paper.daily_date <= end)
+    version = tuple(session.execute(select(func.count(), func.max(Paper.updated_at)).where(*window)).one())
+    key = (str(session.get_bind().url), start, end)
+    cached = _CANDIDATES.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    papers = load_candidates(session, start, end)
+    for paper in papers:  # kept beyond this session: a rollback must not expire them
+        session.expunge(paper)
+    candidates = Candidates(papers)
+    if len(_CANDIDATES) >= _CANDIDATES_MAX:
+        _CANDIDATES.clear()
+    _CANDIDATES[key] = (version, candidates)
+    return candidates
+
+
 class Matcher:
     """One batch's candidate papers in trending order, indexed once for every recipient."""
 
-    def __init__(self, papers: Sequence[Paper], filters: FilterCache | None = None) -> None:
-        self.papers = list(papers)
-        self.corpus = shared_corpus(tuple(paper_text(p) for p in self.papers))
+    def __init__(self, papers: Sequence[Paper] | Candidates, filters: FilterCache | None = None) -> None:
+        candidates = papers if isinstance(papers, Candidates) else Candidates(papers)
+        self.papers = candidates.papers
+        self.corpus = candidates.corpus
         self.filters = filters or FilterCache()
-        self._position = {p.id: i for i, p in enumerate(self.papers)}
-        self._by_day: dict[date, int] = {}
-        for i, p in enumerate(self.papers):
-            self._by_day[p.daily_date] = self._by_day.get(p.daily_date, 0) | 1 << i
+        self._position = candidates.position
+        self._by_day = candidates.by_day
         self._windows: dict[tuple[date, date], int] = {}
 
     def window_mask(self, start: date, end: date) -> int:
@@ -332,6 +370,6 @@ def compose(
     if not windows:
         return {key: [] for key, _ in recipients}
     start, end = min(w[0] for w in windows), max(w[1] for w in windows)
-    matcher = Matcher(load_candidates(session, start, end), filters)
+    matcher = Matcher(window_candidates(session, start, end), filters)
     sent = load_sent(session, {r.subscriber_id for _, r in recipients}, start, end)
     return select_for(matcher, recipients, sent, size)

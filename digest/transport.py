@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 import time
@@ -60,6 +61,15 @@ def _classify(code: int, message: bytes | str, what: str) -> DeliveryError:
     return PermanentError(error) if 500 <= code < 600 else TransientError(error)
 
 
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def _quoteaddr(address: str) -> str:
+    """``smtplib.quoteaddr``, without its full RFC 5322 parse for the plain addresses nearly all are
+    (tests/test_transport... checks both agree on them)."""
+    return f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
+
+
 def _sendmail(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> dict:
     """``smtp.sendmail`` with the envelope pipelined (RFC 2920) when the server offers PIPELINING.
 
@@ -70,7 +80,7 @@ def _sendmail(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: byte
     sends bytes: as given, CRLF and the final dot appended.
     """
     smtp.ehlo_or_helo_if_needed()
-    envelope = [f"MAIL FROM:{smtplib.quoteaddr(sender)}", *(f"RCPT TO:{smtplib.quoteaddr(r)}" for r in recipients), "DATA"]
+    envelope = [f"MAIL FROM:{_quoteaddr(sender)}", *(f"RCPT TO:{_quoteaddr(r)}" for r in recipients), "DATA"]
     command = "\r\n".join(envelope) + "\r\n"
     if (
         not smtp.does_esmtp

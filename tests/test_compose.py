@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
 from digest.compose import (
     FilterCache,
@@ -16,8 +17,11 @@ from digest.compose import (
     paper_text,
     period_day,
     select_for,
+    window_candidates,
     window_for,
 )
+from digest.ingest import store
+from digest.items import PaperRecord
 from digest.models import Paper
 from digest.topics import parse_filter
 from digest_helpers import AT, DAY, UTC, add_paper, add_subscriber, trending_key
@@ -224,3 +228,22 @@ def test_compose_with_only_empty_windows_reads_nothing(session):
     alice = add_subscriber(session, "alice@example.org")
     session.commit()
     assert compose(session, [("a", Recipient(alice.id, (), DAY + D, DAY))], 10) == {"a": []}
+
+
+def test_a_process_reuses_the_windows_papers_until_an_ingest_refreshes_them(session):
+    first = add_paper(session, "2611.00001", "Video one", DAY, 10)
+    second = add_paper(session, "2611.00002", "Video two", DAY, 5)
+    alice = add_subscriber(session, "alice@example.org", ["video"])
+    session.commit()
+    recipients = [("a", Recipient(alice.id, ("video",), DAY, DAY))]
+    assert window_candidates(session, DAY, DAY) is window_candidates(session, DAY, DAY)
+    assert [p.paper.id for p in compose(session, recipients, 10)["a"]] == [first.id, second.id]
+
+    record = PaperRecord(arxiv_id="2611.00002", title="Video two", daily_date=DAY, upvotes=50)
+    store(session, [record], datetime.now(timezone.utc))  # what an ingest does: upvotes changed
+    session.commit()
+    with Session(session.get_bind()) as other:  # loads them afresh, then rolls back and closes
+        assert [(p.paper.id, p.paper.upvotes) for p in compose(other, recipients, 10)["a"]] == [(second.id, 50), (first.id, 10)]
+        other.rollback()
+    # the papers kept for the next batches were not expired with that session
+    assert [p.paper.title for p in compose(session, recipients, 10)["a"]] == ["Video two", "Video one"]
