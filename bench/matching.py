@@ -49,7 +49,7 @@ def index_match_sets(papers: list[PaperText], subscribers: list[tuple[str, ...]]
     everything else is built afresh either way.
     """
     if cold:
-        topics._parse.cache_clear()
+        topics.forget_parsed()
     else:
         for lines in subscribers:
             for text in lines:
@@ -77,7 +77,7 @@ def matcher_select(bench_papers, subscribers, size: int = 10) -> tuple[list[list
     papers = orm_papers(bench_papers)
     start = min(p.daily_date for p in papers)
     end = max(p.daily_date for p in papers)
-    topics._parse.cache_clear()
+    topics.forget_parsed()
     gc.collect()
     t0 = time.perf_counter()
     matcher = Matcher(papers, FilterCache())

@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 MAX_LINE_CHARS = 200
 MAX_TOPICS_CHARS = 2000
@@ -18,9 +19,6 @@ MAX_FILTERS = 20
 
 FIELDS = ("title", "author", "org", "upvotes")
 _WORD_RE = re.compile(r"[^\W_]+")
-_FIELD_RE = re.compile(r"([^\W\d_]+):")
-_SPACES = re.compile(r"\s*")  # \s is str.isspace()
-_BARE = re.compile(r'[^\s"]*')  # an unquoted value runs to whitespace or a quote
 _UPVOTES_RE = re.compile(r"(>=|<=|>|<|=)?([0-9]{1,12})")
 _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"'})
 _SEP = ""  # separates independent texts (title/abstract, authors) in a token sequence
@@ -68,9 +66,11 @@ class PaperText:
     upvotes: int = 0
 
 
-@dataclass(frozen=True)
-class Term:
-    """One condition: words in a field ("text", "title", "author", "org") or an upvotes comparison."""
+class Term(NamedTuple):
+    """One condition: words in a field ("text", "title", "author", "org") or an upvotes comparison.
+
+    A named tuple: built and hashed in C, and the matcher looks terms up by hash all the time.
+    """
 
     field: str
     words: tuple[str, ...] = ()
@@ -144,42 +144,42 @@ def _term_matches(term: Term, fields: dict[str, tuple[str, ...]], upvotes: int) 
 # ---------------------------------------------------------------- parsing
 
 
+# One item: optional "-", optional "field:", then a "quoted phrase" or a bare value (which runs to
+# whitespace or a quote). A bare value that is empty right before a quote means an unclosed quote.
+_ITEM = re.compile(r'\s*((-?)(?:([^\W\d_]+):)?(?:"([^"]*)"|([^\s"]*)))')
+
+
 def _lex(line: str) -> list[tuple[bool, Term] | None]:
-    """Split a line into ``None`` (OR) and ``(negated, term)`` items."""
+    """Split a line into ``None`` (OR) and ``(negated, term)`` items: one regex match per item."""
     items: list[tuple[bool, Term] | None] = []
     i, n = 0, len(line)
-    while True:
-        i = _SPACES.match(line, i).end()
-        if i >= n:
-            break
-        start = i
-        negated = line[i] == "-"
-        i += negated
+    while i < n:
+        m = _ITEM.match(line, i)
+        raw, negated, field_name, phrase, bare = m.groups()
+        i = m.end()
+        if not raw:
+            if i >= n:
+                break  # only whitespace was left
+            snippet = line[i : i + 30].rstrip()  # an opening quote with no closing one
+            raise _Problem(f"unterminated quote after {snippet}{'…' if n - i > 30 else ''}")
         name = "text"
-        m = _FIELD_RE.match(line, i)
-        if m:
-            name = m.group(1).lower()
+        if field_name is not None:
+            name = field_name.lower()
             if name not in FIELDS:
-                raise _Problem(f"unknown field '{m.group(1)}:' (use title:, author:, org: or upvotes:)")
-            i = m.end()
-        quoted = i < n and line[i] == '"'
-        if quoted:
-            end = line.find('"', i + 1)
-            if end < 0:
-                snippet = line[i : i + 30].rstrip()
-                raise _Problem(f"unterminated quote after {snippet}{'…' if n - i > 30 else ''}")
-            value, i = line[i + 1 : end], end + 1
-        else:
-            j = _BARE.match(line, i).end()
-            value, i = line[i:j], j
-        if value == "OR" and not (negated or quoted or m):
+                raise _Problem(f"unknown field '{field_name}:' (use title:, author:, org: or upvotes:)")
+        if phrase is None and not bare and i < n and line[i] == '"':
+            snippet = line[i : i + 30].rstrip()
+            raise _Problem(f"unterminated quote after {snippet}{'…' if n - i > 30 else ''}")
+        if bare == "OR" and not (negated or field_name):
             items.append(None)
         else:
-            items.append((negated, _term(name, value, quoted, line[start:i])))
+            items.append((bool(negated), _term(name, bare if phrase is None else phrase, phrase is not None, raw)))
     return items
 
 
+@lru_cache(maxsize=65536)
 def _term(name: str, value: str, quoted: bool, raw: str) -> Term:
+    """One term (cached: filters share their words; a problem is raised again, never cached)."""
     if not value and not quoted:
         what = "a number" if name == "upvotes" else 'a word or "phrase"'
         raise _Problem(f"'{raw}' must be followed directly by {what}")
@@ -238,7 +238,7 @@ def _parse(text: str) -> Filter:
     if _PLAIN.fullmatch(text) and "OR" not in text.split():
         # Plain words ("agents", "video diffusion"; 38 % of the distinct filters in the bench mix):
         # all of them required, each one token, in sorted order — what the general path below
-        # builds, in about a third of the time (tests/test_topics.py checks both give the same Filter).
+        # builds, in 40 % of its time (tests/test_topics.py checks both give the same Filter).
         words = sorted(set(text.lower().split()))
         return Filter(text=text, key=" ".join(words), branches=(tuple(Term("text", (w,)) for w in words),), excludes=())
     return _parse_general(text)
@@ -254,6 +254,12 @@ def _parse_general(text: str) -> Filter:
     excludes = _canonical(raw_excludes)[1]
     key = " ".join([" OR ".join(branch_keys), *("-" + t.render() for t in excludes)]).strip()
     return Filter(text=text, key=key, branches=branches, excludes=excludes)
+
+
+def forget_parsed() -> None:
+    """Empty this process's parse caches, as a fresh worker has them (benchmarks start cold so)."""
+    _parse.cache_clear()
+    _term.cache_clear()
 
 
 def parse_filter(line: str) -> Filter:
