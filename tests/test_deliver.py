@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select, update
 
 from digest.db import engine_for, session_factory, session_scope
 from digest.deliver import MAX_ATTEMPTS, load_batch, send_deliveries, send_due
-from digest.ledger import claim, plan
+from digest.ledger import SentLog, claim, plan
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber, SubscriberState
 from digest_helpers import (
     AT,
@@ -197,6 +197,24 @@ def test_planning_reads_due_subscribers_in_pages_and_twice_makes_one_row_each(se
 
 
 # ---------------------------------------------------------------- faults
+
+
+def test_the_sent_log_records_a_row_we_hold_once_and_only_while_we_hold_it(session, mail_settings):
+    add_paper(session, "2611.00001", "Video", upvotes=3)
+    add_subscriber(session, "alice@example.org")
+    session.commit()
+    with session_scope(mail_settings) as s:
+        (row_id,) = plan(s, mail_settings, AT)
+        claim(s, mail_settings, [row_id], datetime.now(timezone.utc))
+    sent_at = datetime(2026, 11, 29, 7, 0, 1, tzinfo=timezone.utc)
+    with session_scope(mail_settings) as s, SentLog(s) as sent_log:
+        assert sent_log.record(row_id, "digest.abc@example.org", 4, sent_at) is True
+        assert sent_log.record(row_id, "digest.other@example.org", 9, sent_at) is False  # no longer "sending"
+    session.expire_all()
+    (row,) = rows(session)
+    assert (row.status, row.message_id, row.paper_count, row.sent_at, row.error) == (
+        DeliveryStatus.sent, "digest.abc@example.org", 4, sent_at, None
+    )
 
 
 def test_451_then_250_is_sent_after_a_retry(session, mail_settings, smtp_server):
