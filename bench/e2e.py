@@ -285,6 +285,9 @@ def _busy(engine, after: int) -> tuple[bool, bool]:
         )
 
 
+_PG_BACKGROUND = ("checkpointer", "background writer", "walwriter", "autovacuum", "logical replication", "archiver")
+
+
 class CpuAccount:
     """CPU seconds (user + system) each kind of process spent between :meth:`start` and :meth:`stop`:
     the Celery workers, PostgreSQL, Redis, the SMTP sink, this bench, the rest of the machine."""
@@ -300,10 +303,15 @@ class CpuAccount:
         import psutil
 
         out = {}
-        for p in psutil.process_iter(["name", "cpu_times"]):
+        for p in psutil.process_iter(["name", "cmdline", "cpu_times"]):
             times = p.info["cpu_times"]
             if times is not None:
-                out[p.pid] = (p.info["name"] or "?", times.user + times.system)
+                name = p.info["name"] or "?"
+                if name == "postgres" and p.info["cmdline"]:  # "postgres: 15/main: walwriter", "…: postgres db 127.0.0.1(…) idle"
+                    title = " ".join(p.info["cmdline"])
+                    background = any(word in title for word in _PG_BACKGROUND) or not title.startswith("postgres:")
+                    name = "postgres (background: vacuum, WAL…)" if background else "postgres (sessions)"
+                out[p.pid] = (name, times.user + times.system)
         return out
 
     def _kind(self, pid: int, name: str, workers: set[int]) -> str:
@@ -311,6 +319,8 @@ class CpuAccount:
             return "celery workers"
         if pid == os.getpid():
             return "bench (polling)"
+        if name.startswith("postgres ("):
+            return name
         for kind in ("postgres", "redis-server", "smtp-sink"):
             if name.startswith(kind):
                 return kind
