@@ -39,6 +39,7 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from digest.db import among
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFilter
 from digest.schedule import next_slot, period_of, slot_at_or_before
 from digest.topics import Corpus, Filter, FilterError, PaperText, iter_bits, parse_filter
@@ -126,7 +127,7 @@ def previous_ends(session: Session, subscriber_ids: Iterable[int]) -> dict[int, 
         return {}
     rows = session.execute(
         select(Delivery.subscriber_id, func.max(Delivery.window_end))
-        .where(Delivery.subscriber_id.in_(ids))
+        .where(among(session, Delivery.subscriber_id, ids))
         .group_by(Delivery.subscriber_id)
     )
     return {subscriber_id: end for subscriber_id, end in rows}
@@ -175,7 +176,7 @@ def load_sent(session: Session, subscriber_ids: Iterable[int], start: date, end:
         .join(Paper, Paper.id == DeliveryItem.paper_id)
         .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
         .where(
-            DeliveryItem.subscriber_id.in_(ids),
+            among(session, DeliveryItem.subscriber_id, ids),
             Paper.daily_date >= start,
             Paper.daily_date <= end,
             Delivery.status == DeliveryStatus.sent,
@@ -350,7 +351,7 @@ def load_filters(session: Session, subscriber_ids: Iterable[int]) -> dict[int, t
     if ids:
         rows = session.execute(
             select(TopicFilter.subscriber_id, TopicFilter.text)
-            .where(TopicFilter.subscriber_id.in_(ids))
+            .where(among(session, TopicFilter.subscriber_id, ids))
             .order_by(TopicFilter.subscriber_id, TopicFilter.position)
         )
         for subscriber_id, text in rows:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from digest.compose import FilterCache, Pick, Recipient, compose, load_filters, paper_days
 from digest.config import Settings
-from digest.db import session_factory, session_scope
+from digest.db import among, session_factory, session_scope
 from digest.emails import DigestMailer, Reader, links_for, message_id
 from digest.jobs import chunks
 from digest.ledger import SentLog, claim, due_pages, dues_of, existing, finish, plan, suppress, waiting, write_items
@@ -125,7 +125,7 @@ def load_batch(session: Session, settings: Settings, ids: Sequence[int], filters
             Subscriber.delivery_hour,
         )
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.id.in_(list(ids)))
+        .where(among(session, Delivery.id, ids))
         .order_by(Delivery.scheduled_for, Delivery.id)  # a subscriber's older digest first
     ).all()
     texts = load_filters(session, {row[5] for row in rows})

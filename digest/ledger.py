@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from digest.compose import Due, Pick, due_digest, paper_days, previous_ends
 from digest.config import Settings
-from digest.db import session_scope
+from digest.db import among, session_scope
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber, SubscriberState, new_public_id
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def existing(session: Session, dues: Sequence[Due]) -> dict[tuple[int, str], tup
         return {}
     rows = session.execute(
         select(Delivery.subscriber_id, Delivery.period, Delivery.id, Delivery.status).where(
-            Delivery.subscriber_id.in_({s for s, _ in wanted}), Delivery.period.in_({p for _, p in wanted})
+            among(session, Delivery.subscriber_id, {s for s, _ in wanted}), Delivery.period.in_({p for _, p in wanted})
         )
     )
     return {(s, p): (i, st) for s, p, i, st in rows if (s, p) in wanted}
@@ -212,7 +212,7 @@ def claim(session: Session, settings: Settings, ids: Sequence[int], now: datetim
     # rows we read stay locked until the commit, so the UPDATE below needs no second test.
     rows = session.execute(
         select(Delivery.id, Delivery.status, Delivery.claimed_at)
-        .where(Delivery.id.in_(list(ids)))
+        .where(among(session, Delivery.id, ids))
         .with_for_update(skip_locked=True)
     )
     free = [
@@ -224,7 +224,7 @@ def claim(session: Session, settings: Settings, ids: Sequence[int], now: datetim
     if not free:
         session.commit()
         return {}
-    where = [Delivery.id.in_(free)]
+    where = [among(session, Delivery.id, free)]
     if session.get_bind().dialect.name != "postgresql":  # no row locks: the UPDATE tests again, atomically
         where.append(_claimable(cutoff))
     result = session.execute(
@@ -245,7 +245,7 @@ def finish(session: Session, ids: Sequence[int], **values) -> int:
         return 0
     result = session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(list(ids)), Delivery.status == DeliveryStatus.sending)
+        .where(among(session, Delivery.id, ids), Delivery.status == DeliveryStatus.sending)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
