@@ -11,6 +11,7 @@ in titles, names and excerpts, and only ``http(s)`` URLs are ever linked.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import textwrap
@@ -80,6 +81,7 @@ def day_label(day: date) -> str:
     return f"{day:%b} {day.day}, {day.year}"
 
 
+@functools.lru_cache(maxsize=256)  # a run has a few windows and a digest for each subscriber
 def window_label(start: date, end: date) -> str:
     if start >= end:
         return f"{end:%A}, {end:%B} {end.day}, {end.year}"
