@@ -6,6 +6,7 @@ Each stage measures ours and its baseline in the same run; see docs/benchmarks.m
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import time
 from pathlib import Path
@@ -67,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--papers", type=int, help="override M for matching")
     parser.add_argument("--emails", type=int, help="override the number of digests rendered")
     parser.add_argument("--messages", type=int, help="override the number of SMTP messages per run")
-    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2, one per core)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=(os.cpu_count() or 1) + 1,
+        help="Celery worker processes (default: one per core plus one, since a sender waits on SMTP and PostgreSQL part of the time)",
+    )
     parser.add_argument("--what-if", action="store_true", help="e2e/memory with bench/whatif.py's proposed fixes patched in")
     parser.add_argument("--json", type=Path, help="where to write results (default bench/results/latest.json)")
     args = parser.parse_args(argv)

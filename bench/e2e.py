@@ -484,7 +484,7 @@ def naive_baseline(n: int, sample: int, log=print) -> tuple[float, dict]:
 # ---------------------------------------------------------------- stages
 
 
-def run_e2e(n: int, *, workers: int = 2, what_if: bool = False, log=print) -> list[Row]:
+def run_e2e(n: int, *, workers: int = 3, what_if: bool = False, log=print) -> list[Row]:
     run = run_pipeline(n, workers, cap_seconds=max(900.0, n / 100), what_if=what_if, log=log)
     batch = os.environ.get("BENCH_WHAT_IF_BATCH") if what_if else None
     label = (" (what-if: bench/whatif.py fixes applied" + (f", batches of {batch}" if batch else "") + ")") if what_if else ""
@@ -525,7 +525,7 @@ def run_e2e(n: int, *, workers: int = 2, what_if: bool = False, log=print) -> li
     return rows
 
 
-def run_memory(n: int, *, workers: int = 2, quick: bool = False, what_if: bool = False, log=print) -> list[Row]:
+def run_memory(n: int, *, workers: int = 3, quick: bool = False, what_if: bool = False, log=print) -> list[Row]:
     cap = 900.0 if not quick else 300.0
     run = run_pipeline(n, workers, cap_seconds=cap, what_if=what_if, log=log)
     label = " (what-if)" if what_if else ""
