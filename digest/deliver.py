@@ -11,7 +11,6 @@ reason. Composing costs the same few queries per batch whatever its size (:func:
 from __future__ import annotations
 
 import logging
-import smtplib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,21 +26,12 @@ from digest.emails import DigestMailer, Reader, links_for, message_id
 from digest.jobs import chunks
 from digest.ledger import SentLog, claim, due_pages, dues_of, existing, finish, plan, suppress, waiting, write_items
 from digest.models import Delivery, DeliveryStatus, Subscriber, SubscriberState
-from digest.transport import PermanentError, TransientError, Transport, make_transport
+from digest.transport import PermanentError, Transport, connection_trouble, make_transport
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8  # a row refused with 4xx this many times is given up (failed, subscriber kept)
 RETRY_DELAYS = (5.0, 30.0)  # in-process backoff between send_due's retries of deferred rows
-# Permanent refusals that say nothing about the recipient: never suppress anyone over them.
-_SERVER_PROBLEMS = (
-    smtplib.SMTPAuthenticationError,
-    smtplib.SMTPSenderRefused,
-    smtplib.SMTPConnectError,
-    smtplib.SMTPHeloError,
-)
-
-
 # ---------------------------------------------------------------- reports
 
 
@@ -150,14 +140,6 @@ def load_batch(session: Session, settings: Settings, ids: Sequence[int], filters
 # ---------------------------------------------------------------- sending
 
 
-def _connection_trouble(exc: BaseException) -> bool:
-    """True when the server (not this message) is the problem: the rest of the batch waits too."""
-    cause = exc.__cause__
-    if isinstance(cause, _SERVER_PROBLEMS):
-        return True
-    return not isinstance(cause, (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused))
-
-
 def send_deliveries(
     settings: Settings, ids: Sequence[int], now: datetime, *, transport: Transport | None = None
 ) -> SendReport:
@@ -223,16 +205,24 @@ def _send_batch(
     contents = [(item.delivery_id, item.subscriber_id, shown) for item, _, shown, _ in built]
     write_items(session, contents, rewrite=[i for i, _, _ in contents if attempts[i] > 1])
     suppressed: set[int] = set()
+
+    def wanted(index: int) -> bool:
+        item = built[index][0]
+        if item.subscriber_id in suppressed:  # a second digest of an address refused a moment ago
+            report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error="address suppressed")
+            open_rows.discard(item.delivery_id)
+            return False
+        return True
+
+    messages = [([item.reader.email], data) for item, data, _, _ in built]
     with SentLog(session) as sent_log:
-        for item, data, shown, mid in built:
-            if item.subscriber_id in suppressed:  # a second digest of an address refused a moment ago
-                report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error="address suppressed")
-                open_rows.discard(item.delivery_id)
-                continue
-            try:
-                transport.send(sender, [item.reader.email], data)
-            except PermanentError as exc:
-                if _connection_trouble(exc):
+        for index, exc in transport.send_each(sender, messages, wanted):
+            item, _, shown, mid = built[index]
+            if exc is None:
+                sent_log.record(item.delivery_id, mid, len(shown), now)
+                report.sent += 1
+            elif isinstance(exc, PermanentError):
+                if connection_trouble(exc):
                     log.error("SMTP server refuses to send at all (%s); batch deferred", exc)
                     return str(exc)
                 log.warning("digest %s refused for good, suppressing subscriber %s: %s", item.delivery_id, item.subscriber_id, exc)
@@ -240,19 +230,15 @@ def _send_batch(
                 suppressed.add(item.subscriber_id)
                 report.failed += 1
                 report.suppressed += 1
-            except (TransientError, OSError) as exc:
-                if isinstance(exc, OSError) or _connection_trouble(exc):
-                    log.warning("SMTP connection trouble (%s); %d rows deferred", exc, len(open_rows))
-                    return str(exc)
-                if attempts[item.delivery_id] >= MAX_ATTEMPTS:
-                    error = f"gave up after {MAX_ATTEMPTS} attempts: {exc}"
-                    report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error=error)
-                else:
-                    finish(session, [item.delivery_id], status=DeliveryStatus.pending, error=str(exc))
-                    report.deferred.append(item.delivery_id)
+            elif connection_trouble(exc):
+                log.warning("SMTP connection trouble (%s); %d rows deferred", exc, len(open_rows))
+                return str(exc)
+            elif attempts[item.delivery_id] >= MAX_ATTEMPTS:
+                error = f"gave up after {MAX_ATTEMPTS} attempts: {exc}"
+                report.failed += finish(session, [item.delivery_id], status=DeliveryStatus.failed, error=error)
             else:
-                sent_log.record(item.delivery_id, mid, len(shown), now)
-                report.sent += 1
+                finish(session, [item.delivery_id], status=DeliveryStatus.pending, error=str(exc))
+                report.deferred.append(item.delivery_id)
             open_rows.discard(item.delivery_id)
     return None
 

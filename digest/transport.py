@@ -17,7 +17,7 @@ import ssl
 import time
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Iterator, Protocol, Sequence
 
 from digest.config import Settings, SmtpSettings
 
@@ -36,6 +36,10 @@ class PermanentError(DeliveryError):
 
 class Transport(Protocol):
     def send(self, sender: str, recipients: list[str], data: bytes) -> None: ...
+
+    def send_each(
+        self, sender: str, messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = ...
+    ) -> Iterator[tuple[int, DeliveryError | None]]: ...
 
     def close(self) -> None: ...
 
@@ -70,27 +74,17 @@ def _quoteaddr(address: str) -> str:
     return f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
 
 
-def _sendmail(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> dict:
-    """``smtp.sendmail`` with the envelope pipelined (RFC 2920) when the server offers PIPELINING.
+def _envelope(sender: str, recipients: list[str]) -> bytes | None:
+    """MAIL, RCPT… and DATA as one pipelined group (RFC 2920), or None if an address is not ASCII."""
+    command = "\r\n".join([f"MAIL FROM:{_quoteaddr(sender)}", *(f"RCPT TO:{_quoteaddr(r)}" for r in recipients), "DATA"])
+    return (command + "\r\n").encode("ascii") if command.isascii() else None
 
-    MAIL, RCPT… and DATA go out in one write and their replies are read together: two round trips
-    a message instead of 3 + recipients. Raises what ``sendmail`` raises for the same replies, so
-    callers cannot tell the difference; falls back to ``sendmail`` for anything unusual (no
-    PIPELINING, non-ASCII addresses, a line starting with a dot). The data goes out as ``sendmail``
-    sends bytes: as given, CRLF and the final dot appended.
+
+def _envelope_replies(smtp: smtplib.SMTP, sender: str, recipients: list[str]) -> dict:
+    """Read the replies to a pipelined envelope and raise what ``sendmail`` raises for them.
+
+    Returns the refused recipients (only possible with several); the server then waits for data.
     """
-    smtp.ehlo_or_helo_if_needed()
-    envelope = [f"MAIL FROM:{_quoteaddr(sender)}", *(f"RCPT TO:{_quoteaddr(r)}" for r in recipients), "DATA"]
-    command = "\r\n".join(envelope) + "\r\n"
-    if (
-        not smtp.does_esmtp
-        or not smtp.has_extn("pipelining")
-        or not command.isascii()
-        or data.startswith(b".")
-        or b"\n." in data  # dot-stuffing needed: smtplib does it (our messages never need it)
-    ):
-        return smtp.sendmail(sender, recipients, data)
-    smtp.send(command)
     code, reply = smtp.getreply()
     refused: dict[str, tuple[int, bytes]] = {}
     replies = [smtp.getreply() for _ in recipients]
@@ -115,13 +109,83 @@ def _sendmail(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: byte
         smtp.send(b".\r\n")
         smtp.getreply()
         raise smtplib.SMTPRecipientsRefused(refused)
-    smtp.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+    return refused
+
+
+def _content(data: bytes) -> bytes:
+    """The message as ``sendmail`` sends bytes after DATA: dot-stuffed, CRLF and the final dot appended."""
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\n.", b"\n..")  # smtplib's _quote_periods: a dot after every line break
+    return data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+
+
+def _data_reply(smtp: smtplib.SMTP) -> None:
     code, reply = smtp.getreply()
     if code != 250:
         if code == 421:
             smtp.close()
         raise smtplib.SMTPDataError(code, reply)
+
+
+def _pipelining(smtp: smtplib.SMTP) -> bool:
+    smtp.ehlo_or_helo_if_needed()
+    return bool(smtp.does_esmtp and smtp.has_extn("pipelining"))
+
+
+def _sendmail(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> dict:
+    """``smtp.sendmail`` with the envelope pipelined (RFC 2920) when the server offers PIPELINING.
+
+    MAIL, RCPT… and DATA go out in one write and their replies are read together: two round trips
+    a message instead of 3 + recipients. Raises what ``sendmail`` raises for the same replies, so
+    callers cannot tell the difference; falls back to ``sendmail`` without PIPELINING or with a
+    non-ASCII address.
+    """
+    envelope = _envelope(sender, recipients) if _pipelining(smtp) else None
+    if envelope is None:
+        return smtp.sendmail(sender, recipients, data)
+    smtp.send(envelope)
+    refused = _envelope_replies(smtp, sender, recipients)
+    smtp.send(_content(data))
+    _data_reply(smtp)
     return refused
+
+
+# Permanent refusals that say nothing about the recipient: never suppress anyone over them.
+_SERVER_PROBLEMS = (
+    smtplib.SMTPAuthenticationError,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPConnectError,
+    smtplib.SMTPHeloError,
+)
+
+
+def connection_trouble(error: BaseException) -> bool:
+    """True when the server or the connection (not this message) is the problem: stop sending."""
+    cause = error.__cause__
+    if isinstance(cause, _SERVER_PROBLEMS):
+        return True
+    return not isinstance(cause, (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused))
+
+
+def _one_by_one(send, sender, messages, wanted) -> Iterator[tuple[int, "DeliveryError | None"]]:
+    """``send_each`` for a transport without pipelining: ``send`` each message in turn."""
+    for index, (recipients, data) in enumerate(messages):
+        if not wanted(index):
+            continue
+        try:
+            send(sender, recipients, data)
+        except DeliveryError as exc:
+            yield index, exc
+            if connection_trouble(exc):
+                return
+        except OSError as exc:  # the outbox's disk
+            error = TransientError(f"cannot write the message: {exc}")
+            error.__cause__ = exc
+            yield index, error
+            return
+        else:
+            yield index, None
 
 
 class SmtpTransport(_Closing):
@@ -181,6 +245,128 @@ class SmtpTransport(_Closing):
                 raise _classify(code, message, "recipient refused")
             return
 
+    def send_each(
+        self, sender: str, messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = lambda i: True
+    ) -> Iterator[tuple[int, DeliveryError | None]]:
+        """Send ``messages`` in order over this connection: yields ``(index, None)`` for each one the
+        server accepted and ``(index, error)`` for each one refused (the error :meth:`send` would
+        raise), as soon as its final reply is read.
+
+        ``wanted(index)`` is asked just before a message is started; one not wanted is skipped.
+        After connection trouble (:func:`connection_trouble`) nothing more is sent.
+
+        With PIPELINING, the end of one message's data and the next message's envelope go out in one
+        write (RFC 2920 lets message content open a group): one round trip a message instead of two.
+        A next message to the same recipients waits for this one's outcome (the caller may not want
+        it any more).
+        """
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            pipelining = _pipelining(self._smtp)
+        except (DeliveryError, OSError, smtplib.SMTPException) as exc:
+            first = next((i for i in range(len(messages)) if wanted(i)), None)
+            if first is not None:
+                yield first, exc if isinstance(exc, DeliveryError) else self._error(exc)
+            return
+        if not pipelining or any(_envelope(sender, recipients) is None for recipients, _ in messages):
+            yield from _one_by_one(self.send, sender, messages, wanted)
+            return
+        outstanding = False  # an envelope sent whose replies are unread: the connection is mid-command
+        try:
+            for index, error, outstanding in self._pipelined(sender, messages, wanted):
+                yield index, error
+            outstanding = False
+        finally:
+            if outstanding and self._smtp is not None:  # stopped early by the caller: drop, never QUIT
+                self._smtp.close()
+                self._smtp = None
+
+    def _pipelined(self, sender, messages, wanted) -> Iterator[tuple[int, DeliveryError | None, bool]]:
+        """:meth:`send_each` over a PIPELINING server; also yields whether an envelope is outstanding."""
+        n = len(messages)
+
+        def after(i: int) -> int | None:
+            return next((j for j in range(i, n) if wanted(j)), None)
+
+        smtp = self._smtp
+        current, ready, reset, first = after(0), False, b"", True
+        while current is not None:
+            recipients, data = messages[current]
+            try:
+                if not ready:
+                    smtp.send(reset + _envelope(sender, recipients))
+                    if reset:
+                        smtp.getreply()
+                    reset = b""
+                _envelope_replies(smtp, sender, recipients)
+            except smtplib.SMTPServerDisconnected as exc:
+                error, gone = self._error(exc), True
+            except smtplib.SMTPException as exc:  # envelope refused (SMTPException is an OSError: first)
+                error, gone = self._error(exc), False
+            except OSError as exc:
+                error, gone = self._error(exc), True
+            else:
+                error = None
+            if error is not None:
+                if gone and first:  # an idle connection the server had closed: reconnect once
+                    first = False
+                    try:
+                        smtp = self._smtp = self._connect()
+                        smtp.ehlo_or_helo_if_needed()
+                    except DeliveryError as failure:
+                        yield current, failure, False
+                        return
+                    except OSError as failure:  # smtplib's errors included
+                        yield current, self._error(failure), False
+                        return
+                    continue
+                yield current, error, False
+                if gone or connection_trouble(error):
+                    return
+                current, ready, reset = after(current + 1), False, b"RSET\r\n"  # a transaction may be open
+                continue
+            first = False
+            # the next wanted message, to go out with this one's end; one to the same recipients is
+            # decided (wanted or not) only after this one's outcome
+            following, j = None, current + 1
+            while j < n and not set(messages[j][0]) & set(recipients):
+                if wanted(j):
+                    following = j
+                    break
+                j += 1
+            pipelined = following is not None
+            try:
+                smtp.send(_content(data) + (_envelope(sender, messages[following][0]) if pipelined else b""))
+                _data_reply(smtp)
+            except smtplib.SMTPResponseException as exc:  # this message refused; the next envelope stands
+                error = self._error(exc)
+                yield current, error, pipelined
+                if connection_trouble(error):
+                    return
+            except (OSError, smtplib.SMTPException) as exc:
+                yield current, self._error(exc), False
+                return
+            else:
+                yield current, None, pipelined
+            current, ready = (following, True) if pipelined else (after(j), False)
+
+    def _error(self, exc: BaseException) -> DeliveryError:
+        """What :meth:`send` raises for ``exc``, with ``exc`` as its cause."""
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            self._smtp = None
+            error: DeliveryError = TransientError(f"SMTP server closed the connection: {exc}")
+        elif isinstance(exc, smtplib.SMTPRecipientsRefused):
+            code, message = next(iter(exc.recipients.values()))
+            error = _classify(code, message, "recipient refused")
+        elif isinstance(exc, smtplib.SMTPResponseException):
+            error = _classify(exc.smtp_code, exc.smtp_error, "message refused")
+        else:
+            self.close()
+            error = TransientError(f"SMTP error: {exc}")
+        error.__cause__ = exc
+        return error
+
     def _reset(self) -> None:
         try:
             if self._smtp is not None:
@@ -203,6 +389,11 @@ class OutboxTransport(_Closing):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
+
+    def send_each(
+        self, sender: str, messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = lambda i: True
+    ) -> Iterator[tuple[int, DeliveryError | None]]:
+        return _one_by_one(self.send, sender, messages, wanted)
 
     def send(self, sender: str, recipients: list[str], data: bytes) -> None:
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.eml"

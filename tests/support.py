@@ -45,10 +45,17 @@ class SmtpServer:
     fail_rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply at RCPT
     connections: int = 0
     rcpt_delay: float = 0.0  # seconds each RCPT waits: makes a batch slow enough to interrupt
+    pipelining: bool = False  # advertise PIPELINING (aiosmtpd reads pipelined commands either way)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
     # aiosmtpd handler hooks
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_delay:
             await asyncio.sleep(self.rcpt_delay)

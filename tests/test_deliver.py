@@ -32,6 +32,23 @@ D = timedelta(days=1)
 NO_RETRY = dict(retry_delays=())
 
 
+@pytest.fixture(params=[False, True], ids=["one command at a time", "PIPELINING"])
+def pipelining(request) -> bool:
+    """Every SMTP test here runs against a server without and with PIPELINING (RFC 2920): with
+    it, a batch sends each message's end and the next envelope in one write."""
+    return request.param
+
+
+@pytest.fixture
+def smtp_server(pipelining):
+    from support import SmtpServer
+
+    server = SmtpServer(pipelining=pipelining)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def mail_settings(settings, smtp_server):
     return with_smtp(settings, smtp_server)
@@ -286,11 +303,11 @@ def test_550_suppresses_that_subscriber_and_the_others_are_still_sent(session, m
     assert send_due(mail_settings, AT + D, **NO_RETRY).sent == 0  # not planned again
 
 
-def test_a_server_that_refuses_our_sender_suppresses_nobody(session, settings):
+def test_a_server_that_refuses_our_sender_suppresses_nobody(session, settings, pipelining):
     add_paper(session, "2611.00001", "Video", upvotes=3)
     add_subscriber(session, "alice@example.org")
     session.commit()
-    server = FaultySmtpServer()
+    server = FaultySmtpServer(pipelining=pipelining)
     server.refuse_sender = "553 5.7.1 Sender not allowed"
     server.start()
     try:
@@ -318,12 +335,12 @@ def test_a_4xx_every_time_is_given_up_after_max_attempts(session, mail_settings,
     assert session.scalar(select(Subscriber.state)) == SubscriberState.active
 
 
-def test_server_gone_mid_batch_sent_stay_sent_rest_pending_next_run_sends_each_once(session, settings):
+def test_server_gone_mid_batch_sent_stay_sent_rest_pending_next_run_sends_each_once(session, settings, pipelining):
     add_paper(session, "2611.00001", "Video", upvotes=3)
     for i in range(6):
         add_subscriber(session, f"s{i}@example.org")
     session.commit()
-    server = FaultySmtpServer()
+    server = FaultySmtpServer(pipelining=pipelining)
     server.hang_after = 2
     server.start()
     out = {}
@@ -339,7 +356,7 @@ def test_server_gone_mid_batch_sent_stay_sent_rest_pending_next_run_sends_each_o
     assert Counter(r.status for r in rows(session)) == {DeliveryStatus.sent: 2, DeliveryStatus.pending: 4}
     assert all("SMTP" in r.error for r in rows(session, status=DeliveryStatus.pending))  # why, for the operator
 
-    again = FaultySmtpServer()
+    again = FaultySmtpServer(pipelining=pipelining)
     again.start()
     try:
         retry = send_due(with_smtp(settings, again), AT, **NO_RETRY)

@@ -1,11 +1,14 @@
-"""The SMTP transport's own shortcuts give exactly what smtplib would."""
+"""The SMTP transport: its shortcuts give exactly what smtplib would, and a stream of messages
+reports each one's outcome, with and without PIPELINING."""
 
 import smtplib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest.transport import _PLAIN_ADDRESS, _quoteaddr
+from digest.config import SmtpSettings
+from digest.transport import _PLAIN_ADDRESS, PermanentError, SmtpTransport, TransientError, _quoteaddr
 
 _ATOM = st.text(alphabet="abcXYZ019_+-", min_size=1, max_size=6)
 _LABEL = st.text(alphabet="abcXYZ019-", min_size=1, max_size=6)
@@ -31,3 +34,52 @@ def test_addresses_needing_the_parser_do_not_take_the_shortcut():
     for address in ('"a b"@example.org', "Ann <ann@example.org>", "a..b@example.org", "ann@example.org (Ann)", "<ann@example.org>"):
         assert not _PLAIN_ADDRESS.fullmatch(address)
         assert _quoteaddr(address) == smtplib.quoteaddr(address)
+
+
+# ---------------------------------------------------------------- a stream of messages
+
+def _message(subject: str, body: str = "body") -> bytes:
+    return f"Subject: {subject}\r\n\r\n{body}\r\n".encode()
+
+
+@pytest.fixture(params=[False, True], ids=["one command at a time", "PIPELINING"])
+def server(request):
+    from support import SmtpServer
+
+    smtp = SmtpServer(pipelining=request.param)
+    smtp.start()
+    yield smtp
+    smtp.stop()
+
+
+def test_send_each_reports_every_outcome_in_order_and_a_refusal_does_not_stop_the_rest(server):
+    server.fail_rcpt["b@example.org"] = "550 5.1.1 No such user"
+    messages = [(["a@example.org"], _message("a")), (["b@example.org"], _message("b")), (["c@example.org"], _message("c")),
+                (["d@example.org"], _message("d", ".a line starting with a dot\r\n..and two\r\n."))]
+    with SmtpTransport(SmtpSettings(host=server.host, port=server.port, timeout=5)) as transport:
+        server.fail_next.append("451 4.3.0 Try again later")  # the first DATA: a's
+        outcomes = list(transport.send_each("digest@example.org", messages))
+        assert transport.connections_opened == 1
+    kinds = [(i, type(error).__name__ if error else None) for i, error in outcomes]
+    assert kinds == [(0, "TransientError"), (1, "PermanentError"), (2, None), (3, None)]
+    assert isinstance(outcomes[0][1], TransientError) and isinstance(outcomes[1][1], PermanentError)
+    assert [c.rcpt_tos for c in server.captured] == [["c@example.org"], ["d@example.org"]]
+    assert server.messages[1].get_payload() == ".a line starting with a dot\r\n..and two\r\n.\r\n"  # dot-stuffed on the wire
+
+
+def test_a_next_message_to_the_same_address_waits_for_the_outcome_of_the_first(server):
+    asked: list[int] = []
+    outcomes: dict[int, object] = {}
+
+    def wanted(index: int) -> bool:  # what deliver does: a refused address gets nothing more
+        asked.append(index)
+        return not any(outcomes.values()) if index == 1 else True
+
+    messages = [(["x@example.org"], _message("first")), (["x@example.org"], _message("second")), (["y@example.org"], _message("y"))]
+    server.fail_next.append("554 5.7.1 Refused as spam")
+    with SmtpTransport(SmtpSettings(host=server.host, port=server.port, timeout=5)) as transport:
+        for index, error in transport.send_each("digest@example.org", messages, wanted):
+            outcomes[index] = error
+    assert list(outcomes) == [0, 2] and isinstance(outcomes[0], PermanentError) and outcomes[2] is None
+    assert sorted(asked) == [0, 1, 2]  # each asked once
+    assert [c.rcpt_tos for c in server.captured] == [["y@example.org"]]
