@@ -2,8 +2,9 @@
 
 Three senders against the same sink, the same number of connections, the same message size:
 
-- ours: ``SmtpTransport`` (one persistent connection per sender process, many messages each, the
-  envelope pipelined when the server offers PIPELINING), sending real digests built by the render stage;
+- ours: ``SmtpTransport.send_each``, as a send batch sends (one persistent connection per sender
+  process, many messages each; with PIPELINING each message's end goes out with the next envelope),
+  sending real digests built by the render stage;
 - baseline: the same messages, a new SMTP connection per message (connect, EHLO, send, QUIT);
 - reference: Postfix's ``smtp-source`` (C) with ``-d`` (messages over the same connection) and
   without (a connection per message, how ``docs/reference/performance.md`` ran it), ``-l`` set so
@@ -65,9 +66,11 @@ def smtp_sink(port: int | None = None):
 
 def _ours(port: int, messages: list[bytes], count: int, offset: int, barrier) -> None:
     transport = SmtpTransport(SmtpSettings(host="127.0.0.1", port=port), local_hostname="papers.example.org")
+    stream = [([f"reader{offset + k}@example.org"], messages[(offset + k) % len(messages)]) for k in range(count)]
     barrier.wait()
-    for k in range(count):
-        transport.send(SENDER, [f"reader{offset + k}@example.org"], messages[(offset + k) % len(messages)])
+    for _, error in transport.send_each(SENDER, stream):  # as a send batch sends: one stream
+        if error is not None:
+            raise error
     transport.close()
 
 
