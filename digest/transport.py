@@ -6,12 +6,13 @@
   configured (development and the demo's mail catcher read them there).
 
 ``send`` raises :class:`TransientError` (4xx, connection trouble: try again later) or
-:class:`PermanentError` (5xx for this recipient: do not try again).
+:class:`PermanentError` (5xx for this recipient: do not try again); ``send_each`` sends a batch as
+one stream and yields each message's outcome (pipelined, :mod:`digest.pipelining`, when the server
+offers it).
 """
 
 from __future__ import annotations
 
-import re
 import smtplib
 import ssl
 import time
@@ -19,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
+from digest import pipelining
 from digest.config import Settings, SmtpSettings
 
 
@@ -63,92 +65,6 @@ def _classify(code: int, message: bytes | str, what: str) -> DeliveryError:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
     error = f"{what}: {code} {text}".strip()
     return PermanentError(error) if 500 <= code < 600 else TransientError(error)
-
-
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
-
-
-def _quoteaddr(address: str) -> str:
-    """``smtplib.quoteaddr``, without its full RFC 5322 parse for the plain addresses nearly all are
-    (tests/test_transport... checks both agree on them)."""
-    return f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
-
-
-def _envelope(sender: str, recipients: list[str]) -> bytes | None:
-    """MAIL, RCPT… and DATA as one pipelined group (RFC 2920), or None if an address is not ASCII."""
-    command = "\r\n".join([f"MAIL FROM:{_quoteaddr(sender)}", *(f"RCPT TO:{_quoteaddr(r)}" for r in recipients), "DATA"])
-    return (command + "\r\n").encode("ascii") if command.isascii() else None
-
-
-def _envelope_replies(smtp: smtplib.SMTP, sender: str, recipients: list[str]) -> dict:
-    """Read the replies to a pipelined envelope and raise what ``sendmail`` raises for them.
-
-    Returns the refused recipients (only possible with several); the server then waits for data.
-    """
-    code, reply = smtp.getreply()
-    refused: dict[str, tuple[int, bytes]] = {}
-    replies = [smtp.getreply() for _ in recipients]
-    data_code, data_reply = smtp.getreply()
-    if code != 250:
-        if data_code == 354:  # cannot happen after a refused MAIL, but never leave DATA open
-            smtp.send(b".\r\n")
-            smtp.getreply()
-        if code == 421:
-            smtp.close()
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
-    for rcpt, (rcpt_code, rcpt_reply) in zip(recipients, replies):
-        if rcpt_code not in (250, 251):
-            refused[rcpt] = (rcpt_code, rcpt_reply)
-    if data_code != 354:
-        if len(refused) == len(recipients):
-            raise smtplib.SMTPRecipientsRefused(refused)
-        if data_code == 421:
-            smtp.close()
-        raise smtplib.SMTPDataError(data_code, data_reply)
-    if len(refused) == len(recipients):  # DATA accepted with no recipient: send nothing, end it
-        smtp.send(b".\r\n")
-        smtp.getreply()
-        raise smtplib.SMTPRecipientsRefused(refused)
-    return refused
-
-
-def _content(data: bytes) -> bytes:
-    """The message as ``sendmail`` sends bytes after DATA: dot-stuffed, CRLF and the final dot appended."""
-    if data.startswith(b"."):
-        data = b"." + data
-    data = data.replace(b"\n.", b"\n..")  # smtplib's _quote_periods: a dot after every line break
-    return data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
-
-
-def _data_reply(smtp: smtplib.SMTP) -> None:
-    code, reply = smtp.getreply()
-    if code != 250:
-        if code == 421:
-            smtp.close()
-        raise smtplib.SMTPDataError(code, reply)
-
-
-def _pipelining(smtp: smtplib.SMTP) -> bool:
-    smtp.ehlo_or_helo_if_needed()
-    return bool(smtp.does_esmtp and smtp.has_extn("pipelining"))
-
-
-def _sendmail(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> dict:
-    """``smtp.sendmail`` with the envelope pipelined (RFC 2920) when the server offers PIPELINING.
-
-    MAIL, RCPT… and DATA go out in one write and their replies are read together: two round trips
-    a message instead of 3 + recipients. Raises what ``sendmail`` raises for the same replies, so
-    callers cannot tell the difference; falls back to ``sendmail`` without PIPELINING or with a
-    non-ASCII address.
-    """
-    envelope = _envelope(sender, recipients) if _pipelining(smtp) else None
-    if envelope is None:
-        return smtp.sendmail(sender, recipients, data)
-    smtp.send(envelope)
-    refused = _envelope_replies(smtp, sender, recipients)
-    smtp.send(_content(data))
-    _data_reply(smtp)
-    return refused
 
 
 # Permanent refusals that say nothing about the recipient: never suppress anyone over them.
@@ -224,7 +140,7 @@ class SmtpTransport(_Closing):
             if self._smtp is None:
                 self._smtp = self._connect()
             try:
-                refused = _sendmail(self._smtp, sender, recipients, data)
+                refused = pipelining.sendmail(self._smtp, sender, recipients, data)
             except smtplib.SMTPServerDisconnected as exc:
                 self._smtp = None
                 if attempt == 2:
@@ -263,13 +179,13 @@ class SmtpTransport(_Closing):
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            pipelining = _pipelining(self._smtp)
+            offered = pipelining.offered(self._smtp)
         except (DeliveryError, OSError, smtplib.SMTPException) as exc:
             first = next((i for i in range(len(messages)) if wanted(i)), None)
             if first is not None:
                 yield first, exc if isinstance(exc, DeliveryError) else self._error(exc)
             return
-        if not pipelining or any(_envelope(sender, recipients) is None for recipients, _ in messages):
+        if not offered or any(pipelining.envelope(sender, recipients) is None for recipients, _ in messages):
             yield from _one_by_one(self.send, sender, messages, wanted)
             return
         outstanding = False  # an envelope sent whose replies are unread: the connection is mid-command
@@ -295,11 +211,11 @@ class SmtpTransport(_Closing):
             recipients, data = messages[current]
             try:
                 if not ready:
-                    smtp.send(reset + _envelope(sender, recipients))
+                    smtp.send(reset + pipelining.envelope(sender, recipients))
                     if reset:
                         smtp.getreply()
                     reset = b""
-                _envelope_replies(smtp, sender, recipients)
+                pipelining.envelope_replies(smtp, sender, recipients)
             except smtplib.SMTPServerDisconnected as exc:
                 error, gone = self._error(exc), True
             except smtplib.SMTPException as exc:  # envelope refused (SMTPException is an OSError: first)
@@ -337,8 +253,8 @@ class SmtpTransport(_Closing):
                 j += 1
             pipelined = following is not None
             try:
-                smtp.send(_content(data) + (_envelope(sender, messages[following][0]) if pipelined else b""))
-                _data_reply(smtp)
+                smtp.send(pipelining.content(data) + (pipelining.envelope(sender, messages[following][0]) if pipelined else b""))
+                pipelining.data_reply(smtp)
             except smtplib.SMTPResponseException as exc:  # this message refused; the next envelope stands
                 error = self._error(exc)
                 yield current, error, pipelined

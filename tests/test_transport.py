@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from digest.config import SmtpSettings
-from digest.transport import _PLAIN_ADDRESS, PermanentError, SmtpTransport, TransientError, _quoteaddr
+from digest.pipelining import PLAIN_ADDRESS, quoteaddr
+from digest.transport import PermanentError, SmtpTransport, TransientError
 
 _ATOM = st.text(alphabet="abcXYZ019_+-", min_size=1, max_size=6)
 _LABEL = st.text(alphabet="abcXYZ019-", min_size=1, max_size=6)
@@ -21,19 +22,19 @@ PLAIN = st.builds(
 
 @given(PLAIN)
 def test_plain_addresses_take_the_shortcut_and_quote_as_smtplib_does(address):
-    assert _PLAIN_ADDRESS.fullmatch(address)
-    assert _quoteaddr(address) == smtplib.quoteaddr(address) == f"<{address}>"
+    assert PLAIN_ADDRESS.fullmatch(address)
+    assert quoteaddr(address) == smtplib.quoteaddr(address) == f"<{address}>"
 
 
 @given(st.text(max_size=30))
 def test_any_other_string_quotes_as_smtplib_does(text):
-    assert _quoteaddr(text) == smtplib.quoteaddr(text)
+    assert quoteaddr(text) == smtplib.quoteaddr(text)
 
 
 def test_addresses_needing_the_parser_do_not_take_the_shortcut():
     for address in ('"a b"@example.org', "Ann <ann@example.org>", "a..b@example.org", "ann@example.org (Ann)", "<ann@example.org>"):
-        assert not _PLAIN_ADDRESS.fullmatch(address)
-        assert _quoteaddr(address) == smtplib.quoteaddr(address)
+        assert not PLAIN_ADDRESS.fullmatch(address)
+        assert quoteaddr(address) == smtplib.quoteaddr(address)
 
 
 # ---------------------------------------------------------------- a stream of messages
