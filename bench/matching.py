@@ -1,12 +1,12 @@
 """Stage (a): matching N subscribers' filters against M papers.
 
-Ours: one :class:`~digest.topics.Corpus` over the papers (bitsets per token and adjacent pair), each
+Ours: one :class:`~digest.corpus.Corpus` over the papers (bitsets per token and adjacent pair), each
 distinct filter text parsed once and evaluated once, then one OR of memoised bitsets per
 subscriber: the match set of every subscriber. A second figure runs compose's real
 ``Matcher.select`` (top 10 in trending order, with the filter that matched each) for everyone.
 
 Baseline: every filter of every subscriber evaluated on every paper, with the papers tokenised once
-(``_paper_fields``) and the reference term test (``_term_matches``) that ``Filter.matches`` uses. It
+(``paper_fields``) and the reference term test (``_term_matches``) that ``Filter.matches`` uses. It
 is linear in subscribers, so it runs on a random sample and is scaled to N; ``Filter.matches``
 itself (which also re-tokenises the paper on each call) runs on a smaller sample.
 
@@ -23,7 +23,8 @@ from datetime import date
 from bench.data import describe, make_papers, make_subscribers, ranked, real_papers
 from bench.report import Row, faster
 from digest import topics
-from digest.topics import Corpus, FilterError, PaperText, parse_filter
+from digest.corpus import Corpus, iter_bits
+from digest.topics import FilterError, PaperText, parse_filter
 
 TARGET_S = 1.0
 
@@ -89,7 +90,7 @@ def matcher_select(bench_papers, subscribers, size: int = 10) -> tuple[list[list
 
 
 def _prepared(papers: list[PaperText]):
-    return [(topics._paper_fields(p), p.upvotes) for p in papers]
+    return [(topics.paper_fields(p), p.upvotes) for p in papers]
 
 
 def _reference(f, fields, upvotes) -> bool:
@@ -140,7 +141,7 @@ def _top(bits: int, lines, papers_text, ids, size=10):
         except FilterError:
             pass
     out = []
-    for pos in topics.iter_bits(bits, size):
+    for pos in iter_bits(bits, size):
         matched = next((f.text for f in filters if f.matches(papers_text[pos])), None) if filters else None
         out.append((ids[pos], matched))
     return out

@@ -1,7 +1,7 @@
 """Who gets which papers: digest windows, trending order, and matching by topic filters.
 
 The cost of a batch is one pass over the candidate papers' text (building a
-:class:`~digest.topics.Corpus`) plus one evaluation per *distinct* filter; each recipient is then a
+:class:`~digest.corpus.Corpus`) plus one evaluation per *distinct* filter; each recipient is then a
 few bitset operations. Never subscribers × papers.
 
 Windows
@@ -42,7 +42,8 @@ from sqlalchemy.orm import Session
 from digest.db import among
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFilter
 from digest.schedule import next_slot, period_of, slot_at_or_before
-from digest.topics import Corpus, Filter, FilterError, PaperText, iter_bits, parse_filter
+from digest.corpus import Corpus, iter_bits
+from digest.topics import Filter, FilterError, PaperText, parse_filter
 
 log = logging.getLogger(__name__)
 

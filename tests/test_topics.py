@@ -4,14 +4,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from digest.corpus import Corpus, iter_bits
 from digest.topics import (
-    Corpus,
     Filter,
     FilterError,
     PaperText,
     TopicsError,
     format_topics,
-    iter_bits,
     parse_filter,
     parse_topics,
     tokenize,

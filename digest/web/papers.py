@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from digest.models import Paper
 from digest.compose import paper_text
-from digest.topics import Corpus, Filter, iter_bits
+from digest.corpus import Corpus, iter_bits
+from digest.topics import Filter
 
 PREVIEW_DAYS = 7
 PREVIEW_LIMIT = 30
