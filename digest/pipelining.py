@@ -85,10 +85,10 @@ def sendmail(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
     callers cannot tell the difference; falls back to ``sendmail`` without PIPELINING or with a
     non-ASCII address.
     """
-    envelope = envelope(sender, recipients) if offered(smtp) else None
-    if envelope is None:
+    group = envelope(sender, recipients) if offered(smtp) else None
+    if group is None:
         return smtp.sendmail(sender, recipients, data)
-    smtp.send(envelope)
+    smtp.send(group)
     refused = envelope_replies(smtp, sender, recipients)
     smtp.send(content(data))
     data_reply(smtp)

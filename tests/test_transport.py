@@ -84,3 +84,15 @@ def test_a_next_message_to_the_same_address_waits_for_the_outcome_of_the_first(s
     assert list(outcomes) == [0, 2] and isinstance(outcomes[0], PermanentError) and outcomes[2] is None
     assert sorted(asked) == [0, 1, 2]  # each asked once
     assert [c.rcpt_tos for c in server.captured] == [["y@example.org"]]
+
+
+def test_send_delivers_one_message_and_classifies_a_refusal(server):
+    server.fail_rcpt["b@example.org"] = "550 5.1.1 No such user"
+    with SmtpTransport(SmtpSettings(host=server.host, port=server.port, timeout=5)) as transport:
+        transport.send("digest@example.org", ["a@example.org"], _message("a", ".dotted"))
+        with pytest.raises(PermanentError, match="550"):
+            transport.send("digest@example.org", ["b@example.org"], _message("b"))
+        transport.send("digest@example.org", ["c@example.org"], _message("c"))  # the connection still works
+        assert transport.connections_opened == 1
+    assert [c.rcpt_tos for c in server.captured] == [["a@example.org"], ["c@example.org"]]
+    assert server.messages[0].get_payload() == ".dotted\r\n"
