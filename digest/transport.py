@@ -144,18 +144,13 @@ class SmtpTransport(_Closing):
             except smtplib.SMTPServerDisconnected as exc:
                 self._smtp = None
                 if attempt == 2:
-                    raise TransientError(f"SMTP server closed the connection: {exc}") from exc
+                    raise self._error(exc) from exc
                 continue  # an idle connection timed out: reconnect once
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, message = next(iter(exc.recipients.values()))
-                self._reset()
-                raise _classify(code, message, "recipient refused") from exc
-            except smtplib.SMTPResponseException as exc:
-                self._reset()
-                raise _classify(exc.smtp_code, exc.smtp_error, "message refused") from exc
-            except (OSError, smtplib.SMTPException) as exc:
-                self.close()
-                raise TransientError(f"SMTP error: {exc}") from exc
+            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
+                self._reset()  # the transaction this message opened
+                raise self._error(exc) from exc
+            except OSError as exc:  # smtplib's other errors included
+                raise self._error(exc) from exc
             if refused:  # only possible with several recipients
                 code, message = next(iter(refused.values()))
                 raise _classify(code, message, "recipient refused")
@@ -268,7 +263,8 @@ class SmtpTransport(_Closing):
             current, ready = (following, True) if pipelined else (after(j), False)
 
     def _error(self, exc: BaseException) -> DeliveryError:
-        """What :meth:`send` raises for ``exc``, with ``exc`` as its cause."""
+        """The :class:`DeliveryError` for an ``smtplib`` or socket error, with ``exc`` as its cause
+        (what :meth:`send` raises and :meth:`send_each` yields); drops a connection that is gone."""
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             self._smtp = None
             error: DeliveryError = TransientError(f"SMTP server closed the connection: {exc}")
