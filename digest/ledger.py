@@ -64,25 +64,6 @@ def existing(session: Session, dues: Sequence[Due]) -> dict[tuple[int, str], tup
     return {(s, p): (i, st) for s, p, i, st in rows if (s, p) in wanted}
 
 
-def _insert_ignoring_duplicates(session: Session, dues: Sequence[Due]) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(Delivery).on_conflict_do_nothing(index_elements=["subscriber_id", "period"])
-    session.execute(
-        statement,
-        [
-            dict(
-                subscriber_id=d.subscriber_id,
-                period=d.period,
-                scheduled_for=d.slot,
-                window_start=d.window_start,
-                window_end=d.window_end,
-                status=DeliveryStatus.pending,
-            )
-            for d in dues
-        ],
-    )
-
-
 # PostgreSQL: a page of rows in one statement each, from arrays (``unnest``), instead of one INSERT
 # and one UPDATE per due subscriber (the driver's executemany): a third of a send run's work
 # went to those (docs/benchmarks.md).
@@ -115,8 +96,21 @@ def _write_plan(session: Session, dues: Sequence[Due]) -> None:
     each subscriber's next due moment."""
     if not dues:
         return
-    if session.get_bind().dialect.name != "postgresql":
-        _insert_ignoring_duplicates(session, dues)
+    if session.get_bind().dialect.name == "sqlite":  # executemany is cheap in-process
+        session.execute(
+            sqlite.insert(Delivery).on_conflict_do_nothing(index_elements=["subscriber_id", "period"]),
+            [
+                dict(
+                    subscriber_id=d.subscriber_id,
+                    period=d.period,
+                    scheduled_for=d.slot,
+                    window_start=d.window_start,
+                    window_end=d.window_end,
+                    status=DeliveryStatus.pending,
+                )
+                for d in dues
+            ],
+        )
         session.execute(update(Subscriber), [{"id": d.subscriber_id, "next_due_at": d.next_due_at} for d in dues])
         return
     session.execute(
@@ -267,7 +261,7 @@ def write_items(session: Session, contents: Sequence[tuple[int, int, Sequence[Pi
     if rewrite:
         session.execute(
             delete(DeliveryItem)
-            .where(DeliveryItem.delivery_id.in_(list(rewrite)))
+            .where(among(session, DeliveryItem.delivery_id, rewrite))
             .execution_options(synchronize_session=False)
         )
     rows = [
