@@ -135,11 +135,17 @@ def pg_settings(pg_database_url, tmp_path) -> Settings:
 
 
 @pytest.fixture
-def smtp_server():
+def pipelining() -> bool:
+    """Whether ``smtp_server`` offers PIPELINING: a module overrides this to run both ways."""
+    return False
+
+
+@pytest.fixture
+def smtp_server(pipelining):
     """A real SMTP server (aiosmtpd) on a free localhost port, capturing every message."""
     from support import SmtpServer
 
-    server = SmtpServer()
+    server = SmtpServer(pipelining=pipelining)
     server.start()
     yield server
     server.stop()

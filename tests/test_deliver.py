@@ -40,16 +40,6 @@ def pipelining(request) -> bool:
 
 
 @pytest.fixture
-def smtp_server(pipelining):
-    from support import SmtpServer
-
-    server = SmtpServer(pipelining=pipelining)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def mail_settings(settings, smtp_server):
     return with_smtp(settings, smtp_server)
 
