@@ -157,19 +157,16 @@ def _lex(line: str) -> list[tuple[bool, Term] | None]:
         m = _ITEM.match(line, i)
         raw, negated, field_name, phrase, bare = m.groups()
         i = m.end()
-        if not raw:
-            if i >= n:
-                break  # only whitespace was left
-            snippet = line[i : i + 30].rstrip()  # an opening quote with no closing one
-            raise _Problem(f"unterminated quote after {snippet}{'…' if n - i > 30 else ''}")
         name = "text"
         if field_name is not None:
             name = field_name.lower()
             if name not in FIELDS:
                 raise _Problem(f"unknown field '{field_name}:' (use title:, author:, org: or upvotes:)")
-        if phrase is None and not bare and i < n and line[i] == '"':
+        if phrase is None and not bare and i < n and line[i] == '"':  # a quote never closed
             snippet = line[i : i + 30].rstrip()
             raise _Problem(f"unterminated quote after {snippet}{'…' if n - i > 30 else ''}")
+        if not raw:
+            break  # only whitespace was left
         if bare == "OR" and not (negated or field_name):
             items.append(None)
         else:
