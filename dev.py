@@ -3,6 +3,7 @@
 
     python3 dev.py demo     # the service on its embedded default, at http://127.0.0.1:8000
     python3 dev.py test     # the test suite
+    python3 dev.py lint     # ruff (lint + format check) and the import contracts (lint-imports)
     python3 dev.py digest … # any `digest` CLI command inside the project's virtualenv
 
 It creates ``.venv`` beside this file and installs the project into it from pyproject.toml
@@ -50,6 +51,10 @@ def run(argv: list[str]) -> int:
     if command == "test":
         ensure_venv("[test]")
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest])
+    if command == "lint":
+        ensure_venv("[test]")
+        checks = [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["lint-imports"]]
+        return max(subprocess.call([str(BIN / tool), *args]) for tool, *args in checks)
     ensure_venv("[test]")
     if command == "demo":
         return subprocess.call([str(BIN / "digest"), "demo", *rest])

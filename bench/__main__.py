@@ -52,11 +52,11 @@ def run_stage(stage: str, args) -> list[Row]:
     if stage == "e2e":
         from bench import e2e
 
-        return e2e.run_e2e(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, what_if=args.what_if)
+        return e2e.run_e2e(_size(stage, "subscribers", q, args.subscribers), workers=args.workers)
     if stage == "memory":
         from bench import e2e
 
-        return e2e.run_memory(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, quick=q, what_if=args.what_if)
+        return e2e.run_memory(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, quick=q)
     raise SystemExit(f"unknown stage {stage!r}")
 
 
@@ -74,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         default=(os.cpu_count() or 1) + 1,
         help="Celery worker processes (default: one per core plus one, since a sender waits on SMTP and PostgreSQL part of the time)",
     )
-    parser.add_argument("--what-if", action="store_true", help="e2e/memory with bench/whatif.py's proposed fixes patched in")
     parser.add_argument("--json", type=Path, help="where to write results (default bench/results/latest.json)")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the stages stop the workers and the sink they started
@@ -93,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             rows.append(Row(stage, "stage failed", float("nan"), "", note=f"{type(exc).__name__}: {exc}"[:300]))
         print(f"[{stage} done in {time.perf_counter() - t0:.0f} s]", flush=True)
-    path = write_json(rows, {"stages": list(stages), "quick": args.quick} | {k: v for k, v in vars(args).items() if k not in ("stages", "json") and v is not None}, args.json)
+    path = write_json(
+        rows,
+        {"stages": list(stages), "quick": args.quick}
+        | {k: v for k, v in vars(args).items() if k not in ("stages", "json") and v is not None},
+        args.json,
+    )
     print_table(rows, f"digest benchmarks ({'quick' if args.quick else 'full'}, {time.perf_counter() - started:.0f} s)")
     print(f"written: {path}")
     return 0

@@ -1,6 +1,6 @@
 """The benchmark's workload: M papers synthesised from real ones, N subscribers with realistic filters.
 
-Real papers come from ``digest/sample_data/papers.json`` (the API's shape) when it exists, otherwise
+Real papers come from ``digest/papers/sample_data/papers.json`` (the API's shape) when it exists, otherwise
 from the seed page ``../shared/seeds/*.txt`` (title, abstract, author count, organisation, upvotes).
 Everything is drawn from a seeded ``random.Random``: the same arguments give the same workload.
 
@@ -17,14 +17,14 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
-from itertools import accumulate
 from datetime import date, timedelta
+from itertools import accumulate
 from pathlib import Path
 
-from digest.topics import PaperText, tokenize
+from digest.matching.topics import PaperText, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_JSON = ROOT / "digest" / "sample_data" / "papers.json"
+SAMPLE_JSON = ROOT / "digest" / "papers" / "sample_data" / "papers.json"
 SEEDS_DIR = ROOT.parent / "shared" / "seeds"
 
 FIRST = (
@@ -39,12 +39,26 @@ LAST = (
     "Okafor Mensah Haddad Cohen Levi Novak Horvath Jansen Berg Larsen"
 ).split()
 ORGS = [
-    ("inclusionAI", "inclusionAI"), ("amazon", "Amazon"), ("google", "Google"), ("deepmind", "Google DeepMind"),
-    ("meta", "AI at Meta"), ("microsoft", "Microsoft"), ("nvidia", "NVIDIA"), ("openai", "OpenAI"),
-    ("Qwen", "Qwen"), ("deepseek-ai", "DeepSeek"), ("allenai", "Ai2"), ("stanford", "Stanford University"),
-    ("mit", "Massachusetts Institute of Technology"), ("tsinghua", "Tsinghua University"),
-    ("huggingface", "Hugging Face"), ("apple", "Apple"), ("ByteDance", "ByteDance Seed"),
-    ("mistralai", "Mistral AI"), ("salesforce", "Salesforce"), ("ibm", "IBM Research"),
+    ("inclusionAI", "inclusionAI"),
+    ("amazon", "Amazon"),
+    ("google", "Google"),
+    ("deepmind", "Google DeepMind"),
+    ("meta", "AI at Meta"),
+    ("microsoft", "Microsoft"),
+    ("nvidia", "NVIDIA"),
+    ("openai", "OpenAI"),
+    ("Qwen", "Qwen"),
+    ("deepseek-ai", "DeepSeek"),
+    ("allenai", "Ai2"),
+    ("stanford", "Stanford University"),
+    ("mit", "Massachusetts Institute of Technology"),
+    ("tsinghua", "Tsinghua University"),
+    ("huggingface", "Hugging Face"),
+    ("apple", "Apple"),
+    ("ByteDance", "ByteDance Seed"),
+    ("mistralai", "Mistral AI"),
+    ("salesforce", "Salesforce"),
+    ("ibm", "IBM Research"),
 ]
 STOPWORDS = set(
     """a an the and or of to in on for with by from as at is are was were be been being this that these
@@ -210,9 +224,7 @@ class Vocabulary:
             # dict.fromkeys, not a set: tie order must not depend on string hashing
             words.update(dict.fromkeys((t for t in tokens if t not in STOPWORDS and len(t) > 2 and not t.isdigit()), 1))
             title = tokenize(p.title)
-            phrases.update(
-                dict.fromkeys((pair for pair in zip(title, title[1:]) if not STOPWORDS & set(pair)), 1)
-            )
+            phrases.update(dict.fromkeys((pair for pair in zip(title, title[1:]) if not STOPWORDS & set(pair)), 1))
             raw_hyphenated.update(re.findall(r"\b[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+\b", p.title))
         self.words = [w for w, _ in words.most_common(3000)]
         self.word_cum = list(accumulate(1 / (rank + 5) for rank in range(len(self.words))))  # Zipf-like
@@ -315,5 +327,5 @@ def orm_papers(papers: list[BenchPaper]):
 
 
 def ranked(papers: list[BenchPaper]) -> list[BenchPaper]:
-    """Trending order, as ``digest.compose.rank_key`` sorts (upvotes, then the more recent day…)."""
+    """Trending order, as ``digest.delivery.compose.rank_key`` sorts (upvotes, then the more recent day…)."""
     return sorted(papers, key=lambda p: (-p.upvotes, -p.daily_date.toordinal(), p.id, p.arxiv_id))

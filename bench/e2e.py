@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.data import make_papers, make_subscribers
@@ -45,7 +45,16 @@ TARGET_E2E_S = 60.0
 TARGET_RSS_MB = 300.0
 PAPERS_PER_DAY = 60
 DAYS = 10
-TIMEZONES = ["UTC", "Europe/Berlin", "Europe/London", "America/New_York", "America/Los_Angeles", "Asia/Shanghai", "Asia/Kolkata", "Asia/Tokyo"]
+TIMEZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "Europe/London",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Asia/Shanghai",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+]
 
 
 def database_url() -> str:
@@ -104,21 +113,41 @@ def populate(n: int, at: datetime, seed: int = 21, log=print) -> dict:
                 for p in papers:
                     submitted = datetime.combine(p.daily_date, datetime.min.time(), timezone.utc) + timedelta(hours=3)
                     copy.write_row(
-                        (p.id, p.arxiv_id, p.title, p.abstract, json.dumps(list(p.authors)), p.org or None,
-                         p.org_fullname or None, submitted - timedelta(days=2, seconds=p.id), submitted, p.daily_date,
-                         p.upvotes, 0, p.github_repo, p.ai_summary)
+                        (
+                            p.id,
+                            p.arxiv_id,
+                            p.title,
+                            p.abstract,
+                            json.dumps(list(p.authors)),
+                            p.org or None,
+                            p.org_fullname or None,
+                            submitted - timedelta(days=2, seconds=p.id),
+                            submitted,
+                            p.daily_date,
+                            p.upvotes,
+                            0,
+                            p.github_repo,
+                            p.ai_summary,
+                        )
                     )
             due = at - timedelta(minutes=1)
             with cur.copy(
-                "COPY subscribers (id, public_id, email, state, frequency, timezone, delivery_hour, next_due_at, "
-                "confirmed_at) FROM STDIN"
+                "COPY subscribers (id, public_id, email, state, frequency, timezone, delivery_hour, next_due_at, confirmed_at) FROM STDIN"
             ) as copy:
                 zones = []
                 for i in range(1, n + 1):
                     zones.append((rng.choice(TIMEZONES), rng.choice((6, 7, 7, 7, 8, 9))))
                     copy.write_row(
-                        (i, uuid.UUID(int=rng.getrandbits(128)).hex, f"reader{i}@example.org", "active", "daily",
-                         *zones[-1], due, due - timedelta(days=30))
+                        (
+                            i,
+                            uuid.UUID(int=rng.getrandbits(128)).hex,
+                            f"reader{i}@example.org",
+                            "active",
+                            "daily",
+                            *zones[-1],
+                            due,
+                            due - timedelta(days=30),
+                        )
                     )
             with cur.copy("COPY topic_filters (subscriber_id, position, text) FROM STDIN") as copy:
                 for i in range(1, n + 1):
@@ -134,8 +163,12 @@ def populate(n: int, at: datetime, seed: int = 21, log=print) -> dict:
     seconds = time.perf_counter() - t0
     log(f"e2e: {n:,} subscribers, {filters:,} filters, {len(papers)} papers, yesterday's {history:,} sent items loaded in {seconds:.0f} s")
     return {
-        "subscribers": n, "filters": filters, "papers": len(papers), "papers_per_day": PAPERS_PER_DAY,
-        "history_items": history, "load_seconds": seconds,
+        "subscribers": n,
+        "filters": filters,
+        "papers": len(papers),
+        "papers_per_day": PAPERS_PER_DAY,
+        "history_items": history,
+        "load_seconds": seconds,
     }
 
 
@@ -144,7 +177,7 @@ def _yesterday(cur, zones: list[tuple[str, int]], at: datetime, papers, rng: ran
     with ~6 of that day's papers as items (none for ~11 %), so the run meets a ledger in steady
     state — rows to read for "never a paper twice" and statistics the planner can use — not an
     empty one that grows from nothing under its feet."""
-    from digest.compose import due_digest
+    from digest.delivery.schedule import due_digest
 
     days = sorted({p.daily_date for p in papers})
     by_day: dict = {}
@@ -162,9 +195,20 @@ def _yesterday(cur, zones: list[tuple[str, int]], at: datetime, papers, rng: ran
             shown = rng.sample(by_day[due.window_end], min(count, len(by_day[due.window_end])))
             public_id = uuid.UUID(int=rng.getrandbits(128)).hex
             copy.write_row(
-                (i, public_id, i, due.period, due.slot, due.window_start, due.window_end,
-                 "sent" if shown else "skipped", 1, due.slot if shown else None,
-                 f"digest.{public_id}@papers.example.org" if shown else None, len(shown))
+                (
+                    i,
+                    public_id,
+                    i,
+                    due.period,
+                    due.slot,
+                    due.window_start,
+                    due.window_end,
+                    "sent" if shown else "skipped",
+                    1,
+                    due.slot if shown else None,
+                    f"digest.{public_id}@papers.example.org" if shown else None,
+                    len(shown),
+                )
             )
             rows.append((i, shown))
     with cur.copy("COPY delivery_items (delivery_id, paper_id, subscriber_id, position) FROM STDIN") as copy:
@@ -188,7 +232,7 @@ class RssSampler:
     names: dict[int, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def start(self) -> "RssSampler":
+    def start(self) -> RssSampler:
         threading.Thread(target=self._loop, daemon=True).start()
         return self
 
@@ -224,12 +268,23 @@ class RssSampler:
         }
 
 
-def start_workers(env: dict[str, str], workers: int, log_path: Path, what_if: bool = False) -> subprocess.Popen:
-    celery = [sys.executable, "-m", "bench.worker"] if what_if else [str(Path(sys.executable).parent / "celery")]
+def start_workers(env: dict[str, str], workers: int, log_path: Path) -> subprocess.Popen:
+    celery = [str(Path(sys.executable).parent / "celery")]
     cmd = [
-        *celery, "-A", "workers.app", "worker",
-        "-Q", "digest.default,digest.send", "-c", str(workers), "--loglevel=WARNING",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench{os.getpid()}@%h",
+        *celery,
+        "-A",
+        "workers.app",
+        "worker",
+        "-Q",
+        "digest.default,digest.send",
+        "-c",
+        str(workers),
+        "--loglevel=WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        f"bench{os.getpid()}@%h",
     ]
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ | env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -326,7 +381,7 @@ class CpuAccount:
                 return kind
         return "other"
 
-    def start(self) -> "CpuAccount":
+    def start(self) -> CpuAccount:
         self.before = {pid: cpu for pid, (_, cpu) in self._snapshot().items()}
         self.wall = time.perf_counter()
         return self
@@ -362,7 +417,7 @@ class Run:
     cpu_seconds: dict = field(default_factory=dict)  # CPU per kind of process during the run
 
 
-def run_pipeline(n: int, workers: int, *, cap_seconds: float, what_if: bool = False, log=print) -> Run:
+def run_pipeline(n: int, workers: int, *, cap_seconds: float, log=print) -> Run:
     """Fill, start workers, send the plan task, wait for the ledger to settle; measure."""
     import redis
 
@@ -383,7 +438,7 @@ def run_pipeline(n: int, workers: int, *, cap_seconds: float, what_if: bool = Fa
         from celery import Celery
 
         app = Celery("digest", broker=REDIS_URL)
-        proc = start_workers(env, workers, log_path, what_if)
+        proc = start_workers(env, workers, log_path)
         try:
             wait_ready(app, proc)
             sampler = RssSampler(proc.pid).start()
@@ -414,7 +469,9 @@ def run_pipeline(n: int, workers: int, *, cap_seconds: float, what_if: bool = Fa
             stop_workers(proc)
     engine.dispose()
     rss = sampler.summary() | {"idle_rss_mb": {str(k): v / 2**20 for k, v in idle.items()}}
-    log(f"e2e: {n:,} due: {counts} in {seconds:.1f} s (plan committed at {plan_seconds or 0:.1f} s); {'finished' if finished else 'NOT finished (cap)'}; peak RSS {rss['peak_rss_mb_max_process']:.0f} MB")
+    log(
+        f"e2e: {n:,} due: {counts} in {seconds:.1f} s (plan committed at {plan_seconds or 0:.1f} s); {'finished' if finished else 'NOT finished (cap)'}; peak RSS {rss['peak_rss_mb_max_process']:.0f} MB"
+    )
     log(f"e2e: {cpu.line()}")
     return Run(n, seconds, plan_seconds, counts, rss, finished, workload, cpu.seconds)
 
@@ -430,11 +487,13 @@ def naive_send(sample: int, smtp_port: int) -> tuple[float, int]:
     from sqlalchemy.orm import Session
 
     from bench.rendering import SETTINGS, Naive
-    from digest.compose import FilterCache, Pick, last_ended_day, paper_text
     from digest.db import engine_for
-    from digest.emails import Reader
+    from digest.delivery.schedule import last_ended_day
+    from digest.mail.digest_email import Reader
+    from digest.matching.select import Pick
+    from digest.matching.topics import FilterError, parse_filter
+    from digest.matching.trending import paper_text
     from digest.models import Paper, Subscriber, TopicFilter
-    from digest.topics import FilterError, parse_filter
 
     naive = Naive()
     at = run_moment()
@@ -484,14 +543,23 @@ def naive_baseline(n: int, sample: int, log=print) -> tuple[float, dict]:
 # ---------------------------------------------------------------- stages
 
 
-def run_e2e(n: int, *, workers: int = 3, what_if: bool = False, log=print) -> list[Row]:
-    run = run_pipeline(n, workers, cap_seconds=max(900.0, n / 100), what_if=what_if, log=log)
-    batch = os.environ.get("BENCH_WHAT_IF_BATCH") if what_if else None
-    label = (" (what-if: bench/whatif.py fixes applied" + (f", batches of {batch}" if batch else "") + ")") if what_if else ""
-    stage = "e2e" + (" what-if" if what_if else "") + (f" batch {batch}" if batch else "")
+def run_e2e(n: int, *, workers: int = 3, log=print) -> list[Row]:
+    run = run_pipeline(n, workers, cap_seconds=max(900.0, n / 100), log=log)
+    label = ""
+    stage = "e2e"
     base_s, base_detail = naive_baseline(n, min(1000, max(200, n // 100)), log=log)
     sent = run.counts.get("sent", 0)
-    detail = {"counts": run.counts, "plan_seconds": run.plan_seconds, "finished": run.finished, "workers": workers, "cpu_seconds": run.cpu_seconds} | run.workload | run.rss
+    detail = (
+        {
+            "counts": run.counts,
+            "plan_seconds": run.plan_seconds,
+            "finished": run.finished,
+            "workers": workers,
+            "cpu_seconds": run.cpu_seconds,
+        }
+        | run.workload
+        | run.rss
+    )
     rows = [
         faster(
             stage,
@@ -525,15 +593,15 @@ def run_e2e(n: int, *, workers: int = 3, what_if: bool = False, log=print) -> li
     return rows
 
 
-def run_memory(n: int, *, workers: int = 3, quick: bool = False, what_if: bool = False, log=print) -> list[Row]:
+def run_memory(n: int, *, workers: int = 3, quick: bool = False, log=print) -> list[Row]:
     cap = 900.0 if not quick else 300.0
-    run = run_pipeline(n, workers, cap_seconds=cap, what_if=what_if, log=log)
-    label = " (what-if)" if what_if else ""
+    run = run_pipeline(n, workers, cap_seconds=cap, log=log)
+    label = ""
     peak = run.rss["peak_rss_mb_max_process"]
     sent = run.counts.get("sent", 0)
     return [
         Row(
-            "memory" + (" what-if" if what_if else ""),
+            "memory",
             f"peak RSS of a worker process, {n:,} subscribers{label}",
             peak,
             "MB",
@@ -541,6 +609,8 @@ def run_memory(n: int, *, workers: int = 3, quick: bool = False, what_if: bool =
             met=(peak <= TARGET_RSS_MB) if n >= 1_000_000 else None,
             note=f"children {', '.join(f'{v:.0f}' for v in run.rss['peak_rss_mb_children'])} MB; main {run.rss['peak_rss_mb_main']:.0f} MB; "
             f"{'all' if run.finished else 'NOT all'} delivered in {run.seconds:.0f} s (sent {sent:,}, {sent / run.seconds:,.0f}/s)",
-            detail={"counts": run.counts, "seconds": run.seconds, "plan_seconds": run.plan_seconds, "finished": run.finished} | run.workload | run.rss,
+            detail={"counts": run.counts, "seconds": run.seconds, "plan_seconds": run.plan_seconds, "finished": run.finished}
+            | run.workload
+            | run.rss,
         )
     ]

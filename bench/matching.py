@@ -1,6 +1,6 @@
 """Stage (a): matching N subscribers' filters against M papers.
 
-Ours: one :class:`~digest.corpus.Corpus` over the papers (bitsets per token and adjacent pair), each
+Ours: one :class:`~digest.matching.corpus.Corpus` over the papers (bitsets per token and adjacent pair), each
 distinct filter text parsed once and evaluated once, then one OR of memoised bitsets per
 subscriber: the match set of every subscriber. A second figure runs compose's real
 ``Matcher.select`` (top 10 in trending order, with the filter that matched each) for everyone.
@@ -18,13 +18,12 @@ from __future__ import annotations
 import gc
 import random
 import time
-from datetime import date
 
 from bench.data import describe, make_papers, make_subscribers, ranked, real_papers
 from bench.report import Row, faster
-from digest import topics
-from digest.corpus import Corpus, iter_bits
-from digest.topics import FilterError, PaperText, parse_filter
+from digest.matching import topics
+from digest.matching.corpus import Corpus, iter_bits
+from digest.matching.topics import FilterError, PaperText, parse_filter
 
 TARGET_S = 1.0
 
@@ -42,6 +41,12 @@ def _compile(text: str, cache: dict):
         return f
 
 
+def forget_parsed() -> None:
+    """Empty the parser's per-process caches, as a fresh worker has them (the cold start)."""
+    topics._parse.cache_clear()
+    topics._term.cache_clear()
+
+
 def index_match_sets(papers: list[PaperText], subscribers: list[tuple[str, ...]], cold: bool = True) -> tuple[list[int], float]:
     """Every subscriber's match set as a bitset (bit i = papers[i]), wall time.
 
@@ -50,7 +55,7 @@ def index_match_sets(papers: list[PaperText], subscribers: list[tuple[str, ...]]
     everything else is built afresh either way.
     """
     if cold:
-        topics.forget_parsed()
+        forget_parsed()
     else:
         for lines in subscribers:
             for text in lines:
@@ -71,14 +76,13 @@ def index_match_sets(papers: list[PaperText], subscribers: list[tuple[str, ...]]
 
 def matcher_select(bench_papers, subscribers, size: int = 10) -> tuple[list[list[tuple[int, str | None]]], float]:
     """compose's Matcher: top ``size`` papers and the matched filter, for every subscriber."""
-    from digest.compose import FilterCache, Matcher, Recipient
-
     from bench.data import orm_papers
+    from digest.matching.select import FilterCache, Matcher, Recipient
 
     papers = orm_papers(bench_papers)
     start = min(p.daily_date for p in papers)
     end = max(p.daily_date for p in papers)
-    topics.forget_parsed()
+    forget_parsed()
     gc.collect()
     t0 = time.perf_counter()
     matcher = Matcher(papers, FilterCache())

@@ -1,9 +1,9 @@
-"""Profile what a send worker does, in this process: ``python -m bench.profile_send [N] [--what-if]``.
+"""Profile what a send worker does, in this process: ``python -m bench.profile_send [N]``.
 
 Fills the bench database with N due subscribers (as the e2e stage does), plans in-process, then runs
-``digest.deliver.send_deliveries`` over the planned rows in batches of 100 — exactly what the
+``digest.delivery.batch.send_deliveries`` over the planned rows in batches of 100 — exactly what the
 ``digest.send_batch`` task runs — under pyinstrument, against ``smtp-sink``. Prints the profile and
-the rate. ``--what-if`` applies :mod:`bench.whatif` first (the proposed fixes, as monkeypatches).
+the rate.
 ``--plain`` skips pyinstrument (whose per-call hook inflates call-heavy code) for a sampling
 profiler: ``py-spy record -f raw -o out.txt -- python -m bench.profile_send 3000 --plain``, then
 ``python -m bench.spy out.txt``. (For a live Celery worker: ``py-spy record --pid <worker child pid>``.)
@@ -11,33 +11,27 @@ profiler: ``py-spy record -f raw -o out.txt -- python -m bench.profile_send 3000
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from datetime import datetime, timezone
 
 
-def main(n: int = 3000, what_if: bool = False, plain: bool = False) -> None:
+def main(n: int = 3000, plain: bool = False) -> None:
     from pyinstrument import Profiler
-
-    if what_if:
-        from bench import whatif
-
-        whatif.apply()
 
     from bench.e2e import fresh_database, populate, run_moment, settings_env
     from bench.smtp import smtp_sink
     from digest.config import load_settings
     from digest.db import session_scope
-    from digest.jobs import chunks
+    from digest.delivery.batch import chunks
 
     at = run_moment()
     fresh_database()
     populate(n, at)
     with smtp_sink() as port:
         settings = load_settings(settings_env(port))
-        from digest.deliver import send_deliveries
-        from digest.ledger import plan
+        from digest.delivery.batch import send_deliveries
+        from digest.delivery.planning import plan
 
         t0 = time.perf_counter()
         with session_scope(settings) as session:
@@ -62,4 +56,4 @@ def main(n: int = 3000, what_if: bool = False, plain: bool = False) -> None:
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(int(args[0]) if args else 3000, what_if="--what-if" in sys.argv, plain="--plain" in sys.argv)
+    main(int(args[0]) if args else 3000, plain="--plain" in sys.argv)

@@ -1,6 +1,6 @@
 """Stage (b): render + MIME build of personalised digests, emails per second on one core.
 
-Ours, per recipient, exactly what a send batch does (``digest.emails``): signed links, the digest
+Ours, per recipient, exactly what a send batch does (``digest.mail.digest_email``): signed links, the digest
 context with paper blocks rendered once per batch of 100 (``PaperBlocks``), a Jinja render of the
 pre-inlined templates, and ``build_message`` (headers + base64 bodies assembled directly).
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import random
 import time
-from datetime import timedelta
 
 from bench.data import make_papers, make_subscribers, orm_papers, ranked
 from bench.report import Row, rate
@@ -35,8 +34,8 @@ SETTINGS = Settings(
 
 def workload(emails: int, seed: int = 11):
     """(picks, reader, window, subscriber public id, delivery public id) per digest, from real matching."""
-    from digest.compose import FilterCache, Matcher, Recipient
-    from digest.emails import Reader
+    from digest.mail.digest_email import Reader
+    from digest.matching.select import FilterCache, Matcher, Recipient
 
     bench_papers = ranked(make_papers(60, seed=seed, days=1))  # one Daily Papers day
     papers = orm_papers(bench_papers)
@@ -63,7 +62,7 @@ def workload(emails: int, seed: int = 11):
 
 
 def ours(items) -> tuple[float, list[bytes]]:
-    from digest.emails import DigestMailer, links_for
+    from digest.mail.digest_email import DigestMailer, links_for
 
     gc.collect()
     DigestMailer(SETTINGS)  # compile templates (premailer once per template) outside the timing
@@ -84,12 +83,12 @@ class Naive:
     """The same templates, inlined by premailer per email, and the stdlib's EmailMessage."""
 
     def __init__(self) -> None:
-        from digest.emails import TEMPLATE, _BLOCK_END, _BLOCK_START
-        from digest.render import _flatten, templates
+        from digest.mail.digest_email import _BLOCK_END, _BLOCK_START, TEMPLATE
+        from digest.mail.templates import flatten, templates
 
         t = templates()
         self.env = t.html_env
-        source = _flatten(t.loader, t.html_env, f"{TEMPLATE}/paper.html")
+        source = flatten(t.loader, t.html_env, f"{TEMPLATE}/paper.html")
         fragment = source.split(_BLOCK_START, 1)[1].split(_BLOCK_END, 1)[0].strip()
         self.paper_html = t.html_env.from_string(fragment)
         self.paper_text = t.text_env.get_template(f"{TEMPLATE}/paper.txt")
@@ -103,8 +102,8 @@ class Naive:
         from markupsafe import Markup
         from premailer import transform
 
-        from digest.emails import ALL_PAPERS, Block, _wrap, links_for, message_id, paper_view, window_label
-        from digest.render import one_line
+        from digest.mail.digest_email import ALL_PAPERS, Block, _wrap, links_for, message_id, paper_view, window_label
+        from digest.mail.templates import one_line
 
         links = links_for(SETTINGS, sub_id, delivery_id)
         items = []
@@ -128,8 +127,12 @@ class Naive:
             "archive_url": links.archive,
         }
         html = transform(
-            self.body_html.render(context), keep_style_tags=True, remove_classes=False, disable_validation=True,
-            cssutils_logging_level=50, allow_network=False,
+            self.body_html.render(context),
+            keep_style_tags=True,
+            remove_classes=False,
+            disable_validation=True,
+            cssutils_logging_level=50,
+            allow_network=False,
         )
         msg = EmailMessage()
         msg["From"] = SETTINGS.mail_from
@@ -168,8 +171,6 @@ def run(emails: int, *, repeat: int = 3, baseline_share: float = 0.1, log=print)
     base_per_s = len(sample) / base_s
     log(f"render: baseline {len(sample)} digests in {base_s:.2f} s = {base_per_s:,.0f}/s")
     papers = sum(len(i[0]) for i in items) / len(items)
-    fixed = what_if(emails, repeat)
-    log(f"render: what-if (bench/whatif.py) {fixed:,.0f}/s")
     return [
         rate(
             "render",
@@ -195,33 +196,7 @@ def run(emails: int, *, repeat: int = 3, baseline_share: float = 0.1, log=print)
                 "baseline_us_per_digest": 1e6 * base_s / len(sample),
             },
         ),
-        rate(
-            "render",
-            "same, with the proposed fixes (what-if)",
-            fixed,
-            "digests/s",
-            base_per_s,
-            baseline_label="as above",
-            target=f"≥ {TARGET_PER_CORE:,}/s per core",
-            met=fixed >= TARGET_PER_CORE,
-            note="bench/whatif.py (those render fixes are now in the product: this row matches the first)",
-        ),
     ]
-
-
-def what_if(emails: int, repeat: int) -> float:
-    """Best digests/s of ours with :mod:`bench.whatif` applied, in a child process (patches stay there)."""
-    import subprocess
-    import sys
-
-    code = (
-        "from bench import whatif; whatif.apply()\n"
-        "from bench.rendering import workload, ours\n"
-        f"items = workload({emails})\n"
-        f"print(max(len(items) / ours(items)[0] for _ in range({repeat})))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=900)
-    return float(out.stdout.strip().splitlines()[-1])
 
 
 def sample_messages(count: int) -> list[bytes]:

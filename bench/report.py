@@ -96,16 +96,26 @@ def print_table(rows: list[Row], title: str) -> None:
 
     table = Table(title=title, show_lines=False)
     for name, justify in (
-        ("stage", "left"), ("figure", "left"), ("ours", "right"), ("baseline", "right"),
-        ("× baseline", "right"), ("target", "left"), ("met", "center"),
+        ("stage", "left"),
+        ("figure", "left"),
+        ("ours", "right"),
+        ("baseline", "right"),
+        ("× baseline", "right"),
+        ("target", "left"),
+        ("met", "center"),
     ):
         table.add_column(name, justify=justify)
     for r in rows:
         met = {True: "[green]yes[/]", False: "[red]NO[/]", None: ""}[r.met]
         base = f"{_fmt(r.baseline, r.unit)}" + (f" ({r.baseline_label})" if r.baseline_label else "")
         table.add_row(
-            r.stage, r.metric + (f"\n[dim]{r.note}[/]" if r.note else ""), _fmt(r.value, r.unit),
-            base if r.baseline is not None else "—", f"{r.ratio:,.2f}×" if r.ratio is not None else "—", r.target, met,
+            r.stage,
+            r.metric + (f"\n[dim]{r.note}[/]" if r.note else ""),
+            _fmt(r.value, r.unit),
+            base if r.baseline is not None else "—",
+            f"{r.ratio:,.2f}×" if r.ratio is not None else "—",
+            r.target,
+            met,
         )
     Console(width=max(140, Console().width)).print(table)
 

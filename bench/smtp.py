@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.report import Row, rate
 from digest.config import SmtpSettings
-from digest.transport import SmtpTransport
+from digest.mail.transport import SmtpTransport
 
 SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
@@ -45,7 +45,7 @@ def free_port() -> int:
 def smtp_sink(port: int | None = None):
     """A running ``smtp-sink`` on 127.0.0.1; yields its port."""
     if not Path(SINK).exists():
-        raise RuntimeError(f"{SINK} not found: apt-get install -y postfix (\"No configuration\")")
+        raise RuntimeError(f'{SINK} not found: apt-get install -y postfix ("No configuration")')
     port = port or free_port()
     proc = subprocess.Popen([SINK, "-u", "nobody", f"127.0.0.1:{port}", "1024"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -1,14 +1,23 @@
-"""The ``digest`` command line: a few lines per command over the library functions."""
+"""The ``digest`` command line: a few lines per command over the library functions.
+
+Each command imports what it uses when it runs, so ``digest --help`` and a one-line error stay
+quick (the web app, Celery and premailer together take a second to import).
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from digest.config import ConfigError, Settings, load_settings
+from digest.db import current_revision, session_scope, upgrade
 
 
 class Context:
@@ -56,8 +65,6 @@ def db() -> None:
 @pass_ctx
 def db_upgrade(ctx: Context) -> None:
     """Apply migrations (safe to run again)."""
-    from digest.db import current_revision, upgrade
-
     url = ctx.settings.database_url
     try:
         upgrade(url)
@@ -67,8 +74,6 @@ def db_upgrade(ctx: Context) -> None:
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -84,7 +89,9 @@ def _parse_day(_ctx, _param, value: str | None) -> date | None:
 @main.command()
 @click.option("--date", "day", callback=_parse_day, help="Daily Papers day, YYYY-MM-DD (default: today and yesterday, UTC).")
 @click.option("--days", type=click.IntRange(1, 366), help="Backfill this many days up to --date (or today).")
-@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Load a saved API response instead of fetching.")
+@click.option(
+    "--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Load a saved API response instead of fetching."
+)
 @pass_ctx
 def ingest(ctx: Context, day: date | None, days: int | None, file: Path | None) -> None:
     """Fetch new papers from the Daily Papers API and store them.
@@ -92,10 +99,8 @@ def ingest(ctx: Context, day: date | None, days: int | None, file: Path | None) 
     Prints fetched / new / updated / skipped (with reasons). Fails (exit 1) without storing anything
     when any requested day cannot be fetched, or the database refuses the batch.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from digest.ingest import ingest_days, ingest_file
-    from digest.sources import SourceError
+    from digest.papers.client import SourceError
+    from digest.papers.ingest import ingest_days, ingest_file
 
     if file is not None and (day or days):
         raise click.UsageError("--file cannot be combined with --date/--days")
@@ -139,8 +144,6 @@ def demo(host: str, port: int, no_sample: bool, live: bool, send_now: bool) -> N
 
     Demo only: no secret key needed, and every email is caught, never delivered.
     """
-    import os
-
     from digest import demo as demo_mode
 
     settings = load_settings(demo=True)
@@ -154,10 +157,7 @@ def demo(host: str, port: int, no_sample: bool, live: bool, send_now: bool) -> N
 @pass_ctx
 def stats(ctx: Context, as_json: bool) -> None:
     """Subscribers by state, papers, the last ingest, and today's deliveries (UTC)."""
-    import json
-
-    from digest.admin import stats as collect
-    from digest.db import session_scope
+    from digest.stats import stats as collect
 
     with session_scope(ctx.settings) as session:
         data = collect(session, datetime.now(timezone.utc))
@@ -192,8 +192,7 @@ def subscribers() -> None:
 @pass_ctx
 def subscribers_import(ctx: Context, file, confirmed: bool) -> None:
     """Import FILE.csv as pending subscribers, each sent a confirmation (or active with --confirmed)."""
-    from digest.admin import import_csv
-    from digest.db import session_scope
+    from digest.subscribers.lists import import_csv
 
     settings = ctx.settings
     try:
@@ -211,16 +210,15 @@ def subscribers_import(ctx: Context, file, confirmed: bool) -> None:
 
 
 def _send_confirmations(settings: Settings, ids: list[int]) -> str:
-    if settings.broker_url:
-        from workers.tasks import send_confirmation_task
+    from digest import queue
 
+    work = queue.for_settings(settings)
+    if not work.in_process:
         for subscriber_id in ids:
-            send_confirmation_task.delay(subscriber_id)
+            work.send_confirmation(subscriber_id)
         return f"{len(ids)} queued for the workers"
-    from digest.subscriptions import send_confirmation
-
     with click.progressbar(ids, label="sending confirmations", file=sys.stderr) as bar:
-        sent = sum(1 for subscriber_id in bar if send_confirmation(settings, subscriber_id))
+        sent = sum(1 for subscriber_id in bar if work.send_confirmation(subscriber_id))
     return f"{sent} sent"
 
 
@@ -229,8 +227,7 @@ def _send_confirmations(settings: Settings, ids: list[int]) -> str:
 @pass_ctx
 def subscribers_export(ctx: Context, output) -> None:
     """Write every subscriber as CSV (email, topics, frequency, timezone, state, delivery_hour)."""
-    from digest.admin import export_csv
-    from digest.db import session_scope
+    from digest.subscribers.lists import export_csv
 
     with session_scope(ctx.settings) as session:
         count = export_csv(session, output)
@@ -243,9 +240,7 @@ def _parse_at(_ctx, _param, value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise click.BadParameter(
-            f"expected an ISO-8601 moment such as 2026-11-30T07:00 or 2026-11-30T07:00+01:00, got {value!r}"
-        ) from None
+        raise click.BadParameter(f"expected an ISO-8601 moment such as 2026-11-30T07:00 or 2026-11-30T07:00+01:00, got {value!r}") from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
@@ -255,7 +250,7 @@ def _parse_at(_ctx, _param, value: str | None) -> datetime | None:
 @pass_ctx
 def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
     """Send the digests that are due now (or at --at); with DIGEST_BROKER_URL, queue them for the workers."""
-    from digest.deliver import send_due
+    from digest.delivery.run import send_due
 
     settings = ctx.settings
     moment = at or datetime.now(timezone.utc)
@@ -271,10 +266,14 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
         click.echo(report.line())
         return
     if settings.broker_url:
+        from digest import queue
         from digest.jobs import plan_and_dispatch
-        from workers.tasks import send_batch
 
-        click.echo(plan_and_dispatch(settings, moment, lambda ids: send_batch.delay(ids)).line() + "; queued for the workers")
+        try:
+            report = plan_and_dispatch(settings, moment, queue.for_settings(settings))
+        except Exception as exc:  # the broker refuses: the planned rows stay pending for the next run
+            fail(f"cannot queue the digests ({exc.__class__.__name__}: {exc}); planned rows stay pending for the next run")
+        click.echo(report.line() + "; queued for the workers")
         return
     report = send_due(settings, moment)
     click.echo(report.line())

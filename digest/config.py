@@ -8,13 +8,12 @@ into a one-line message and exit status 2.
 from __future__ import annotations
 
 import functools
-
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy.engine import make_url
@@ -76,7 +75,7 @@ class Settings:
     def mail_domain(self) -> str:
         return self.mail_from_address.domain or "localhost"
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         return replace(self, **changes)
 
 
@@ -124,7 +123,7 @@ def parse_broker_url(variable: str, raw: str) -> str:
     if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
         raise ConfigError(variable, f"expected redis://host:port/db, got {raw!r}")
     try:
-        parts.port
+        _ = parts.port  # urlsplit checks the port only when asked
     except ValueError:
         raise ConfigError(variable, f"bad port in {raw!r}") from None
     return raw.strip()

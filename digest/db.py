@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
+from alembic import command
 from digest.config import Settings
+from digest.resources import resource_path
 
-ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = ROOT / "alembic.ini"
+ALEMBIC_INI = resource_path("alembic.ini")
+MIGRATIONS = resource_path("alembic")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -60,25 +65,19 @@ def session_scope(settings: Settings) -> Iterator[Session]:
         yield session
 
 
-def alembic_config(database_url: str):
-    from alembic.config import Config
-
+def alembic_config(database_url: str) -> Config:
     config = Config(str(ALEMBIC_INI))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = database_url
     return config
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Apply migrations; safe to run again (Alembic skips what is applied)."""
-    from alembic import command
-
     engine_for(database_url)  # creates the SQLite folder
     command.upgrade(alembic_config(database_url), revision)
 
 
 def current_revision(database_url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     with engine_for(database_url).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()

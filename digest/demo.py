@@ -12,46 +12,25 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import click
-from sqlalchemy import or_, update
+from werkzeug.serving import run_simple
 
+from digest import queue
 from digest.config import Settings, SmtpSettings
-from digest.db import session_scope, upgrade
-from digest.models import Subscriber, SubscriberState
+from digest.db import upgrade
+from digest.jobs import InProcessScheduler, scheduled_jobs, send_todays_digests
+from digest.mail.catcher import MailCatcher
+from digest.mail.transport import outbox_folder
+from digest.papers.ingest import ingest_sample
+from digest.web import create_app
 
 log = logging.getLogger(__name__)
-
-
-def make_due_now(settings: Settings, now: datetime) -> int:
-    """Bring every active subscriber's next digest forward to ``now``; returns how many moved.
-
-    Their digest for the current period is then planned like any other. The ledger's unique
-    (subscriber, period) row means one who already had this period's digest gets nothing twice.
-    """
-    with session_scope(settings) as session:
-        result = session.execute(
-            update(Subscriber)
-            .where(
-                Subscriber.state == SubscriberState.active,
-                or_(Subscriber.next_due_at.is_(None), Subscriber.next_due_at > now),
-            )
-            .values(next_due_at=now)
-        )
-        return result.rowcount or 0
-
-
-def send_todays_digests(settings: Settings, now: datetime):
-    """The demo's "send today's digests now": every active subscriber's digest for this period."""
-    from digest.deliver import send_due
-
-    make_due_now(settings, now)
-    return send_due(settings, now)
 
 
 @dataclass
 class Demo:
     settings: Settings
-    catcher: object
-    scheduler: object
+    catcher: MailCatcher
+    scheduler: InProcessScheduler
 
     def stop(self) -> None:
         self.scheduler.stop()
@@ -60,29 +39,19 @@ class Demo:
 
 def prepare(settings: Settings, *, sample: bool = True, live: bool = False, echo=click.echo) -> Demo:
     """Migrate, load the sample papers, start the mail catcher and the in-process scheduler."""
-    from digest.catcher import MailCatcher
-    from digest.jobs import InProcessScheduler, embedded_jobs
-    from digest.transport import outbox_folder
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     if sample:
-        from digest.ingest import ingest_sample
-
         report = ingest_sample(settings)
         echo("sample papers: " + "; ".join(report.lines()))
     catcher = MailCatcher(outbox_folder(settings)).start()
     settings = settings.with_(smtp=SmtpSettings(host=catcher.host, port=catcher.port, timeout=10.0))
-    scheduler = InProcessScheduler(embedded_jobs(settings, ingest=live))
+    scheduler = InProcessScheduler(scheduled_jobs(settings, queue.InProcess(settings), ingest=live))
     scheduler.start()
     return Demo(settings=settings, catcher=catcher, scheduler=scheduler)
 
 
 def run(settings: Settings, host: str, port: int, *, sample: bool, live: bool, send_now: bool) -> None:
-    from werkzeug.serving import run_simple
-
-    from digest.web import create_app
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "mail.log"):  # migrations and the catcher's SMTP chatter
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,57 +1,38 @@
-"""The scheduled jobs, as plain functions: Celery beat and the in-process scheduler both run these.
+"""The scheduled jobs, as plain functions, and the one table of how often each runs.
 
-``plan_and_dispatch`` takes a ``dispatch`` callable for batches of delivery ids: with a broker it
-enqueues a Celery task (after the planning transaction committed); without one it sends in-process.
+Celery beat (``workers/beat.py``) and the embedded in-process scheduler both run :data:`JOBS`
+on :data:`INTERVALS`; work they hand on (send batches) goes through a :class:`~digest.queue.Queue`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, update
 
 from digest.config import Settings
 from digest.db import session_scope
-from digest.models import Delivery, DeliveryStatus
+from digest.delivery.batch import SendReport, chunks
+from digest.delivery.ledger import claim_cutoff, claimable_ids
+from digest.delivery.planning import plan_pages
+from digest.delivery.run import send_due
+from digest.models import Subscriber, SubscriberState
+from digest.papers.ingest import IngestReport, ingest_days
+from digest.queue import Queue
+from digest.subscribers.subscriptions import purge_unconfirmed
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 100  # subscribers per send task: one SMTP connection each
-Dispatch = Callable[[list[int]], None]
-
-
-def chunks(ids: Sequence[int], size: int = BATCH_SIZE) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield list(ids[start : start + size])
-
-
-def stuck_deliveries(settings: Settings, now: datetime, *, page: int = 5000) -> Iterator[int]:
-    """Ids of rows pending or sending whose last claim (or creation) is older than the claim timeout.
-
-    Read with keyset pagination on id, so a million rows never sit in memory at once.
-    """
-    cutoff = now - timedelta(seconds=settings.claim_timeout)
-    last = 0
-    while True:
-        with session_scope(settings) as session:
-            ids = session.scalars(
-                select(Delivery.id)
-                .where(
-                    Delivery.id > last,
-                    Delivery.status.in_([DeliveryStatus.pending, DeliveryStatus.sending]),
-                    or_(Delivery.claimed_at < cutoff, Delivery.claimed_at.is_(None) & (Delivery.created_at < cutoff)),
-                )
-                .order_by(Delivery.id)
-                .limit(page)
-            ).all()
-        if not ids:
-            return
-        yield from ids
-        last = ids[-1]
+#: How often each scheduled job runs: Celery beat's schedule and the in-process scheduler's.
+INTERVALS = {
+    "ingest": timedelta(minutes=30),
+    "plan": timedelta(minutes=5),  # also re-queues rows a lost task or a dead worker left behind
+    "purge": timedelta(hours=1),
+}
 
 
 @dataclass
@@ -64,43 +45,65 @@ class PlanReport:
         return f"planned {self.planned} digests, re-queued {self.requeued} stuck, in {self.batches} batches"
 
 
-def plan_and_dispatch(settings: Settings, at: datetime, dispatch: Dispatch, *, page_size: int | None = None) -> PlanReport:
+def plan_and_dispatch(settings: Settings, at: datetime, queue: Queue, *, page_size: int | None = None) -> PlanReport:
     """Re-queue rows stuck past the claim timeout, then plan everyone due at ``at``, page by page.
 
-    Each keyset page is committed before its batches are dispatched, so a worker that picks one
-    up finds its rows, and sending overlaps planning; memory holds one page of ids (and the stuck
-    ones, normally none).
+    Each keyset page is committed before its batches are handed to ``queue``, so a worker that picks
+    one up finds its rows, and sending overlaps planning; memory holds one page of ids (and the
+    stuck ones, normally none).
     """
-    from digest.ledger import plan_pages
-
     report = PlanReport()
-    stuck = list(stuck_deliveries(settings, at))
+    with session_scope(settings) as session:
+        stuck = list(claimable_ids(session, claim_cutoff(settings, at), idle=True))
     for batch in chunks(stuck):
-        dispatch(batch)
+        queue.send_batch(batch)
         report.batches += 1
     report.requeued = len(stuck)
     requeued = set(stuck)
     for planned in plan_pages(settings, at, **({"page_size": page_size} if page_size else {})):
         planned = [i for i in planned if i not in requeued]  # a pending row of an earlier run
         for batch in chunks(planned):
-            dispatch(batch)
+            queue.send_batch(batch)
             report.batches += 1
         report.planned += len(planned)
     return report
 
 
-def run_ingest(settings: Settings, now: datetime | None = None):
-    from digest.ingest import ingest_days
-
+def run_ingest(settings: Settings, now: datetime | None = None) -> IngestReport:
     today = (now or datetime.now(timezone.utc)).date()
     return ingest_days(settings, [today - timedelta(days=1), today])
 
 
 def run_purge(settings: Settings, now: datetime | None = None) -> int:
-    from digest.subscriptions import purge_unconfirmed
-
     with session_scope(settings) as session:
         return purge_unconfirmed(session, now or datetime.now(timezone.utc))
+
+
+def make_due_now(settings: Settings, now: datetime) -> int:
+    """Bring every active subscriber's next digest forward to ``now``; returns how many moved.
+
+    Their digest for the current period is then planned like any other. The ledger's unique
+    (subscriber, period) row means one who already had this period's digest gets nothing twice.
+    """
+    with session_scope(settings) as session:
+        result = session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.state == SubscriberState.active,
+                or_(Subscriber.next_due_at.is_(None), Subscriber.next_due_at > now),
+            )
+            .values(next_due_at=now)
+        )
+        return result.rowcount or 0
+
+
+def send_todays_digests(settings: Settings, now: datetime) -> SendReport:
+    """The demo's "send today's digests now": every active subscriber's digest for this period."""
+    make_due_now(settings, now)
+    return send_due(settings, now)
+
+
+# ---------------------------------------------------------------- the embedded scheduler
 
 
 @dataclass
@@ -147,24 +150,15 @@ class InProcessScheduler:
             self._thread.join(timeout=30)
 
 
-def in_process_dispatch(settings: Settings) -> Dispatch:
-    from digest.deliver import send_deliveries
+def scheduled_jobs(settings: Settings, queue: Queue, *, ingest: bool = True) -> list[Job]:
+    """:data:`INTERVALS` as jobs over ``queue``: what beat runs, for the in-process scheduler."""
 
-    def dispatch(ids: list[int]) -> None:
-        send_deliveries(settings, ids, datetime.now(timezone.utc))
+    def now() -> datetime:
+        return datetime.now(timezone.utc)
 
-    return dispatch
-
-
-def embedded_jobs(settings: Settings, *, ingest: bool = True) -> list[Job]:
-    """The beat schedule, for the in-process scheduler (same intervals as workers/schedule.py)."""
-    from workers.schedule import INTERVALS
-
-    now = lambda: datetime.now(timezone.utc)  # noqa: E731
-    jobs = [
-        Job("plan", INTERVALS["plan"], lambda: plan_and_dispatch(settings, now(), in_process_dispatch(settings))),
-        Job("purge", INTERVALS["purge"], lambda: run_purge(settings, now())),
-    ]
-    if ingest:
-        jobs.insert(0, Job("ingest", INTERVALS["ingest"], lambda: run_ingest(settings, now())))
-    return jobs
+    runs = {
+        "ingest": lambda: run_ingest(settings, now()),
+        "plan": lambda: plan_and_dispatch(settings, now(), queue),
+        "purge": lambda: run_purge(settings, now()),
+    }
+    return [Job(name, INTERVALS[name], runs[name]) for name in INTERVALS if ingest or name != "ingest"]

@@ -138,9 +138,7 @@ class Subscriber(Base):
     id: Mapped[IntPK]
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     email: Mapped[str] = mapped_column(String(254), unique=True)  # normalised, lower-case domain
-    state: Mapped[SubscriberState] = mapped_column(
-        _enum(SubscriberState, "subscriber_state"), server_default=SubscriberState.pending.value
-    )
+    state: Mapped[SubscriberState] = mapped_column(_enum(SubscriberState, "subscriber_state"), server_default=SubscriberState.pending.value)
     frequency: Mapped[Frequency] = mapped_column(_enum(Frequency, "frequency"), server_default=Frequency.daily.value)
     timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
     delivery_hour: Mapped[int] = mapped_column(SmallInteger, server_default=text("7"))
@@ -152,7 +150,7 @@ class Subscriber(Base):
     confirmations_window_start: Mapped[datetime | None]  # for "3 confirmation mails per 24 h"
     confirmations_in_window: Mapped[Count]
 
-    filters: Mapped[list["TopicFilter"]] = relationship(
+    filters: Mapped[list[TopicFilter]] = relationship(
         back_populates="subscriber", order_by="TopicFilter.position", cascade="all, delete-orphan"
     )
 
@@ -188,9 +186,7 @@ class Delivery(Base):
     scheduled_for: Mapped[datetime]
     window_start: Mapped[date] = mapped_column(Date)  # Daily Papers days covered, inclusive
     window_end: Mapped[date] = mapped_column(Date)
-    status: Mapped[DeliveryStatus] = mapped_column(
-        _enum(DeliveryStatus, "delivery_status"), server_default=DeliveryStatus.pending.value
-    )
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"), server_default=DeliveryStatus.pending.value)
     claimed_at: Mapped[datetime | None]
     attempts: Mapped[Count]
     sent_at: Mapped[datetime | None]
@@ -200,7 +196,7 @@ class Delivery(Base):
     created_at: Mapped[Created]
 
     subscriber: Mapped[Subscriber] = relationship()
-    items: Mapped[list["DeliveryItem"]] = relationship(
+    items: Mapped[list[DeliveryItem]] = relationship(
         back_populates="delivery", order_by="DeliveryItem.position", cascade="all, delete-orphan"
     )
 

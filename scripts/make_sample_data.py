@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turn the saved Daily Papers page (``../shared/seeds/*.txt``) into ``digest/sample_data/papers.json``.
+"""Turn the saved Daily Papers page (``../shared/seeds/*.txt``) into ``digest/papers/sample_data/papers.json``.
 
 The page shows, per paper: title, abstract, then either "• N authors" or the organisation
 ("inclusionAI inclusionAI"), a "·", and the arXiv date with the upvote count after it
@@ -10,7 +10,7 @@ The page shows, per paper: title, abstract, then either "• N authors" or the o
   they may belong to other real papers, so the demo's links are not to be trusted);
 - author names: synthetic but plausible, as many as the page counts (3-9 when it does not say);
 - Daily Papers days: the page's day and the two before it, round-robin in page order
-  (:func:`digest.sources.sample_items` moves them to the last days before "today").
+  (:func:`digest.papers.client.sample_items` moves them to the last days before "today").
 
 Nothing is random: running it again gives the same file. The output is committed, so the package
 never needs ``../shared`` at run time.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT.parent / "shared" / "seeds"
-OUT = ROOT / "digest" / "sample_data" / "papers.json"
+OUT = ROOT / "digest" / "papers" / "sample_data" / "papers.json"
 DAYS = 3  # Daily Papers days the sample is spread over
 
 MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
@@ -100,8 +100,11 @@ def to_item(entry: dict, position: int, page: date, used_ids: set[str]) -> dict:
 
     count = entry["authors"] or 3 + h % 7
     authors = [
-        {"_id": hashlib.sha256(f"{arxiv_id}/{k}".encode()).hexdigest()[:24], "name": f"{FIRST[_hash(title, 'f', k) % len(FIRST)]} "
-         f"{LAST[_hash(title, 'l', k) % len(LAST)]}", "hidden": False}
+        {
+            "_id": hashlib.sha256(f"{arxiv_id}/{k}".encode()).hexdigest()[:24],
+            "name": f"{FIRST[_hash(title, 'f', k) % len(FIRST)]} {LAST[_hash(title, 'l', k) % len(LAST)]}",
+            "hidden": False,
+        }
         for k in range(count)
     ]
     published_at = datetime.combine(published, time(h % 24, h // 24 % 60, h // 1440 % 60), timezone.utc)
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     items = build(args.seeds)
 
     sys.path.insert(0, str(ROOT))
-    from digest.sources import parse_items
+    from digest.papers.client import parse_items
 
     batch = parse_items(items)  # the sample must pass the same validation as the live API
     if batch.skipped or len(batch.records) != len(items):

@@ -1,23 +1,33 @@
-"""Shared fixtures: real databases (SQLite and PostgreSQL), migrated once, emptied after each test.
+"""Shared fixtures: real databases (SQLite and PostgreSQL), migrated once, emptied after each test;
+a real SMTP server; the one paper factory; the one headless Chromium; a recording queue.
 
-PostgreSQL and Redis tests skip with a clear message when those servers are absent, unless
-``DIGEST_REQUIRE_SERVICES=1`` (CI), where an absent server is a failure.
+PostgreSQL, Redis and Chromium tests skip with a clear message when those are absent, unless
+``DIGEST_REQUIRE_SERVICES=1`` (CI), where an absent one is a failure. Each stage's own fixtures are
+in ``tests/<stage>/conftest.py``; plain helpers (servers, processes) in ``support.py``,
+``papers_api.py``, ``processes.py``, ``digest_helpers.py`` and ``web_helpers.py``.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from digest_helpers import DAY
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+from support import SmtpServer
 
-from digest.config import Settings
-from digest.db import engine_for, upgrade
-from digest.models import Base
+from digest import queue
+from digest.config import Settings, SmtpSettings
+from digest.db import engine_for, session_factory, upgrade
+from digest.models import Base, Paper
 
 REQUIRE = os.environ.get("DIGEST_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -78,6 +88,22 @@ def _sqlite_template(tmp_path_factory) -> Path:
     upgrade(f"sqlite:///{path}")
     engine_for(f"sqlite:///{path}").dispose()
     return path
+
+
+@pytest.fixture
+def sqlite_database(_sqlite_template, tmp_path) -> Callable[[str], str]:
+    """``sqlite_database("a")``: the URL of a new migrated SQLite database; a test may make several."""
+    urls: list[str] = []
+
+    def make(name: str) -> str:
+        path = tmp_path / f"{name}.sqlite3"
+        shutil.copy(_sqlite_template, path)
+        urls.append(f"sqlite:///{path}")
+        return urls[-1]
+
+    yield make
+    for url in urls:
+        engine_for(url).dispose()
 
 
 def _truncate(url: str) -> None:
@@ -143,8 +169,6 @@ def pipelining() -> bool:
 @pytest.fixture
 def smtp_server(pipelining):
     """A real SMTP server (aiosmtpd) on a free localhost port, capturing every message."""
-    from support import SmtpServer
-
     server = SmtpServer(pipelining=pipelining)
     server.start()
     yield server
@@ -152,10 +176,142 @@ def smtp_server(pipelining):
 
 
 @pytest.fixture
+def mail_settings(settings, smtp_server) -> Settings:
+    """``settings`` whose mail goes to ``smtp_server``."""
+    return settings.with_(smtp=SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=10))
+
+
+@pytest.fixture
 def session(settings):
     """A session on the test's database; committed work is visible to other connections."""
-    from digest.db import session_factory
-
     with session_factory(settings)() as s:
         yield s
 
+
+# ---------------------------------------------------------------- papers
+
+_paper_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def make_paper() -> Callable[..., Paper]:
+    """The one paper factory: a :class:`Paper` as ingest would store it, with plausible defaults.
+
+    ``make_paper("2611.00001", "Video diffusion", upvotes=9, org_name="acme")``; the arXiv id
+    defaults to ``2611.<id>`` when an ``id`` is given, else to one unique in the test session; the
+    day defaults to ``DAY`` (the last Daily Papers day before ``AT``), the abstract to "About
+    <title>." and the authors to two names. With ``session=`` the paper is added and flushed (it
+    then has its id); without, it is a plain object for rendering and matching. Session-scoped: it
+    holds no state of a test, so hypothesis tests may take it too.
+    """
+
+    def make(
+        arxiv_id: str | None = None,
+        title: str | None = None,
+        *,
+        session: Session | None = None,
+        day: date = DAY,
+        upvotes: int = 0,
+        **fields,
+    ) -> Paper:
+        number = fields["id"] if "id" in fields else next(_paper_numbers)
+        arxiv_id = arxiv_id or (f"2611.{number:05d}" if "id" in fields else f"2612.{number:05d}")
+        title = title or f"Paper {number}"
+        fields.setdefault("abstract", f"About {title.lower()}.")
+        fields.setdefault("authors", ["Ada Lovelace", "Alan Turing"])
+        paper = Paper(arxiv_id=arxiv_id, title=title, daily_date=day, upvotes=upvotes, **fields)
+        if session is not None:
+            session.add(paper)
+            session.flush()
+        return paper
+
+    return make
+
+
+# ---------------------------------------------------------------- the queue
+
+
+class RecordingQueue:
+    """A :class:`digest.queue.Queue` standing in for the broker: it keeps what it is handed, in order.
+
+    ``on_send(task_name, argument)`` plays a worker that takes each task the moment it is sent (to
+    see what it would find in the database then); ``down = True`` makes it refuse batches as an
+    unreachable broker does.
+    """
+
+    in_process = False
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object]] = []
+        self.down = False
+        self.on_send: Callable[[str, object], None] | None = None
+
+    def send_batch(self, delivery_ids: list[int]) -> None:
+        if self.down:
+            raise ConnectionError("broker unreachable")
+        self._take(queue.SEND_BATCH, list(delivery_ids))
+
+    def send_confirmation(self, subscriber_id: int) -> bool:
+        if self.down:
+            return False
+        self._take(queue.SEND_CONFIRMATION, subscriber_id)
+        return True
+
+    def _take(self, task: str, argument: object) -> None:
+        self.sent.append((task, argument))
+        if self.on_send is not None:
+            self.on_send(task, argument)
+
+    @property
+    def batches(self) -> list[list[int]]:
+        return [ids for task, ids in self.sent if task == queue.SEND_BATCH]
+
+    @property
+    def handed(self) -> list[int]:
+        """Every delivery id handed over, in order (an id handed twice is here twice)."""
+        return [i for ids in self.batches for i in ids]
+
+
+@pytest.fixture
+def recording_queue() -> RecordingQueue:
+    return RecordingQueue()
+
+
+# ---------------------------------------------------------------- the browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"  # gitignored
+
+
+@pytest.fixture
+def chromium():
+    """Debian's headless Chromium through Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        _unavailable("Chromium", f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def screenshot() -> Callable[..., Path]:
+    """``screenshot(page, "name")``: a full-page PNG in ``tests/artifacts/``, for a person to look at."""
+
+    def take(page, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

@@ -1,41 +1,31 @@
-"""Helpers for the digest tests (test_compose, test_emails, test_deliver, test_archive); no tests here.
+"""Helpers for the digest tests (matching, delivery, the archive page); no tests and no fixtures here.
 
-Papers and subscribers are inserted as rows, as ingest and the subscription pages would leave them;
+The moment ``AT`` and the day ``DAY`` the digests are built for; subscribers inserted as rows, as the
+subscription pages would leave them (papers come from the ``make_paper`` fixture);
 ``expected_picks`` is the plain reference the sent digests are checked against: every filter
-evaluated on every paper with ``Filter.matches``, sorted by trending, no index involved.
+evaluated on every paper with ``Filter.matches``, sorted by trending, no index involved; and
+readers of a sent digest.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
-from digest.compose import paper_text
-from digest.config import Settings, SmtpSettings
-from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, Subscriber, SubscriberState, TopicFilter
-from digest.topics import parse_filter
 from support import SmtpServer
+
+from digest.config import Settings, SmtpSettings
+from digest.matching.topics import parse_filter
+from digest.matching.trending import paper_text
+from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, Subscriber, SubscriberState, TopicFilter
 
 UTC = timezone.utc
 AT = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # a Monday, 07:00 UTC
 DAY = date(2026, 11, 29)  # the Daily Papers day that had ended at AT
 PAPER_LINK = re.compile(r"https://huggingface\.co/papers/([0-9A-Za-z./-]+)\"")
-
-
-def add_paper(session: Session, arxiv_id: str, title: str, day: date = DAY, upvotes: int = 0, **fields) -> Paper:
-    fields.setdefault("abstract", f"About {title.lower()}.")
-    fields.setdefault("authors", ["Ada Lovelace", "Alan Turing"])
-    paper = Paper(arxiv_id=arxiv_id, title=title, daily_date=day, upvotes=upvotes, **fields)
-    session.add(paper)
-    session.flush()
-    return paper
 
 
 def add_subscriber(
@@ -73,9 +63,7 @@ def trending_key(paper: Paper) -> tuple:
     return (-paper.upvotes, -paper.daily_date.toordinal(), -published, paper.arxiv_id)
 
 
-def expected_picks(
-    session: Session, subscriber: Subscriber, start: date, end: date, size: int = 10
-) -> list[tuple[str, str | None]]:
+def expected_picks(session: Session, subscriber: Subscriber, start: date, end: date, size: int = 10) -> list[tuple[str, str | None]]:
     """(arxiv id, matched filter) a digest over ``start..end`` must show: the plain reference."""
     sent = set(
         session.scalars(
@@ -118,48 +106,3 @@ def shown_papers(message: EmailMessage) -> list[str]:
 
 def matched_lines(message: EmailMessage) -> list[str]:
     return re.findall(r"^\s+matched: (.*)$", parts(message)[0], re.M)
-
-
-class FaultySmtpServer(SmtpServer):
-    """The capturing server, plus: refuse MAIL FROM, or hang after N messages until stopped."""
-
-    refuse_sender: str | None = None
-    hang_after: int | None = None
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        import threading
-
-        self.hanging = threading.Event()
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        if self.refuse_sender:
-            return self.refuse_sender
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.hang_after is not None and len(self.captured) >= self.hang_after:
-            self.hanging.set()  # the test now stops the server under this message
-            await asyncio.sleep(60)
-        return await super().handle_DATA(server, session, envelope)
-
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-
-
-@pytest.fixture
-def chromium():
-    """Debian's headless Chromium through Playwright (never a downloaded browser)."""
-    if not os.path.exists(CHROMIUM):
-        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if os.environ.get("DIGEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"browser tests are required (DIGEST_REQUIRE_SERVICES=1): {message}", pytrace=False)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -50,6 +51,23 @@ def item(arxiv_id: str, title: str, upvotes: int = 0, day: str = GOOD_DAY, **pap
         "upvotes": upvotes,
     } | paper
     return {"paper": body, "publishedAt": body["submittedOnDailyAt"], "title": title, "numComments": 0}
+
+
+PAPERS_PER_DAY = 6  # in diffusion_papers()
+
+
+def diffusion_papers(day: date, d: int) -> list[dict]:
+    """``PAPERS_PER_DAY`` diffusion papers of one Daily Papers day (``d`` keeps ids of days apart)."""
+    return [
+        item(
+            f"2611.{d:02d}{i:03d}",
+            f"Scaling study {d}-{i} of diffusion transformers",
+            10 * i + d,
+            day.isoformat(),
+            summary="We study how diffusion transformers scale.",
+        )
+        for i in range(PAPERS_PER_DAY)
+    ]
 
 
 def ok(items: list | bytes, **kw) -> Reply:
@@ -138,7 +156,7 @@ class PapersApi:
     def requested_days(self) -> list[str]:
         return [r.params.get("date", "") for r in self.requests]
 
-    def start(self) -> "PapersApi":
+    def start(self) -> PapersApi:
         self._thread.start()
         return self
 

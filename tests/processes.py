@@ -8,9 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from support import free_port
 
@@ -31,29 +31,42 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
 
 
 def digest_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "digest"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
+    return subprocess.run([str(BIN / "digest"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
 @dataclass
 class CeleryWorker:
-    """``celery -A workers.app worker`` in its own process group, logging to a file."""
+    """``celery -A workers.app worker -Q …`` in its own process group, logging to a file.
+
+    ``app="workers"`` and ``queues=None`` start it as the short form does: ``celery -A workers worker``.
+    """
 
     env: dict[str, str]
     log_path: Path
     name: str = "w1"
     concurrency: int = 2
+    app: str = "workers.app"
+    queues: str | None = "digest.send,digest.default"
     process: subprocess.Popen | None = None
     _log: object = field(default=None, repr=False)
 
-    def start(self) -> "CeleryWorker":
+    def start(self) -> CeleryWorker:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
-                str(BIN / "celery"), "-A", "workers.app", "worker",
-                "-Q", "digest.send,digest.default", "-c", str(self.concurrency), "-n", f"{self.name}@%h",
-                "--without-mingle", "--without-gossip", "-l", "INFO",
+                str(BIN / "celery"),
+                "-A",
+                self.app,
+                "worker",
+                *(["-Q", self.queues] if self.queues else []),
+                "-c",
+                str(self.concurrency),
+                "-n",
+                f"{self.name}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "INFO",
             ],
             env=self.env,
             cwd=ROOT,
@@ -100,7 +113,7 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "PrivateRedis":
+    def start(self) -> PrivateRedis:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,

@@ -1,4 +1,5 @@
-"""Test helpers that are not fixtures: a capturing SMTP server, subprocess environments."""
+"""Test helpers that are not fixtures: capturing SMTP servers (one that misbehaves on request), free ports,
+subprocess environments."""
 
 from __future__ import annotations
 
@@ -96,6 +97,29 @@ class SmtpServer:
 
     def to(self, address: str) -> list[EmailMessage]:
         return [c.message for c in self.captured if address in c.rcpt_tos]
+
+
+class FaultySmtpServer(SmtpServer):
+    """The capturing server, plus: refuse MAIL FROM, or hang after N messages until stopped."""
+
+    refuse_sender: str | None = None
+    hang_after: int | None = None
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.hanging = threading.Event()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.refuse_sender:
+            return self.refuse_sender
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.hang_after is not None and len(self.captured) >= self.hang_after:
+            self.hanging.set()  # the test now stops the server under this message
+            await asyncio.sleep(60)
+        return await super().handle_DATA(server, session, envelope)
 
 
 def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -33,9 +33,7 @@ def test_postgresql_url_gets_the_psycopg_driver():
 )
 def test_smtp_url_forms(url, host, port, ssl, starttls, user, password):
     smtp = load_settings({**KEY, "DIGEST_SMTP_URL": url}).smtp
-    assert (smtp.host, smtp.port, smtp.ssl, smtp.starttls, smtp.username, smtp.password) == (
-        host, port, ssl, starttls, user, password,
-    )
+    assert (smtp.host, smtp.port, smtp.ssl, smtp.starttls, smtp.username, smtp.password) == (host, port, ssl, starttls, user, password)
 
 
 @pytest.mark.parametrize(
@@ -76,9 +74,7 @@ def test_refuses_to_run_without_a_secret_key_outside_demo_mode():
 
 def test_cli_reports_a_bad_setting_in_one_line_without_traceback(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "DIGEST_SECRET_KEY": "k" * 32, "DIGEST_SMTP_URL": "smtp://mail:port"}
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", "db", "upgrade"], env=env, cwd=tmp_path, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-m", "digest", "db", "upgrade"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2
     assert "DIGEST_SMTP_URL" in result.stderr
     assert "Traceback" not in result.stderr

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from processes import ROOT, wait_for
+from processes import wait_for
 from support import free_port
-from test_browser import chromium, shot  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +27,10 @@ def demo_server(tmp_path):
     log = (tmp_path / "demo.log").open("wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("digest")), "demo", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -49,7 +50,7 @@ def demo_server(tmp_path):
         log.close()
 
 
-def test_demo_runs_the_whole_service_in_one_process(chromium, demo_server):  # noqa: F811
+def test_demo_runs_the_whole_service_in_one_process(chromium, screenshot, demo_server):
     base, folder = demo_server
     assert (folder / "data" / "digest.sqlite3").exists()
     page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -63,7 +64,7 @@ def test_demo_runs_the_whole_service_in_one_process(chromium, demo_server):  # n
     page.click("a:has-text('Outbox')")
     assert "demo only" in page.locator("h1").inner_text().lower()
     page.click("td a")  # the newest mail: the confirmation
-    shot(page, "demo-01-confirmation-in-outbox")
+    screenshot(page, "demo-01-confirmation-in-outbox")
     frame = page.frame_locator("iframe.mail-frame")
     frame.locator("a.button").click()  # the link in the mail, opened in the whole window
     page.wait_for_url("**/confirm/**")
@@ -74,13 +75,30 @@ def test_demo_runs_the_whole_service_in_one_process(chromium, demo_server):  # n
     page.click("button:has-text('Send today')")
     notice = page.locator(".notice-ok").inner_text()
     assert notice.startswith("Sent 1 digest"), notice
-    shot(page, "demo-02-outbox-after-send")
+    screenshot(page, "demo-02-outbox-after-send")
     page.click("td a")  # the newest mail: the digest
-    assert page.locator("h1").inner_text().startswith(("1 trending", "2 trending", "3 trending", "4 trending", "5 trending", "6 trending", "7 trending", "8 trending", "9 trending", "10 trending"))
+    assert (
+        page.locator("h1")
+        .inner_text()
+        .startswith(
+            (
+                "1 trending",
+                "2 trending",
+                "3 trending",
+                "4 trending",
+                "5 trending",
+                "6 trending",
+                "7 trending",
+                "8 trending",
+                "9 trending",
+                "10 trending",
+            )
+        )
+    )
     frame = page.frame_locator("iframe.mail-frame")
     titles = frame.locator("a[href^='https://huggingface.co/papers/']").all_inner_texts()
     assert len(titles) >= 1
-    shot(page, "demo-03-digest-in-outbox")
+    screenshot(page, "demo-03-digest-in-outbox")
 
     # pressing it again sends nothing twice
     page.goto(base + "/outbox/")

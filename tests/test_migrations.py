@@ -6,10 +6,10 @@ import sys
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
+from support import subprocess_env
 
 from digest.db import current_revision, engine_for, upgrade
 from digest.models import Base
-from support import subprocess_env
 
 
 def test_upgrade_from_empty_creates_every_table_and_matches_the_models(database_url):

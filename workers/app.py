@@ -1,15 +1,16 @@
 """The Celery app, built from the same settings as everything else (``DIGEST_BROKER_URL``).
 
-    celery -A workers.app worker -Q digest.send,digest.default
-    celery -A workers.app beat
+celery -A workers worker            # consumes digest.default and digest.send
+celery -A workers.app worker -Q digest.send,digest.default
+celery -A workers beat
 """
 
 from __future__ import annotations
 
 from digest.config import ConfigError
-from workers.factory import DEFAULT_QUEUE, SEND_QUEUE, VISIBILITY_TIMEOUT, make_celery
+from workers.factory import VISIBILITY_TIMEOUT, make_celery
 
-__all__ = ["app", "make_celery", "DEFAULT_QUEUE", "SEND_QUEUE", "VISIBILITY_TIMEOUT"]
+__all__ = ["app", "VISIBILITY_TIMEOUT"]
 
 try:
     app = make_celery()

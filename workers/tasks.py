@@ -8,7 +8,10 @@ import redis
 from celery import shared_task
 from celery.utils.log import get_task_logger
 
-from digest import jobs
+from digest import jobs, queue
+from digest.delivery.batch import send_deliveries
+from digest.mail.transport import TransientError
+from digest.subscribers.subscriptions import send_confirmation
 from workers.app import VISIBILITY_TIMEOUT, app
 
 log = get_task_logger(__name__)
@@ -31,16 +34,11 @@ def once_per_slot(name: str, seconds: int) -> bool:
     return bool(client.set(f"digest:lock:{name}:{slot}", "1", nx=True, ex=seconds * 2))
 
 
-def dispatch(ids: list[int]) -> None:
-    send_batch.delay(ids)
-
-
 @shared_task(name="digest.ingest")
 def ingest_task() -> str:
     if not once_per_slot("ingest", 25 * 60):
         return "skipped: another beat ran it"
-    report = jobs.run_ingest(_settings())
-    return "; ".join(report.lines())
+    return "; ".join(jobs.run_ingest(_settings()).lines())
 
 
 @shared_task(name="digest.plan")
@@ -48,17 +46,7 @@ def plan_task(at: str | None = None) -> str:
     if at is None and not once_per_slot("plan", 4 * 60):
         return "skipped: another beat ran it"
     moment = datetime.fromisoformat(at) if at else _now()
-    return jobs.plan_and_dispatch(_settings(), moment, dispatch).line()
-
-
-@shared_task(name="digest.reconcile")
-def reconcile_task() -> str:
-    if not once_per_slot("reconcile", 4 * 60):
-        return "skipped: another beat ran it"
-    stuck = list(jobs.stuck_deliveries(_settings(), _now()))
-    for batch in jobs.chunks(stuck):
-        dispatch(batch)
-    return f"re-queued {len(stuck)}"
+    return jobs.plan_and_dispatch(_settings(), moment, queue.CeleryQueue(_settings(), app)).line()
 
 
 @shared_task(name="digest.purge")
@@ -68,10 +56,8 @@ def purge_task() -> str:
     return f"purged {jobs.run_purge(_settings())}"
 
 
-@shared_task(name="digest.send_batch", bind=True, max_retries=8)
+@shared_task(name=queue.SEND_BATCH, bind=True, max_retries=8)
 def send_batch(self, delivery_ids: list[int]) -> str:
-    from digest.deliver import send_deliveries
-
     report = send_deliveries(_settings(), delivery_ids, _now())
     if report.deferred:  # transient SMTP trouble: try those rows again later
         delay = min(30 * 2**self.request.retries, MAX_RETRY_DELAY)
@@ -79,11 +65,8 @@ def send_batch(self, delivery_ids: list[int]) -> str:
     return report.line()
 
 
-@shared_task(name="digest.send_confirmation", bind=True, max_retries=6, acks_late=True)
+@shared_task(name=queue.SEND_CONFIRMATION, bind=True, max_retries=6, acks_late=True)
 def send_confirmation_task(self, subscriber_id: int) -> None:
-    from digest.subscriptions import send_confirmation
-    from digest.transport import TransientError
-
     try:
         send_confirmation(_settings(), subscriber_id)
     except TransientError as exc:

@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from digest import tokens
-from digest.compose import Pick
 from digest.config import Settings
 from digest.db import session_scope
-from digest.emails import DigestMailer, Reader, links_for
+from digest.mail.digest_email import DigestMailer, Reader, links_for
+from digest.mail.templates import Rendered
+from digest.matching.select import Pick
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber
-from digest.render import Rendered
 from digest.web.site import error_page
 
 ARCHIVE_CSP = "; ".join(
@@ -68,8 +68,7 @@ def archive(token: str):
         return error_page(
             400,
             "This link doesn't work",
-            "It may have been copied incompletely. Open the digest from its email and use "
-            "“View in browser” again.",
+            "It may have been copied incompletely. Open the digest from its email and use “View in browser” again.",
         )
     with session_scope(settings) as session:
         rendered = archived_digest(session, settings, public_id)

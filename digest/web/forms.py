@@ -14,9 +14,9 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
-from digest.schedule import DEFAULT_HOUR, is_valid_timezone, timezone_names
-from digest.subscriptions import MAX_EMAIL_LENGTH, normalize_email
-from digest.topics import MAX_TOPICS_CHARS, Filter, TopicsError, parse_topics
+from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone, timezone_names
+from digest.matching.topics import MAX_TOPICS_CHARS, Filter, TopicsError, parse_topics
+from digest.subscribers.subscriptions import MAX_EMAIL_LENGTH, normalize_email
 
 FREQUENCIES = [("daily", "Daily"), ("weekly", "Weekly, on Mondays")]
 HOURS = [(str(h), f"{h:02d}:00") for h in range(24)]

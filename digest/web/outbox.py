@@ -1,7 +1,7 @@
 """The demo's mail catcher, readable in the browser at /outbox. Registered only in demo mode.
 
 Every message the demo sends (confirmations, digests) goes over SMTP to the built-in catcher
-(:mod:`digest.catcher`), which files it in ``<data dir>/outbox``; this page lists and shows them.
+(:mod:`digest.mail.catcher`), which files it in ``<data dir>/outbox``; this page lists and shows them.
 A message's HTML is served from its own URL with its own Content-Security-Policy (inline styles,
 no scripts) and shown in a sandboxed frame, so a hostile paper title can do nothing here either.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, url_for
 
 from digest.config import Settings
-from digest.transport import outbox_folder
+from digest.jobs import send_todays_digests
+from digest.mail.transport import outbox_folder
 
 NAME = re.compile(r"^\d{20}-[0-9a-f]{8}\.eml$")
 LIST_LIMIT = 200
@@ -84,8 +85,6 @@ def index():
 
 @bp.post("/send-now")
 def send_now():
-    from digest.demo import send_todays_digests
-
     settings: Settings = current_app.config["DIGEST_SETTINGS"]
     report = send_todays_digests(settings, datetime.now(timezone.utc))
     return redirect(url_for("outbox.index", sent=report.sent, skipped=report.skipped), code=303)

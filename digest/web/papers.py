@@ -8,10 +8,10 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from digest.matching.corpus import Corpus, iter_bits
+from digest.matching.topics import Filter
+from digest.matching.trending import in_trending_order, paper_text
 from digest.models import Paper
-from digest.compose import paper_text
-from digest.corpus import Corpus, iter_bits
-from digest.topics import Filter
 
 PREVIEW_DAYS = 7
 PREVIEW_LIMIT = 30
@@ -39,10 +39,8 @@ def trending(session: Session, limit: int = 5) -> Trending:
     day = session.scalar(select(func.max(Paper.daily_date)))
     if day is None:
         return Trending(None, [])
-    papers = session.scalars(
-        select(Paper).where(Paper.daily_date == day).order_by(Paper.upvotes.desc(), Paper.id).limit(limit)
-    ).all()
-    return Trending(day, list(papers))
+    papers = in_trending_order(session.scalars(select(Paper).where(Paper.daily_date == day)).all())
+    return Trending(day, papers[:limit])
 
 
 @dataclass(frozen=True)
@@ -65,9 +63,7 @@ def preview(session: Session, filters: list[Filter], days: int = PREVIEW_DAYS, l
     recent = session.scalars(select(Paper.daily_date).distinct().order_by(Paper.daily_date.desc()).limit(days)).all()
     if not recent:
         return Preview(None, None, 0, 0, [])
-    papers = session.scalars(
-        select(Paper).where(Paper.daily_date.in_(recent)).order_by(Paper.upvotes.desc(), Paper.id)
-    ).all()
+    papers = in_trending_order(session.scalars(select(Paper).where(Paper.daily_date.in_(recent))).all())
     corpus = Corpus([paper_text(p) for p in papers])
     mask = corpus.match_any(filters)
     matches = [Match(papers[i], corpus.first_match(filters, i)) for i in iter_bits(mask, limit)]

@@ -77,8 +77,7 @@ def register(app: Flask, settings: Settings) -> None:
         return error_page(
             400,
             "This form has expired",
-            "For your safety, forms only work in the browser session that loaded them, with cookies on. "
-            "Reload the page and send it again.",
+            "For your safety, forms only work in the browser session that loaded them, with cookies on. Reload the page and send it again.",
         )
 
     @app.errorhandler(HTTPException)

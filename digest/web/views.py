@@ -1,6 +1,6 @@
-"""The pages: a few lines each over :mod:`digest.subscriptions`, one transaction per request.
+"""The pages: a few lines each over :mod:`digest.subscribers.subscriptions`, one transaction per request.
 
-Mail is handed to ``app.config["DIGEST_ENQUEUE_CONFIRMATION"]`` only after that transaction
+Mail is handed to ``app.config["DIGEST_QUEUE"]`` only after that transaction
 committed, so a worker (or the in-process sender) always finds the row it is given.
 """
 
@@ -9,18 +9,20 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
+import redis
 from flask import Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import text
 
-from digest import subscriptions, tokens
+from digest import tokens
 from digest.config import Settings
 from digest.db import engine_for, session_scope
+from digest.delivery.schedule import zone
+from digest.matching.topics import TopicsError, parse_topics
 from digest.models import SubscriberState
-from digest.schedule import zone
-from digest.subscriptions import Confirmation
-from digest.topics import TopicsError, parse_topics
+from digest.subscribers import subscriptions
+from digest.subscribers.subscriptions import Confirmation
 from digest.web import papers
 from digest.web.forms import FREQUENCIES, HOURS, PreferencesForm, SubscribeForm, timezone_choices
 from digest.web.site import error_page
@@ -49,10 +51,7 @@ def bad_link(error: tokens.BadToken, what: str):
     if error.expired:
         message = f"{what} links work for {tokens.CONFIRM_MAX_AGE // 3600} hours. Subscribe again to get a fresh one."
     else:
-        message = (
-            "It may have been copied incompletely, or it is no longer valid. "
-            "Copy the whole link from the email, or subscribe again."
-        )
+        message = "It may have been copied incompletely, or it is no longer valid. Copy the whole link from the email, or subscribe again."
     return error_page(400, title, message)
 
 
@@ -80,7 +79,7 @@ def home():
                 )
                 subscriber_id = subscriber.id if subscriber is not None else None
             if subscriber_id is not None:  # committed: now the mail may go
-                current_app.config["DIGEST_ENQUEUE_CONFIRMATION"](subscriber_id)
+                current_app.config["DIGEST_QUEUE"].send_confirmation(subscriber_id)
             return redirect(url_for("check_inbox"), 303)
         status = 400
     with session_scope(settings) as session:
@@ -128,9 +127,7 @@ def preferences(token: str):
     settings = _settings()
     with session_scope(settings) as session:
         try:
-            subscriber = subscriptions.subscriber_for_link(
-                session, settings, "preferences", token, lock=request.method == "POST"
-            )
+            subscriber = subscriptions.subscriber_for_link(session, settings, "preferences", token, lock=request.method == "POST")
         except tokens.BadToken as exc:
             return bad_link(exc, "Preferences")
         if subscriber is None:
@@ -196,9 +193,7 @@ def unsubscribe(token: str):
     settings = _settings()
     with session_scope(settings) as session:
         try:
-            subscriber = subscriptions.subscriber_for_link(
-                session, settings, "unsubscribe", token, lock=request.method == "POST"
-            )
+            subscriber = subscriptions.subscriber_for_link(session, settings, "unsubscribe", token, lock=request.method == "POST")
         except tokens.BadToken as exc:
             return bad_link(exc, "Unsubscribe")
         done = subscriber is None or subscriber.state == SubscriberState.unsubscribed
@@ -234,8 +229,6 @@ def healthz():
     if settings.broker_url is None:
         report["broker"] = "not configured"
     else:
-        import redis
-
         try:
             client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
             try:

@@ -1,0 +1,268 @@
+"""A send batch: claim ledger rows, compose their digests, render each, send all over one connection.
+
+The ledger's state changes (claim, sent/skipped/failed/back to pending) live in
+:mod:`digest.delivery.ledger`; this module decides them. A row is recorded as sent right after the
+SMTP server accepted its message, so a crash mid-batch leaves the unsent rows to the next run and
+never resends the sent ones. Transient trouble (a 4xx, a lost connection) puts rows back to
+``pending`` (``SendReport.deferred``); a permanent 5xx for a recipient suppresses that subscriber,
+keeping the reason. Composing costs the same few queries per batch whatever its size
+(:func:`load_batch`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.config import Settings
+from digest.db import among, session_factory
+from digest.delivery.compose import compose, load_filters
+from digest.delivery.ledger import SentRecorder, claim, finish, suppress, write_items
+from digest.mail.digest_email import DigestMailer, Reader, links_for, message_id
+from digest.mail.transport import PermanentError, Transport, connection_trouble, make_transport
+from digest.matching.select import FilterCache, Pick, Recipient
+from digest.models import Delivery, DeliveryStatus, Subscriber, SubscriberState
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 100  # ledger rows per send batch: one SMTP connection each
+MAX_ATTEMPTS = 8  # a row refused with 4xx this many times is given up (failed, subscriber kept)
+
+
+def chunks(ids: Sequence[int], size: int = BATCH_SIZE) -> Iterator[list[int]]:
+    """``ids`` cut into send batches."""
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+# ---------------------------------------------------------------- reports
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    deferred: list[int] = field(default_factory=list)
+    previews: list = field(default_factory=list)  # dry run only: digest.delivery.run.Preview
+    dry_run: bool = False
+
+    def add(self, other: SendReport) -> None:
+        self.sent += other.sent
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.suppressed += other.suppressed
+        self.deferred += other.deferred
+
+    def line(self) -> str:
+        if self.dry_run:
+            would = sum(1 for p in self.previews if p.papers)
+            return (
+                f"dry run: {would} digest{'' if would == 1 else 's'} would be sent, "
+                f"{len(self.previews) - would} skipped (nothing new); nothing was sent or written"
+            )
+        return (
+            f"sent {self.sent}, skipped {self.skipped} (nothing new), failed {self.failed} "
+            f"({self.suppressed} suppressed), deferred {len(self.deferred)}"
+        )
+
+
+# ---------------------------------------------------------------- composing a batch
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed ledger row, with everything needed to render and send it."""
+
+    delivery_id: int
+    public_id: str
+    subscriber_id: int
+    subscriber_public_id: str
+    active: bool
+    period: str
+    window: tuple[date, date]
+    reader: Reader
+    picks: list[Pick]
+
+
+def load_batch(session: Session, settings: Settings, ids: Sequence[int], filters: FilterCache | None = None) -> list[Outgoing]:
+    """The rows ``ids`` with their subscribers and picks: four queries whatever the batch size.
+
+    Columns, not ORM entities: a batch only reads them, and building 200 tracked objects cost
+    more than the query.
+    """
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.public_id,
+            Delivery.period,
+            Delivery.window_start,
+            Delivery.window_end,
+            Subscriber.id,
+            Subscriber.public_id,
+            Subscriber.state,
+            Subscriber.email,
+            Subscriber.frequency,
+            Subscriber.timezone,
+            Subscriber.delivery_hour,
+        )
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(among(session, Delivery.id, ids))
+        .order_by(Delivery.scheduled_for, Delivery.id)  # a subscriber's older digest first
+    ).all()
+    texts = load_filters(session, {row[5] for row in rows})
+    recipients = [(row[0], Recipient(row[5], texts[row[5]], row[3], row[4])) for row in rows]
+    picks = compose(session, recipients, settings.digest_size, filters)
+    return [
+        Outgoing(
+            delivery_id=delivery_id,
+            public_id=public_id,
+            subscriber_id=subscriber_id,
+            subscriber_public_id=subscriber_public_id,
+            active=state == SubscriberState.active,
+            period=period,
+            window=(start, end),
+            reader=Reader(email, frequency.value, zone, hour, texts[subscriber_id]),
+            picks=picks[delivery_id],
+        )
+        for delivery_id, public_id, period, start, end, subscriber_id, subscriber_public_id, state, email, frequency, zone, hour in rows
+    ]
+
+
+# ---------------------------------------------------------------- sending
+
+
+@dataclass
+class Built:
+    """One rendered digest, ready to go: its row, its bytes, the picks it shows, its Message-ID."""
+
+    item: Outgoing
+    data: bytes
+    shown: list[Pick]
+    message_id: str
+
+
+@dataclass
+class SendBatch:
+    """One batch's state while it is sent: the rows still held (released to ``pending`` if the batch
+    stops early), the outcome counts, and the subscribers refused for good a moment ago."""
+
+    session: Session
+    settings: Settings
+    attempts: dict[int, int]  # claimed row -> attempts, this one included
+    now: datetime
+    report: SendReport = field(default_factory=SendReport)
+    held: set[int] = field(default_factory=set)
+    suppressed: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.held = set(self.attempts)
+
+    def finish(self, ids: Sequence[int], **values) -> int:
+        """Move rows we hold to their outcome; they are no longer ours to release."""
+        self.held.difference_update(ids)
+        return finish(self.session, ids, **values)
+
+    def fail(self, delivery_id: int, error: str) -> None:
+        self.report.failed += self.finish([delivery_id], status=DeliveryStatus.failed, error=error)
+
+    def skip_empty(self, outgoing: Sequence[Outgoing]) -> list[Outgoing]:
+        """Finish the rows with nothing to send (no new paper, or no longer subscribed); the rest."""
+        empty = [o.delivery_id for o in outgoing if o.active and not o.picks]
+        gone = [o.delivery_id for o in outgoing if not o.active]
+        self.report.skipped += self.finish(empty, status=DeliveryStatus.skipped, paper_count=0)
+        self.report.skipped += self.finish(gone, status=DeliveryStatus.skipped, error="no longer subscribed")
+        return [o for o in outgoing if o.active and o.picks]
+
+    def build(self, outgoing: Sequence[Outgoing]) -> list[Built]:
+        """Render every message; a row whose message cannot be built fails, the batch goes on."""
+        mailer = DigestMailer(self.settings)
+        built = []
+        for item in outgoing:
+            links = links_for(self.settings, item.subscriber_public_id, item.public_id)
+            try:
+                rendered, shown = mailer.render(item.picks, item.reader, item.window, links)
+                data = mailer.message(rendered, item.reader.email, item.public_id, links, self.now)
+            except Exception as exc:  # a bad address or template
+                log.exception("cannot build digest %s", item.delivery_id)
+                self.fail(item.delivery_id, f"cannot build message: {exc}")
+                continue
+            built.append(Built(item, data, shown, message_id(self.settings, item.public_id)))
+        return built
+
+    def wanted(self, built: Built) -> bool:
+        """Asked just before a message goes out: a second digest of an address refused a moment ago
+        does not."""
+        if built.item.subscriber_id in self.suppressed:
+            self.fail(built.item.delivery_id, "address suppressed")
+            return False
+        return True
+
+    def send(self, built: list[Built], transport: Transport) -> str | None:
+        """Write what each message contains, then send them all and record each outcome.
+
+        Returns why it stopped early (connection trouble) or None.
+        """
+        contents = [(b.item.delivery_id, b.item.subscriber_id, b.shown) for b in built]
+        write_items(self.session, contents, rewrite=[i for i, _, _ in contents if self.attempts[i] > 1])
+        sender = self.settings.mail_from_address.addr_spec
+        messages = [([b.item.reader.email], b.data) for b in built]
+        with SentRecorder(self.session) as recorder:
+            for index, exc in transport.send_each(sender, messages, lambda i: self.wanted(built[i])):
+                stop = self._outcome(built[index], exc, recorder)
+                if stop is not None:
+                    return stop
+        return None
+
+    def _outcome(self, built: Built, exc: Exception | None, recorder: SentRecorder) -> str | None:
+        item = built.item
+        if exc is None:
+            recorder.record(item.delivery_id, built.message_id, len(built.shown), self.now)
+            self.held.discard(item.delivery_id)
+            self.report.sent += 1
+        elif isinstance(exc, PermanentError) and not connection_trouble(exc):
+            log.warning("digest %s refused for good, suppressing subscriber %s: %s", item.delivery_id, item.subscriber_id, exc)
+            self.held.discard(item.delivery_id)
+            suppress(self.session, item.delivery_id, item.subscriber_id, str(exc))
+            self.suppressed.add(item.subscriber_id)
+            self.report.failed += 1
+            self.report.suppressed += 1
+        elif connection_trouble(exc):
+            log.warning("SMTP trouble (%s); %d rows deferred", exc, len(self.held))
+            return str(exc)
+        elif self.attempts[item.delivery_id] >= MAX_ATTEMPTS:
+            self.fail(item.delivery_id, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
+        else:
+            self.finish([item.delivery_id], status=DeliveryStatus.pending, error=str(exc))
+            self.report.deferred.append(item.delivery_id)
+        return None
+
+
+def send_deliveries(settings: Settings, ids: Sequence[int], now: datetime, *, transport: Transport | None = None) -> SendReport:
+    """Claim, compose, render and send the ledger rows ``ids`` over one transport connection."""
+    with session_factory(settings)() as session:
+        attempts = claim(session, settings, sorted(set(ids)), now)
+        if not attempts:
+            return SendReport()
+        batch = SendBatch(session, settings, attempts, now)
+        trouble: str | None = "sender stopped by an unexpected error"
+        own_transport = transport is None
+        transport = transport or make_transport(settings)
+        try:
+            outgoing = load_batch(session, settings, sorted(attempts))
+            session.commit()
+            trouble = batch.send(batch.build(batch.skip_empty(outgoing)), transport)
+        finally:
+            if batch.held:  # claimed, not finished: back to pending for a later run
+                finish(session, sorted(batch.held), status=DeliveryStatus.pending, error=trouble)
+                batch.report.deferred += sorted(batch.held)
+            if own_transport:
+                transport.close()
+    log.info("batch of %d: %s", len(ids), batch.report.line())
+    return batch.report

@@ -1,0 +1,73 @@
+"""Who gets which papers: a batch's readers matched against the papers of their windows, never a
+paper a reader was already sent (the windows themselves are in :mod:`digest.delivery.schedule`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.db import among
+from digest.matching.select import FilterCache, Matcher, Pick, Recipient, select_for
+from digest.matching.trending import window_candidates
+from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFilter
+
+
+def load_sent(session: Session, subscriber_ids: Iterable[int], start: date, end: date) -> dict[int, set[int]]:
+    """Paper ids already mailed to each subscriber, among the days ``start..end`` (one query).
+
+    Items of a delivery not ``sent`` (written for a batch before it went out) do not count.
+    """
+    ids = list(subscriber_ids)
+    sent: dict[int, set[int]] = {i: set() for i in ids}
+    if not ids or start > end:
+        return sent
+    rows = session.execute(
+        select(DeliveryItem.subscriber_id, DeliveryItem.paper_id)
+        .join(Paper, Paper.id == DeliveryItem.paper_id)
+        .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+        .where(
+            among(session, DeliveryItem.subscriber_id, ids),
+            Paper.daily_date >= start,
+            Paper.daily_date <= end,
+            Delivery.status == DeliveryStatus.sent,
+        )
+    )
+    for subscriber_id, paper_id in rows:
+        sent[subscriber_id].add(paper_id)
+    return sent
+
+
+def load_filters(session: Session, subscriber_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+    """Each subscriber's filter texts in their order (one query)."""
+    ids = list(subscriber_ids)
+    out: dict[int, list[str]] = {i: [] for i in ids}
+    if ids:
+        rows = session.execute(
+            select(TopicFilter.subscriber_id, TopicFilter.text)
+            .where(among(session, TopicFilter.subscriber_id, ids))
+            .order_by(TopicFilter.subscriber_id, TopicFilter.position)
+        )
+        for subscriber_id, text in rows:
+            out[subscriber_id].append(text)
+    return {i: tuple(texts) for i, texts in out.items()}
+
+
+def compose(
+    session: Session, recipients: Sequence[tuple[object, Recipient]], size: int, filters: FilterCache | None = None
+) -> dict[object, list[Pick]]:
+    """The papers of every recipient of a batch, in two queries whatever the batch size.
+
+    ``recipients`` are ``(key, Recipient)`` pairs, in the order their digests go out (a subscriber's
+    older digest first). The candidates are the papers of the union of the windows.
+    """
+    windows = [(r.window_start, r.window_end) for _, r in recipients if r.window_start <= r.window_end]
+    if not windows:
+        return {key: [] for key, _ in recipients}
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+    matcher = Matcher(window_candidates(session, start, end), filters)
+    sent = load_sent(session, {r.subscriber_id for _, r in recipients}, start, end)
+    return select_for(matcher, recipients, sent, size)

@@ -1,0 +1,95 @@
+"""A whole send run in this process (``digest send`` without a broker, the demo): plan, then send in
+batches over one connection, retrying deferred rows; and the dry run, which writes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from digest.config import Settings
+from digest.db import session_factory, session_scope
+from digest.delivery.batch import SendReport, chunks, load_batch, send_deliveries
+from digest.delivery.compose import compose, load_filters
+from digest.delivery.ledger import claim_cutoff, claimable_ids
+from digest.delivery.planning import due_pages, dues_of, existing, paper_days, plan
+from digest.mail.transport import make_transport
+from digest.matching.select import FilterCache, Pick, Recipient
+
+RETRY_DELAYS = (5.0, 30.0)  # in-process backoff between send_due's retries of deferred rows
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a dry run would send one subscriber: ``papers`` are (title, matched filter) pairs."""
+
+    email: str
+    period: str
+    window: tuple[date, date]
+    papers: list[tuple[str, str | None]]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def send_due(
+    settings: Settings,
+    at: datetime,
+    dry_run: bool = False,
+    *,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
+) -> SendReport:
+    """Everything due at ``at``, in-process: plan, then send in batches over one connection.
+
+    Rows earlier runs left pending are sent too; deferred rows are retried after each delay in
+    ``retry_delays`` and, if still deferred, left pending for the next run.
+    """
+    if dry_run:
+        return preview_due(settings, at)
+    with session_scope(settings) as session:
+        ids = plan(session, settings, at)
+    with session_scope(settings) as session:
+        planned = set(ids)
+        ids += [i for i in claimable_ids(session, claim_cutoff(settings, _now()), due_by=at) if i not in planned]
+    report = SendReport()
+    with make_transport(settings) as transport:
+        pending = ids
+        for delay in (0.0, *retry_delays):
+            if not pending:
+                break
+            time.sleep(delay)
+            report.deferred = []
+            for batch in chunks(pending):
+                report.add(send_deliveries(settings, batch, _now(), transport=transport))
+            pending = report.deferred
+    return report
+
+
+def preview_due(settings: Settings, at: datetime) -> SendReport:
+    """Who would get which papers at ``at``; reads only, writes nothing."""
+    report = SendReport(dry_run=True)
+    cache = FilterCache()
+    with session_factory(settings)() as session:
+        days = paper_days(session, at)
+        leftover = list(claimable_ids(session, claim_cutoff(settings, _now()), due_by=at))
+        for item in load_batch(session, settings, leftover, cache) if leftover else []:
+            report.previews.append(_preview(item.reader.email, item.period, item.window, item.picks))
+        for rows in due_pages(session, at):
+            dues = dues_of(session, rows, at, days)
+            planned_before = existing(session, dues)  # `plan` would leave those alone
+            dues = [d for d in dues if (d.subscriber_id, d.period) not in planned_before]
+            texts = load_filters(session, [d.subscriber_id for d in dues])
+            recipients = [(d, Recipient(d.subscriber_id, texts[d.subscriber_id], d.window_start, d.window_end)) for d in dues]
+            picks = compose(session, recipients, settings.digest_size, cache)
+            email = {r.id: r.email for r in rows}
+            for d in dues:
+                report.previews.append(_preview(email[d.subscriber_id], d.period, (d.window_start, d.window_end), picks[d]))
+        session.rollback()
+    return report
+
+
+def _preview(email: str, period: str, window: tuple[date, date], picks: list[Pick]) -> Preview:
+    return Preview(email, period, window, [(p.paper.title, p.matched) for p in picks])

@@ -1,0 +1,84 @@
+"""Build multipart/alternative messages as bytes.
+
+Headers are encoded by the standard library (``email.header``, ``email.utils``); the MIME frame
+around two base64 bodies is assembled directly, because ``EmailMessage.as_bytes()`` costs about
+1.5 ms a message and a digest run builds hundreds of thousands. ``tests/test_emails.py`` parses
+every shape back with the ``email`` package to prove the output is what the library would accept.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from email.header import Header
+from email.utils import formataddr, formatdate
+
+
+def one_line(value: str, limit: int = 250) -> str:
+    """Collapse every run of whitespace (CR/LF included) to one space: safe in a header."""
+    if not value.isprintable():  # the per-character pass only when there is something to replace
+        value = "".join(ch if ch.isprintable() else " " for ch in value)
+    value = " ".join(value.split())  # split() cuts at the runs re's \s matches, and trims
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def _header(value: str) -> str:
+    value = one_line(value, 998)
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", maxlinelen=76, header_name="Subject").encode()
+
+
+def _address(display: str, address: str) -> str:
+    if "\r" in address or "\n" in address or any(c.isspace() for c in address):
+        raise ValueError(f"bad address {address!r}")
+    return formataddr((one_line(display), address), charset="utf-8")
+
+
+def _b64(text: str) -> bytes:
+    """Base64 in CRLF-terminated lines of 76 characters (what ``base64.encodebytes`` makes, 25% faster)."""
+    encoded = base64.b64encode(text.encode("utf-8"))
+    if not encoded:
+        return b""
+    return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
+
+
+@dataclass
+class MessageSpec:
+    from_name: str
+    from_address: str
+    to_address: str
+    subject: str
+    text: str
+    html: str
+    message_id: str  # without angle brackets, e.g. "delivery-12@example.org"
+    headers: dict[str, str] = field(default_factory=dict)  # List-Unsubscribe, List-Id…
+    date: float | None = None
+
+
+def build_message(spec: MessageSpec) -> bytes:
+    boundary = "=_" + secrets.token_hex(12)
+    lines = [
+        f"From: {_address(spec.from_name, spec.from_address)}",
+        f"To: {_address('', spec.to_address)}",
+        f"Subject: {_header(spec.subject)}",
+        f"Date: {formatdate(spec.date, localtime=False, usegmt=True)}",
+        f"Message-ID: <{one_line(spec.message_id)}>",
+        "MIME-Version: 1.0",
+    ]
+    lines += [f"{one_line(name)}: {_header(value)}" for name, value in spec.headers.items()]
+    lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+    head = "\r\n".join(lines).encode("ascii")
+    part = ('--{b}\r\nContent-Type: text/{kind}; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n').format
+    return b"".join(
+        (
+            head,
+            b"\r\n\r\n",
+            part(b=boundary, kind="plain").encode("ascii"),
+            _b64(spec.text),
+            part(b=boundary, kind="html").encode("ascii"),
+            _b64(spec.html),
+            f"--{boundary}--\r\n".encode("ascii"),
+        )
+    )

@@ -1,0 +1,124 @@
+"""Email templates: ``email_templates/<name>/{subject.txt, body.txt, body.html}`` over ``_base``.
+
+CSS is inlined by premailer ONCE per template, when the template is first loaded: the HTML
+template's source (with its base flattened in) goes through premailer and the result is compiled
+by Jinja. Per recipient there is only a Jinja render of pre-inlined HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from email.headerregistry import Address
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import jinja2
+from premailer import Premailer
+
+from digest.mail.mime import MessageSpec, build_message, one_line
+from digest.resources import resource_path
+
+TEMPLATES_DIR = resource_path("email_templates")
+
+_EXTENDS = re.compile(r"{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%}")
+_BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}(.*?){%-?\s*endblock(?:\s+\w+)?\s*-?%}", re.S)
+_ENCODED_EXPR = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+    def message(self, sender: Address, to: str, message_id: str, headers: dict[str, str] | None = None, date: float | None = None) -> bytes:
+        """This email as MIME bytes from ``sender`` to ``to`` (every email we send is auto-generated)."""
+        return build_message(
+            MessageSpec(
+                from_name=sender.display_name,
+                from_address=sender.addr_spec,
+                to_address=to,
+                subject=self.subject,
+                text=self.text,
+                html=self.html,
+                message_id=message_id,
+                headers={**(headers or {}), "Auto-Submitted": "auto-generated"},
+                date=date,
+            )
+        )
+
+
+def flatten(loader: jinja2.BaseLoader, env: jinja2.Environment, name: str) -> str:
+    """Resolve ``{% extends %}`` by substituting the child's blocks into its base's source."""
+    source, _, _ = loader.get_source(env, name)
+    parent = _EXTENDS.search(source)
+    if not parent:
+        return source
+    blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(source)}
+    base = flatten(loader, env, parent.group(1))
+    return _BLOCK.sub(lambda m: blocks.get(m.group(1), m.group(2)), base)
+
+
+def inline_css(source: str) -> str:
+    html = Premailer(
+        source,
+        remove_classes=False,
+        keep_style_tags=True,  # media queries (dark mode, phone width) cannot be inlined
+        strip_important=False,
+        cssutils_logging_level=50,
+        disable_validation=True,
+        allow_network=False,
+    ).transform()
+    # premailer URL-quotes attribute values: give Jinja back its expressions.
+    return _ENCODED_EXPR.sub(lambda m: unquote(m.group(0)), html)
+
+
+def _finalize(value: Any) -> Any:
+    return "" if value is None else value
+
+
+class EmailTemplates:
+    """Compiled email templates; thread-safe, built once per process."""
+
+    def __init__(self, folder: Path = TEMPLATES_DIR) -> None:
+        self.loader = jinja2.FileSystemLoader(str(folder))
+        # auto_reload off: templates do not change under a running process, and with it on every
+        # render of a template that extends another stats the base's file (a syscall per email)
+        common = dict(loader=self.loader, undefined=jinja2.StrictUndefined, finalize=_finalize, auto_reload=False)
+        self.html_env = jinja2.Environment(autoescape=True, **common)
+        self.text_env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, **common)
+        self._cache: dict[str, tuple[jinja2.Template, jinja2.Template, jinja2.Template]] = {}
+        self._lock = threading.Lock()
+
+    def _compile(self, name: str) -> tuple[jinja2.Template, jinja2.Template, jinja2.Template]:
+        compiled = self._cache.get(name)
+        if compiled is None:
+            with self._lock:
+                compiled = self._cache.get(name)
+                if compiled is None:
+                    html_source = inline_css(flatten(self.loader, self.html_env, f"{name}/body.html"))
+                    compiled = (
+                        self.text_env.get_template(f"{name}/subject.txt"),
+                        self.text_env.get_template(f"{name}/body.txt"),
+                        self.html_env.from_string(html_source),
+                    )
+                    self._cache[name] = compiled
+        return compiled
+
+    def render(self, name: str, context: dict[str, Any]) -> Rendered:
+        """Subject, text and HTML of one email, from one context."""
+        subject, text, html = self._compile(name)
+        return Rendered(one_line(subject.render(context)), text.render(context).strip() + "\n", html.render(context))
+
+
+_default: EmailTemplates | None = None
+
+
+def templates() -> EmailTemplates:
+    global _default
+    if _default is None:
+        _default = EmailTemplates()
+    return _default

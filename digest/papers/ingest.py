@@ -1,0 +1,163 @@
+"""Ingest: store what the source yielded, all or nothing.
+
+Every requested day is fetched first; then the records are upserted and an :class:`IngestRun`
+recorded in ONE transaction. A failure anywhere (the source, or the database) leaves the database
+exactly as it was, ``ingest_runs`` included.
+
+The upsert is ``INSERT … ON CONFLICT (arxiv_id) DO UPDATE`` (PostgreSQL's and SQLite's own), so two
+ingests running at once never duplicate a paper: the second waits for the first's row and updates
+it. Re-ingesting refreshes upvotes, comments, organisation and links; the title, abstract,
+authors, Daily Papers day and ``first_seen_at`` stay as first seen.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import null
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from digest.config import Settings
+from digest.db import session_scope
+from digest.models import IngestRun, Paper, utcnow
+from digest.papers.client import PapersClient, load_file, sample_items
+from digest.papers.items import Batch, PaperRecord, parse_items
+
+#: Columns a re-ingest refreshes; everything else keeps its first-seen value.
+REFRESHED = (
+    "upvotes",
+    "num_comments",
+    "org_name",
+    "org_fullname",
+    "github_repo",
+    "github_stars",
+    "project_page",
+    "thumbnail",
+    "ai_summary",
+    "ai_keywords",
+)
+CHUNK = 500  # rows per INSERT statement (SQLite allows 32,766 parameters)
+
+
+@dataclass
+class IngestReport:
+    source: str
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        skipped = sum(self.skipped.values())
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0])))
+        return [
+            f"fetched {self.fetched} from {self.source}",
+            f"new {self.new}",
+            f"updated {self.updated}",
+            f"skipped {skipped}" + (f": {reasons}" if reasons else ""),
+            *(f"note: {note}" for note in self.notes),
+        ]
+
+
+def store(session: Session, records: Sequence[PaperRecord], now: datetime) -> tuple[int, int]:
+    """Upsert ``records`` on ``arxiv_id``; returns (new, updated). The caller commits.
+
+    Rows go in sorted by ``arxiv_id``, so concurrent ingests lock them in the same order (no
+    deadlock). A row is new when it comes back with ``first_seen_at == now``: on a conflict the
+    existing row keeps its own.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    rows = sorted({r.arxiv_id: r for r in records}.values(), key=lambda r: r.arxiv_id)
+    new = updated = 0
+    for start in range(0, len(rows), CHUNK):
+        values = []
+        for record in rows[start : start + CHUNK]:
+            row = record.columns()
+            if row["ai_keywords"] is None:
+                row["ai_keywords"] = null()  # SQL NULL, as for papers made any other way (not JSON null)
+            values.append(row | {"first_seen_at": now, "updated_at": now})
+        stmt = insert(Paper).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Paper.arxiv_id],
+            set_={name: stmt.excluded[name] for name in (*REFRESHED, "updated_at")},
+        ).returning(Paper.first_seen_at)
+        for first_seen in session.scalars(stmt):
+            if first_seen == now:
+                new += 1
+            else:
+                updated += 1
+    return new, updated
+
+
+def save(settings: Settings, batch: Batch, source: str, started_at: datetime) -> IngestReport:
+    """Store a fetched batch and record the run, in one transaction."""
+    report = IngestReport(source, batch.fetched, skipped=Counter(batch.skipped), notes=list(batch.notes))
+    with session_scope(settings) as session:
+        report.new, report.updated = store(session, batch.records, utcnow())
+        session.add(
+            IngestRun(
+                source=source[:2048],
+                started_at=started_at,
+                finished_at=utcnow(),
+                fetched=report.fetched,
+                new=report.new,
+                updated=report.updated,
+                skipped=sum(report.skipped.values()),
+            )
+        )
+    return report
+
+
+def ingest_days(settings: Settings, days: Sequence[date], progress: bool = False, *, client: PapersClient | None = None) -> IngestReport:
+    """Fetch every day in ``days`` (raises ``SourceError`` if any fails), then store them all.
+
+    ``progress``: draw a progress bar on stderr (the CLI asks for it only on a terminal).
+    ``client``: a configured :class:`PapersClient` (tests make its limits small); closed afterwards.
+    """
+    days = sorted(set(days))
+    if not days:
+        raise ValueError("no days to ingest")
+    started_at = utcnow()
+    batches = []
+    with client or PapersClient(settings) as source, _progress_bar(progress, len(days)) as advance:
+        for day in days:
+            advance(day, 0)
+            batches.append(source.fetch_day(day))
+            advance(day, 1)
+    label = days[0].isoformat() if len(days) == 1 else f"{days[0].isoformat()}..{days[-1].isoformat()}"
+    return save(settings, Batch.combine(batches), f"{settings.source_url} ({label})", started_at)
+
+
+def ingest_file(settings: Settings, path: Path) -> IngestReport:
+    """Load a saved API response and store it (raises ``SourceError`` if the file is unusable)."""
+    started_at = utcnow()
+    return save(settings, load_file(Path(path)), f"file {path}", started_at)
+
+
+def ingest_sample(settings: Settings, today: date | None = None) -> IngestReport:
+    """Store the packaged sample papers, re-dated to the last few days before ``today`` (the demo)."""
+    started_at = utcnow()
+    today = today or datetime.now(timezone.utc).date()
+    return save(settings, parse_items(sample_items(today), latest=today), "packaged sample papers", started_at)
+
+
+@contextmanager
+def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[date, int], None]]:
+    """A callback ``(day being fetched, days done since the last call)``: a rich bar on stderr, or nothing."""
+    if not enabled:
+        yield lambda _day, _done: None
+        return
+    columns = (TextColumn("fetching {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda day, done: bar.update(task, advance=done, description=day.isoformat())

@@ -1,0 +1,38 @@
+"""``digest stats``: subscribers by state, papers, the last ingest, today's deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest.models import Delivery, IngestRun, Paper, Subscriber, SubscriberState
+
+
+def stats(session: Session, now: datetime) -> dict[str, object]:
+    by_state = dict(session.execute(select(Subscriber.state, func.count()).group_by(Subscriber.state)).all())
+    last_ingest = session.scalars(select(IngestRun).order_by(IngestRun.id.desc()).limit(1)).first()
+    day_start = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = dict(
+        session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.created_at >= day_start, Delivery.created_at < day_start + timedelta(days=1))
+            .group_by(Delivery.status)
+        ).all()
+    )
+    return {
+        "subscribers": {state.value: by_state.get(state, 0) for state in SubscriberState},
+        "papers": session.scalar(select(func.count()).select_from(Paper)) or 0,
+        "latest_paper_day": session.scalar(select(func.max(Paper.daily_date))),
+        "last_ingest": None
+        if last_ingest is None
+        else {
+            "finished_at": last_ingest.finished_at,
+            "fetched": last_ingest.fetched,
+            "new": last_ingest.new,
+            "updated": last_ingest.updated,
+            "skipped": last_ingest.skipped,
+        },
+        "deliveries_today": {status.value: count for status, count in today.items()},
+    }

@@ -1,0 +1,349 @@
+"""The digest email: snapshots of HTML and text, the MIME message, untrusted paper data, size, browser.
+
+Snapshots live in ``tests/snapshots/``; after an intended change of the templates, regenerate them
+with ``DIGEST_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/mail/test_digest_email.py`` and review
+the diff.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
+
+import premailer
+import pytest
+from digest_helpers import UTC
+from sqlalchemy import select
+
+from digest.config import Settings
+from digest.db import session_factory, session_scope
+from digest.mail.digest_email import MAX_HTML_BYTES, DigestLinks, DigestMailer, PaperBlocks, Reader, safe_url
+from digest.mail.templates import EmailTemplates
+from digest.matching.select import Pick
+from digest.models import Paper
+
+SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
+SETTINGS = Settings(
+    database_url="sqlite://",
+    secret_key="test-secret-key-0123456789",
+    base_url="https://digest.example.org",
+    mail_from="Trending Papers <digest@example.org>",
+)
+LINKS = DigestLinks(
+    unsubscribe="https://digest.example.org/unsubscribe/UNSUBSCRIBE-TOKEN",
+    preferences="https://digest.example.org/preferences/PREFERENCES-TOKEN",
+    archive="https://digest.example.org/digest/ARCHIVE-TOKEN",
+)
+READER = Reader("alice@example.org", "daily", "Europe/Berlin", 7, ('"video diffusion"', "agents -robot"))
+WINDOW = (date(2026, 11, 29), date(2026, 11, 29))
+
+
+@pytest.fixture
+def papers(make_paper) -> list[Paper]:
+    """Three papers of WINDOW's day: everything filled in, the bare minimum, and non-ASCII text."""
+    day = WINDOW[0]
+    return [
+        make_paper(
+            "2611.01234",
+            "Video Diffusion Transformers at Scale",
+            id=1,
+            day=day,
+            upvotes=142,
+            abstract="We train video diffusion transformers on a very large corpus. " * 4,
+            ai_summary="A recipe for training video diffusion transformers that scale to minute-long clips.",
+            authors=["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov"],
+            org_name="acme",
+            org_fullname="Acme AI Research",
+            github_repo="https://github.com/acme/vdt",
+        ),
+        make_paper(
+            "2611.04321",
+            "Agents That Read Papers",
+            id=2,
+            day=day,
+            upvotes=87,
+            abstract="Language agents that read, summarise and cite the papers they find, evaluated on a new "
+            "benchmark of literature review questions across seven fields of science and engineering.",
+            authors=["Katherine Johnson", "Claude Shannon"],
+        ),
+        make_paper(
+            "2611.00042",
+            "Über-efficient LLMs: sparse attention — 10× faster",
+            id=3,
+            day=day,
+            upvotes=40,
+            abstract="Sparse attention for long contexts.",
+            authors=["Jürgen Müller"],
+            org_name="ETH Zürich",
+            github_repo="https://github.com/eth/ueber",
+        ),
+    ]
+
+
+def render(papers: list[Paper], matched: str | None = '"video diffusion"', reader: Reader = READER):
+    rendered, shown = DigestMailer(SETTINGS).render([Pick(p, matched) for p in papers], reader, WINDOW, LINKS)
+    return rendered, shown
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def assert_snapshot(name: str, actual: str) -> None:
+    path = SNAPSHOTS / name
+    if os.environ.get("DIGEST_UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.exists(), f"no snapshot {path}; create it with DIGEST_UPDATE_SNAPSHOTS=1"
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, f"{name} changed; if intended, regenerate with DIGEST_UPDATE_SNAPSHOTS=1 and review"
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+def test_digest_html_matches_snapshot(papers):
+    rendered, _ = render(papers)
+    assert_snapshot("digest.html", rendered.html)
+
+
+def test_digest_text_matches_snapshot(papers):
+    rendered, _ = render(papers)
+    assert_snapshot("digest.txt", rendered.text)
+
+
+def test_digest_without_filters_snapshot(papers):
+    rendered, _ = render(papers[:1], None, Reader("bob@example.org", "weekly", "UTC", 9, ()))
+    assert_snapshot("digest_all_papers.txt", rendered.text)
+
+
+# ---------------------------------------------------------------- content
+
+
+def test_subject_has_the_count_and_the_top_title(papers):
+    rendered, _ = render(papers)
+    assert rendered.subject == "3 trending papers: Video Diffusion Transformers at Scale"
+    one, _ = render(papers[1:2])
+    assert one.subject == "1 trending paper: Agents That Read Papers"
+
+
+def test_each_paper_shows_everything_the_reader_needs(papers):
+    rendered, _ = render(papers)
+    html, text = rendered.html, rendered.text
+    assert 'href="https://huggingface.co/papers/2611.01234"' in html
+    assert "Ada Lovelace, Alan Turing, Grace Hopper et al." in html and "Edsger" not in html
+    assert "Katherine Johnson, Claude Shannon" in html and "Claude Shannon et al." not in html
+    assert "Acme AI Research" in html
+    assert "142</span> upvotes" in html and "Nov 29, 2026" in html
+    assert "minute-long clips" in html and "very large corpus" not in html  # the AI summary wins
+    for url in ("https://arxiv.org/abs/2611.01234", "https://arxiv.org/pdf/2611.01234", "https://github.com/acme/vdt"):
+        assert f'href="{url}"' in html and url in text
+    assert "matched: &#34;video diffusion&#34;" in html and 'matched: "video diffusion"' in text
+
+
+def test_footer_says_why_and_links_preferences_unsubscribe_and_archive(papers):
+    rendered, _ = render(papers)
+    for html_or_text in (rendered.html, rendered.text):
+        assert "alice@example.org" in html_or_text
+        assert "every day at 07:00 (Europe/Berlin)" in html_or_text
+        for url in (LINKS.preferences, LINKS.unsubscribe, LINKS.archive):
+            assert url in html_or_text
+    assert ">View in browser</a>" in rendered.html
+
+
+def test_papers_without_code_org_or_authors_leave_no_empty_lines(make_paper):
+    bare = make_paper("2611.09999", "Bare", id=9, day=WINDOW[0], upvotes=1, abstract="", authors=[])
+    rendered, _ = render([bare])
+    assert "Code" not in rendered.html and "et al." not in rendered.html
+    assert "\n\n\n" not in rendered.text
+
+
+def test_paper_data_cannot_inject_markup_or_links(make_paper):
+    evil = make_paper(
+        "2611.00666",
+        '<script>alert("x")</script><img src=x onerror=alert(1)>',
+        id=7,
+        day=WINDOW[0],
+        upvotes=3,
+        abstract="</p><a href='javascript:alert(1)'>click</a>",
+        authors=["<b>Mallory</b>"],
+        org_fullname='"><iframe src=//evil.example>',
+        github_repo="javascript:alert(document.cookie)",
+    )
+    rendered, _ = render([evil], matched="<svg onload=alert(1)>")
+    html = rendered.html
+    for raw in ("<script>alert", "<img src=x", "<b>Mallory", "<iframe", "<svg onload", "<a href='javascript"):
+        assert raw not in html
+    assert "javascript:" not in html.replace("&#39;javascript:alert(1)&#39;", "")  # only as escaped text
+    assert "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://github.com/a/b", "https://github.com/a/b"),
+        ("http://example.org/x?y=1", "http://example.org/x?y=1"),
+        ("javascript:alert(1)", None),
+        ("JaVaScRiPt:alert(1)", None),
+        ("data:text/html,<script>", None),
+        ("//evil.example/x", None),
+        ("https://a.example/x y", None),
+        ("https://a.example/\r\nx", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_safe_url_only_links_http_and_https(url, expected):
+    assert safe_url(url) == expected
+
+
+def test_html_stays_under_100_kb_dropping_the_last_papers_if_needed(make_paper):
+    huge = [
+        make_paper(
+            f"2611.{i:05d}",
+            "A very long title about everything " * 20,
+            id=i,
+            day=WINDOW[0],
+            upvotes=1000 - i,
+            abstract="word " * 2000,
+            authors=["Someone With A Long Name"] * 10,
+            org_fullname="An Organisation With A Long Name " * 10,
+            github_repo="https://github.com/" + "x" * 200,
+        )
+        for i in range(50)
+    ]
+    reader = Reader("alice@example.org", "daily", "UTC", 7, tuple(f"filter number {i} " * 10 for i in range(20)))
+    rendered, shown = DigestMailer(SETTINGS).render([Pick(p, reader.filters[0]) for p in huge], reader, WINDOW, LINKS)
+    assert len(rendered.html.encode()) <= MAX_HTML_BYTES
+    assert 10 <= len(shown) < 50
+    assert shown == [Pick(p, reader.filters[0]) for p in huge[: len(shown)]]
+    assert rendered.subject.startswith(f"{len(shown)} trending papers")
+
+
+def test_css_is_inlined_once_per_template_not_per_recipient(monkeypatch, papers):
+    calls = []
+    original = premailer.Premailer.transform
+    monkeypatch.setattr(premailer.Premailer, "transform", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    templates = EmailTemplates()
+    mailer = DigestMailer(SETTINGS, templates)
+    for name in ("a", "b", "c"):
+        mailer.render([Pick(p, None) for p in papers], replace(READER, email=f"{name}@x.org"), WINDOW, LINKS)
+    DigestMailer(SETTINGS, templates).render([Pick(p, None) for p in papers], READER, WINDOW, LINKS)
+    assert len(calls) == 2  # the body template and the paper block template, once each
+
+
+def test_paper_blocks_are_rendered_once_per_batch(papers):
+    blocks = PaperBlocks(EmailTemplates())
+    p = papers[0]
+    assert blocks.get(p) is blocks.get(p)
+
+
+# ---------------------------------------------------------------- the message
+
+
+def message(papers: list[Paper], to: str = "alice@example.org", public_id: str = "Dlv-public-1") -> email.message.EmailMessage:
+    mailer = DigestMailer(SETTINGS)
+    rendered, _ = render(papers)
+    return parse(mailer.message(rendered, to, public_id, LINKS, datetime(2026, 11, 30, 7, 0, 5, tzinfo=UTC)))
+
+
+def test_message_is_multipart_alternative_utf8_text_then_html(papers):
+    msg = message(papers)
+    assert msg.get_content_type() == "multipart/alternative"
+    kinds = [(part.get_content_type(), part.get_content_charset()) for part in msg.iter_parts()]
+    assert kinds == [("text/plain", "utf-8"), ("text/html", "utf-8")]
+    assert "Über-efficient LLMs" in msg.get_body(("plain",)).get_content()
+    assert "Über-efficient LLMs" in msg.get_body(("html",)).get_content()
+
+
+def test_message_headers(papers):
+    msg = message(papers)
+    assert msg["From"] == "Trending Papers <digest@example.org>"
+    assert msg["To"] == "alice@example.org"
+    assert msg["Date"].datetime == datetime(2026, 11, 30, 7, 0, 5, tzinfo=UTC)
+    assert msg["Subject"] == "3 trending papers: Video Diffusion Transformers at Scale"
+    assert msg["Message-ID"] == "<digest.Dlv-public-1@example.org>"
+    assert msg["List-Unsubscribe"] == f"<{LINKS.unsubscribe}>"
+    assert msg["List-Unsubscribe"].startswith("<https://")
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["List-Id"] == "Trending Papers <digest.example.org>"
+
+
+def test_message_id_is_stable_per_delivery(papers):
+    assert message(papers)["Message-ID"] == message(papers)["Message-ID"]
+    assert message(papers, public_id="other")["Message-ID"] != message(papers)["Message-ID"]
+
+
+def test_cr_lf_in_a_title_cannot_add_headers(papers):
+    papers[0].title = "Innocent\r\nBcc: victim@example.org\r\nX-Evil: 1\n\nbody"
+    rendered, _ = render(papers)
+    msg = parse(DigestMailer(SETTINGS).message(rendered, "alice@example.org", "d1", LINKS))
+    assert msg["Bcc"] is None and msg["X-Evil"] is None
+    assert msg["Subject"] == "3 trending papers: Innocent Bcc: victim@example.org X-Evil: 1 body"
+    assert msg.get_content_type() == "multipart/alternative"
+
+
+def test_non_ascii_subject_is_encoded_and_decodes_back(papers):
+    rendered, _ = render(papers[2:])
+    data = DigestMailer(SETTINGS).message(rendered, "alice@example.org", "d1", LINKS)
+    assert data.split(b"\r\n\r\n", 1)[0].isascii()
+    assert parse(data)["Subject"] == "1 trending paper: Über-efficient LLMs: sparse attention — 10× faster"
+
+
+# ---------------------------------------------------------------- in a browser
+
+
+@pytest.mark.browser
+def test_digest_html_reads_well_in_chromium_light_dark_and_phone(chromium, screenshot, papers):
+    papers[1].title = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>Agents'
+    rendered, _ = render(papers)
+    for scheme, background in (("light", "rgb(244, 244, 245)"), ("dark", "rgb(24, 24, 27)")):
+        for width in (375, 800):
+            page = chromium.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+            page.set_content(rendered.html, wait_until="load")
+            assert page.evaluate("window.pwned") is None
+            assert page.evaluate("getComputedStyle(document.body).backgroundColor") == background
+            assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+            titles = page.locator("h2 a").all_inner_texts()
+            assert titles[0] == "Video Diffusion Transformers at Scale" and len(titles) == 3
+            assert page.locator("text=View in browser").count() == 1
+            screenshot(page, f"digest-{scheme}-{width}")
+            assert errors == []
+            page.close()
+
+
+def test_paper_blocks_kept_across_batches_show_a_re_ingested_papers_new_upvotes(papers):
+    paper = papers[0]
+    first = PaperBlocks().get(paper)
+    assert PaperBlocks().get(paper) is first  # a later batch reuses the rendered block
+    paper.upvotes += 1000  # what a re-ingest does to a trending paper
+    again = PaperBlocks().get(paper)
+    assert again is not first and str(paper.upvotes) in again.text and str(paper.upvotes) in again.html
+
+
+def test_paper_blocks_of_two_databases_show_each_databases_own_paper_under_the_same_id(sqlite_database, make_paper):
+    """One process may serve several databases (the tests do): paper 1 of one is not paper 1 of another."""
+    papers = {"one": ("2611.11111", "Sparse attention everywhere"), "two": ("2611.22222", "Robots that fold laundry")}
+    blocks = {}
+    for name, (arxiv_id, title) in papers.items():
+        settings = Settings(database_url=sqlite_database(name))
+        with session_scope(settings) as s:
+            make_paper(arxiv_id, title, day=WINDOW[0], upvotes=7, session=s)  # the first paper there: id 1
+        with session_factory(settings)() as s:
+            paper = s.scalars(select(Paper)).one()
+            assert paper.id == 1
+            blocks[name] = PaperBlocks().get(paper)
+    for name, (arxiv_id, title) in papers.items():
+        block = blocks[name]
+        for url in (f"https://huggingface.co/papers/{arxiv_id}", f"https://arxiv.org/abs/{arxiv_id}", f"https://arxiv.org/pdf/{arxiv_id}"):
+            assert f'href="{url}"' in block.html and url in block.text
+        assert title in block.html and title in block.text
+        ((other_id, other_title),) = [p for other, p in papers.items() if other != name]
+        assert other_id not in block.html + block.text and other_title not in block.html + block.text

@@ -1,0 +1,98 @@
+"""The SMTP transport: its shortcuts give exactly what smtplib would, and a stream of messages
+reports each one's outcome, with and without PIPELINING."""
+
+import smtplib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from digest.config import SmtpSettings
+from digest.mail.pipelining import PLAIN_ADDRESS, quoteaddr
+from digest.mail.transport import PermanentError, SmtpTransport, TransientError
+
+_ATOM = st.text(alphabet="abcXYZ019_+-", min_size=1, max_size=6)
+_LABEL = st.text(alphabet="abcXYZ019-", min_size=1, max_size=6)
+PLAIN = st.builds(
+    lambda local, domain: ".".join(local) + "@" + ".".join(domain),
+    st.lists(_ATOM, min_size=1, max_size=3),
+    st.lists(_LABEL, min_size=1, max_size=3),
+)
+
+
+@given(PLAIN)
+def test_plain_addresses_take_the_shortcut_and_quote_as_smtplib_does(address):
+    assert PLAIN_ADDRESS.fullmatch(address)
+    assert quoteaddr(address) == smtplib.quoteaddr(address) == f"<{address}>"
+
+
+@given(st.text(max_size=30))
+def test_any_other_string_quotes_as_smtplib_does(text):
+    assert quoteaddr(text) == smtplib.quoteaddr(text)
+
+
+def test_addresses_needing_the_parser_do_not_take_the_shortcut():
+    for address in ('"a b"@example.org', "Ann <ann@example.org>", "a..b@example.org", "ann@example.org (Ann)", "<ann@example.org>"):
+        assert not PLAIN_ADDRESS.fullmatch(address)
+        assert quoteaddr(address) == smtplib.quoteaddr(address)
+
+
+# ---------------------------------------------------------------- a stream of messages
+
+
+def _message(subject: str, body: str = "body") -> bytes:
+    return f"Subject: {subject}\r\n\r\n{body}\r\n".encode()
+
+
+@pytest.fixture(params=[False, True], ids=["one command at a time", "PIPELINING"])
+def pipelining(request) -> bool:
+    return request.param
+
+
+def test_send_each_reports_every_outcome_in_order_and_a_refusal_does_not_stop_the_rest(smtp_server):
+    smtp_server.fail_rcpt["b@example.org"] = "550 5.1.1 No such user"
+    messages = [
+        (["a@example.org"], _message("a")),
+        (["b@example.org"], _message("b")),
+        (["c@example.org"], _message("c")),
+        (["d@example.org"], _message("d", ".a line starting with a dot\r\n..and two\r\n.")),
+    ]
+    with SmtpTransport(SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=5)) as transport:
+        smtp_server.fail_next.append("451 4.3.0 Try again later")  # the first DATA: a's
+        outcomes = list(transport.send_each("digest@example.org", messages))
+        assert transport.connections_opened == 1
+    kinds = [(i, type(error).__name__ if error else None) for i, error in outcomes]
+    assert kinds == [(0, "TransientError"), (1, "PermanentError"), (2, None), (3, None)]
+    assert isinstance(outcomes[0][1], TransientError) and isinstance(outcomes[1][1], PermanentError)
+    assert [c.rcpt_tos for c in smtp_server.captured] == [["c@example.org"], ["d@example.org"]]
+    assert smtp_server.messages[1].get_payload() == ".a line starting with a dot\r\n..and two\r\n.\r\n"  # dot-stuffed on the wire
+
+
+def test_a_next_message_to_the_same_address_waits_for_the_outcome_of_the_first(smtp_server):
+    asked: list[int] = []
+    outcomes: dict[int, object] = {}
+
+    def wanted(index: int) -> bool:  # what deliver does: a refused address gets nothing more
+        asked.append(index)
+        return not any(outcomes.values()) if index == 1 else True
+
+    messages = [(["x@example.org"], _message("first")), (["x@example.org"], _message("second")), (["y@example.org"], _message("y"))]
+    smtp_server.fail_next.append("554 5.7.1 Refused as spam")
+    with SmtpTransport(SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=5)) as transport:
+        for index, error in transport.send_each("digest@example.org", messages, wanted):
+            outcomes[index] = error
+    assert list(outcomes) == [0, 2] and isinstance(outcomes[0], PermanentError) and outcomes[2] is None
+    assert sorted(asked) == [0, 1, 2]  # each asked once
+    assert [c.rcpt_tos for c in smtp_server.captured] == [["y@example.org"]]
+
+
+def test_send_delivers_one_message_and_classifies_a_refusal(smtp_server):
+    smtp_server.fail_rcpt["b@example.org"] = "550 5.1.1 No such user"
+    with SmtpTransport(SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=5)) as transport:
+        transport.send("digest@example.org", ["a@example.org"], _message("a", ".dotted"))
+        with pytest.raises(PermanentError, match="550"):
+            transport.send("digest@example.org", ["b@example.org"], _message("b"))
+        transport.send("digest@example.org", ["c@example.org"], _message("c"))  # the connection still works
+        assert transport.connections_opened == 1
+    assert [c.rcpt_tos for c in smtp_server.captured] == [["a@example.org"], ["c@example.org"]]
+    assert smtp_server.messages[0].get_payload() == ".dotted\r\n"
