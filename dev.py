@@ -6,8 +6,10 @@
     python3 dev.py lint     # ruff (lint + format check) and the import contracts (lint-imports)
     python3 dev.py digest … # any `digest` CLI command inside the project's virtualenv
 
-It creates ``.venv`` beside this file and installs the project into it from pyproject.toml
-(again only when pyproject.toml changed), then runs the command there.
+It creates ``.venv`` beside this file (or at ``$DIGEST_VENV``) and installs the project into it from
+pyproject.toml (again only when pyproject.toml changed), then runs the command there: ``demo`` and
+``digest`` need only the project; ``test`` and ``lint`` add its test extras (pytest, hypothesis,
+playwright, ruff…) to the same virtualenv the first time they run.
 """
 
 from __future__ import annotations
@@ -24,21 +26,28 @@ VENV = Path(os.environ.get("DIGEST_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 
 
-def ensure_venv(extras: str) -> None:
+def ensure_venv(extras: str = "") -> None:
+    """Install the project (with ``extras``, e.g. "test") unless this pyproject.toml is installed so already.
+
+    A stamp file per pyproject.toml and extras says what is installed; the plain project is part of
+    every install, so ``demo`` never re-installs after ``test``, and ``test`` only adds its extras.
+    """
     if sys.version_info < (3, 11):
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
-    stamp_text = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    stamp = VENV / f".installed-{stamp_text[:16]}"
-    if stamp.exists():
+    version = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    stamp = VENV / f".installed-{version}-{extras or 'project'}"
+    if stamp.exists() or (not extras and any(VENV.glob(f".installed-{version}-*"))):
         return
     if not (BIN / "python").exists():
         print(f"creating virtualenv in {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
-    print(f"installing the project{extras} into {VENV} (first run only)", flush=True)
+    what = f"the project[{extras}]" if extras else "the project"
+    print(f"installing {what} into {VENV} (first run only)", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["-e", f"{ROOT}{extras}"], check=True)
+    subprocess.run(pip + ["-e", f"{ROOT}[{extras}]" if extras else str(ROOT)], check=True)
     for old in VENV.glob(".installed-*"):
-        old.unlink()
+        if not old.name.startswith(f".installed-{version}-"):
+            old.unlink()  # made from an older pyproject.toml
     stamp.touch()
 
 
@@ -49,13 +58,14 @@ def run(argv: list[str]) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "test":
-        ensure_venv("[test]")
+        ensure_venv("test")
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest])
     if command == "lint":
-        ensure_venv("[test]")
+        ensure_venv("test")
         checks = [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["lint-imports"]]
         return max(subprocess.call([str(BIN / tool), *args]) for tool, *args in checks)
-    ensure_venv("[test]")
+    if command in {"demo", "digest"}:
+        ensure_venv()
     if command == "demo":
         return subprocess.call([str(BIN / "digest"), "demo", *rest])
     if command == "digest":

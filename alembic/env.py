@@ -1,6 +1,7 @@
 """Alembic environment: the same database URL as the application."""
 
 from alembic import context
+
 from digest.db import engine_for
 from digest.models import Base
 

@@ -1,4 +1,4 @@
-"""``python -m bench {all,matching,render,smtp,e2e,memory} [--quick]``: run stages, print a table, write JSON.
+"""``python -m bench {all,matching,render,smtp,e2e,memory,ranking} [--quick]``: run stages, print a table, write JSON.
 
 Each stage measures ours and its baseline in the same run; see docs/benchmarks.md.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.report import Row, print_table, write_json
 
-STAGES = ("matching", "render", "smtp", "e2e", "memory")
+STAGES = ("matching", "render", "smtp", "e2e", "memory", "ranking")
 
 # (quick, full) sizes per stage
 SIZES = {
@@ -22,6 +22,7 @@ SIZES = {
     "smtp": {"messages": (2_000, 20_000), "connections": ((1, 4), (1, 4, 8))},
     "e2e": {"subscribers": (10_000, 100_000)},
     "memory": {"subscribers": (50_000, 1_000_000)},
+    "ranking": {"readers": (300, 1_000)},
 }
 
 
@@ -57,6 +58,10 @@ def run_stage(stage: str, args) -> list[Row]:
         from bench import e2e
 
         return e2e.run_memory(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, quick=q)
+    if stage == "ranking":
+        from bench import ranking
+
+        return ranking.run(_size(stage, "readers", q, args.readers))
     raise SystemExit(f"unknown stage {stage!r}")
 
 
@@ -66,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes in all)")
     parser.add_argument("--subscribers", type=int, help="override N for matching / e2e / memory")
     parser.add_argument("--papers", type=int, help="override M for matching")
+    parser.add_argument("--readers", type=int, help="override the simulated readers of ranking")
     parser.add_argument("--emails", type=int, help="override the number of digests rendered")
     parser.add_argument("--messages", type=int, help="override the number of SMTP messages per run")
     parser.add_argument(

@@ -316,11 +316,15 @@ def orm_papers(papers: list[BenchPaper]):
             org_name=p.org or None,
             org_fullname=p.org_fullname or None,
             upvotes=p.upvotes,
-            num_comments=0,
+            num_comments=p.id % 5,
             daily_date=p.daily_date,
             published_at=datetime.combine(p.daily_date, time(12), timezone.utc) - timedelta(days=2, seconds=p.id),
             ai_summary=p.ai_summary,
             github_repo=p.github_repo,
+            github_stars=p.id * 37 % 4000 if p.github_repo else None,
+            # what every recent API item carries, so that rendering shows a whole card
+            thumbnail=f"https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/{p.arxiv_id}.png",
+            org_avatar=f"https://cdn-avatars.huggingface.co/v1/production/uploads/{p.org}.png" if p.org else None,
         )
         for p in papers
     ]

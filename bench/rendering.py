@@ -96,36 +96,24 @@ class Naive:
         self.body_text = t.text_env.get_template(f"{TEMPLATE}/body.txt")
         self.subject = t.text_env.get_template(f"{TEMPLATE}/subject.txt")
 
+    def get(self, paper, lead: str | None = None):
+        """A paper's block rendered afresh for each recipient (the ``PaperBlocks.get`` of the naive way)."""
+        from digest.mail.digest_email import NUMBER, Block, _wrap, paper_view
+
+        view = paper_view(paper)
+        html = self.paper_html.render(p=view, lead=lead, number=NUMBER)
+        return Block.of(html, self.paper_text.render(p=view, wrap=_wrap).rstrip(), view["title"])
+
     def message(self, picks, reader, window, sub_id, delivery_id) -> bytes:
         from email.message import EmailMessage
 
-        from markupsafe import Markup
         from premailer import transform
 
-        from digest.mail.digest_email import ALL_PAPERS, Block, _wrap, links_for, message_id, paper_view, window_label
+        from digest.mail.digest_email import digest_context, links_for, message_id
         from digest.mail.templates import one_line
 
         links = links_for(SETTINGS, sub_id, delivery_id)
-        items = []
-        for p in picks:
-            view = paper_view(p.paper)
-            block = Block(Markup(self.paper_html.render(p=view)), self.paper_text.render(p=view, wrap=_wrap).rstrip())
-            items.append((block, p.matched or ALL_PAPERS))
-        count = len(picks)
-        context = {
-            "count": count,
-            "top_title": one_line(picks[0].paper.title, 300),
-            "heading": f"{count} trending paper{'' if count == 1 else 's'} for you",
-            "window": window_label(*window),
-            "items": items,
-            "email": reader.email,
-            "frequency": reader.frequency,
-            "when": f"every day at {reader.delivery_hour:02d}:00 ({reader.timezone})",
-            "filters": reader.filters,
-            "unsubscribe_url": links.unsubscribe,
-            "preferences_url": links.preferences,
-            "archive_url": links.archive,
-        }
+        context = digest_context(self, picks, reader, window, links)
         html = transform(
             self.body_html.render(context),
             keep_style_tags=True,

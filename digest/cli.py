@@ -31,6 +31,11 @@ class Context:
             self._settings = load_settings(demo=True if self.demo else None)
         return self._settings
 
+    @property
+    def read_only_settings(self) -> Settings:
+        """For a command that only reads and makes no link: it needs no DIGEST_SECRET_KEY."""
+        return self._settings or load_settings(demo=True if self.demo else None, signs=False)
+
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
@@ -159,7 +164,7 @@ def stats(ctx: Context, as_json: bool) -> None:
     """Subscribers by state, papers, the last ingest, and today's deliveries (UTC)."""
     from digest.stats import stats as collect
 
-    with session_scope(ctx.settings) as session:
+    with session_scope(ctx.read_only_settings) as session:
         data = collect(session, datetime.now(timezone.utc))
     if as_json:
         click.echo(json.dumps(data, default=str, indent=2))
@@ -191,35 +196,51 @@ def subscribers() -> None:
 @click.option("--confirmed", is_flag=True, help="Import as active: only for lists that opted in elsewhere.")
 @pass_ctx
 def subscribers_import(ctx: Context, file, confirmed: bool) -> None:
-    """Import FILE.csv as pending subscribers, each sent a confirmation (or active with --confirmed)."""
-    from digest.subscribers.lists import import_csv
+    """Import FILE.csv as pending subscribers, each sent a confirmation (or active with --confirmed).
+
+    Commits every few hundred rows (the web app keeps answering meanwhile, even on SQLite), and
+    mails the confirmations of each committed part; if it stops, what it committed stays, and
+    running it again leaves those addresses alone ("already present").
+    """
+    from digest.db import session_factory
+    from digest.subscribers.lists import COMMIT_EVERY, import_csv
 
     settings = ctx.settings
+    name = getattr(file, "name", "the file")
+    confirmations = _Confirmations(settings)
     try:
-        with session_scope(settings) as session:
-            report = import_csv(session, settings, file, datetime.now(timezone.utc), confirmed=confirmed)
+        with session_factory(settings)() as session:
+            report = import_csv(
+                session, settings, file, datetime.now(timezone.utc), confirmed=confirmed, commit_every=COMMIT_EVERY, committed=confirmations
+            )
     except (ValueError, UnicodeDecodeError) as exc:
-        fail(f"{getattr(file, 'name', 'the file')}: {exc}")
+        fail(f"{name}: {exc}")
     for line in report.lines():
         click.echo(line)
     if report.to_confirm:
-        sent = _send_confirmations(settings, report.to_confirm)
-        click.echo(f"confirmation emails: {sent}")
+        click.echo(f"confirmation emails: {confirmations.line()}")
+    if report.stopped:
+        fail(f"{name}: {report.stopped}; nothing imported from that line on (the lines before it were)")
     if report.errors:
         sys.exit(1)
 
 
-def _send_confirmations(settings: Settings, ids: list[int]) -> str:
-    from digest import queue
+class _Confirmations:
+    """Hands each committed part's new addresses a confirmation: in-process, or queued for the workers."""
 
-    work = queue.for_settings(settings)
-    if not work.in_process:
+    def __init__(self, settings: Settings) -> None:
+        from digest import queue
+
+        self.work = queue.for_settings(settings)
+        self.handed = self.sent = 0
+
+    def __call__(self, ids: list[int]) -> None:
         for subscriber_id in ids:
-            work.send_confirmation(subscriber_id)
-        return f"{len(ids)} queued for the workers"
-    with click.progressbar(ids, label="sending confirmations", file=sys.stderr) as bar:
-        sent = sum(1 for subscriber_id in bar if work.send_confirmation(subscriber_id))
-    return f"{sent} sent"
+            self.handed += 1
+            self.sent += bool(self.work.send_confirmation(subscriber_id))
+
+    def line(self) -> str:
+        return f"{self.sent} sent" if self.work.in_process else f"{self.handed} queued for the workers"
 
 
 @subscribers.command("export")
@@ -229,7 +250,7 @@ def subscribers_export(ctx: Context, output) -> None:
     """Write every subscriber as CSV (email, topics, frequency, timezone, state, delivery_hour)."""
     from digest.subscribers.lists import export_csv
 
-    with session_scope(ctx.settings) as session:
+    with session_scope(ctx.read_only_settings) as session:
         count = export_csv(session, output)
     click.echo(f"exported {count} subscribers", err=True)
 
@@ -252,7 +273,7 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
     """Send the digests that are due now (or at --at); with DIGEST_BROKER_URL, queue them for the workers."""
     from digest.delivery.run import send_due
 
-    settings = ctx.settings
+    settings = ctx.read_only_settings if dry_run else ctx.settings
     moment = at or datetime.now(timezone.utc)
     if dry_run:
         report = send_due(settings, moment, dry_run=True)
@@ -264,6 +285,8 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
             for number, (title, matched) in enumerate(preview.papers, start=1):
                 click.echo(f"  {number:2d}. {' '.join(title.split())}  [matched: {matched or 'no filters: all papers'}]")
         click.echo(report.line())
+        if not any(p.papers for p in report.previews):
+            click.echo(report.next_due.line() if report.next_due else "next due: nobody (no confirmed subscriber)")
         return
     if settings.broker_url:
         from digest import queue
@@ -279,3 +302,36 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
     click.echo(report.line())
     if report.deferred:
         fail(f"{len(report.deferred)} digests could not be sent now (SMTP trouble); they stay pending for the next run")
+
+
+@main.command()
+@click.argument("email")
+@click.option("--at", "at", callback=_parse_at, metavar="ISO-8601", help="The digest due at this moment (default: the reader's next one).")
+@pass_ctx
+def explain(ctx: Context, email: str, at: datetime | None) -> None:
+    """Rank the candidates of EMAIL's next digest, with the parts of each score (reads only)."""
+    from digest.delivery.explain import explain as explain_digest
+
+    settings = ctx.read_only_settings
+    with session_scope(settings) as session:
+        found = explain_digest(session, email, settings.digest_size, at)
+        if found is None:
+            fail(f"no subscriber {email}")
+        start, end = found.window
+        days = "no new days" if start > end else f"papers of {start}" + ("" if start == end else f"..{end}")
+        profile = f"a profile from {found.signals} votes and seeds" if found.signals else "no votes or seeds: today's trending order"
+        filters = "; ".join(found.filters) if found.filters else "none (all papers)"
+        click.echo(f"{found.email} at {found.at:%Y-%m-%dT%H:%M}Z ({found.period}, {days}): {len(found.candidates)} candidates, {profile}")
+        click.echo(f"filters: {filters}")
+        if not found.candidates:
+            return
+        click.echo(
+            f"{'rank':>4}  {'shown':<9}  {'trending':>8}  {'personal':>8}  {'weight':>6}  {'final':>6}  {'arxiv':<10}  title  [filter · why]"
+        )
+        for rank, c in enumerate(found.candidates, start=1):
+            p = c.parts
+            why = f" · {c.why}" if c.why else ""
+            click.echo(
+                f"{rank:>4}  {c.shown or '-':<9}  {p.trending:>8.2f}  {p.personal:>8.2f}  {p.weight:>6.2f}  {p.final:>6.2f}"
+                f"  {c.paper.arxiv_id:<10}  {' '.join(c.paper.title.split())[:60]}  [{c.matched}{why}]"
+            )

@@ -22,6 +22,17 @@ from sqlalchemy.exc import ArgumentError
 DEFAULT_SOURCE_URL = "https://huggingface.co/api/daily_papers"
 DEFAULT_DATA_DIR = Path("data")
 DEMO_SECRET_KEY = "demo-only-not-secret"
+DEMO_KEY_WARNING = f"""
+{"!" * 78}
+WARNING: this server signs its links with the PUBLIC demo key.
+Anyone can forge its confirm, preferences and unsubscribe links: sign up,
+change or unsubscribe any address. /outbox answers only on this machine.
+Fine for trying it out on your own machine, never for a site others reach:
+set DIGEST_SECRET_KEY to a long random value, e.g. the output of
+    python -c 'import secrets; print(secrets.token_urlsafe(32))'
+and leave DIGEST_DEMO unset.
+{"!" * 78}
+"""
 
 
 class ConfigError(ValueError):
@@ -75,6 +86,11 @@ class Settings:
     def mail_domain(self) -> str:
         return self.mail_from_address.domain or "localhost"
 
+    @property
+    def demo_key(self) -> bool:
+        """Links are signed with the public demo key: anyone can forge them."""
+        return self.secret_key == DEMO_SECRET_KEY
+
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
 
@@ -115,6 +131,12 @@ def parse_database_url(variable: str, raw: str) -> str:
         raise ConfigError(variable, f"only sqlite and postgresql are supported, got {backend!r}")
     if backend == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
+    if backend == "sqlite" and "timeout" in url.query:  # seconds a write waits for another writer
+        try:
+            if not 0 <= float(url.query["timeout"]) <= 600:  # type: ignore[arg-type]
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError(variable, f"?timeout= must be seconds between 0 and 600, got {url.query['timeout']!r}") from None
     return url.render_as_string(hide_password=False)
 
 
@@ -161,11 +183,18 @@ def _mail_from(variable: str, raw: str) -> str:
     name, addr = parseaddr(raw)
     if "@" not in addr or "\n" in raw or "\r" in raw:
         raise ConfigError(variable, f"expected 'Name <address@domain>', got {raw!r}")
+    if not addr.isascii():  # it goes into From:, Message-ID and the envelope as it is (the name may be anything)
+        raise ConfigError(variable, f"the address must be ASCII (an international domain in punycode, xn--…), got {addr!r}")
     return raw.strip()
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = None) -> Settings:
-    """Read every ``DIGEST_*`` variable once; raise :class:`ConfigError` on the first bad one."""
+def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = None, signs: bool = True) -> Settings:
+    """Read every ``DIGEST_*`` variable once; raise :class:`ConfigError` on the first bad one.
+
+    ``signs=False`` is for commands that only read and make no link (``digest stats``,
+    ``send --dry-run``, ``subscribers export``): they run without ``DIGEST_SECRET_KEY``, and
+    their settings carry no key at all (:mod:`digest.tokens` refuses to sign with none).
+    """
     env = os.environ if env is None else env
     get = lambda name: env.get(name) or None  # noqa: E731 - empty counts as unset
     is_demo = _bool("DIGEST_DEMO", env.get("DIGEST_DEMO", "")) if demo is None else demo
@@ -177,7 +206,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         else f"sqlite:///{(data_dir / 'digest.sqlite3').as_posix()}"
     )
     secret_key = get("DIGEST_SECRET_KEY")
-    if secret_key is None:
+    if secret_key is None and not signs and not is_demo:
+        secret_key = ""
+    elif secret_key is None:
         if not is_demo:
             raise ConfigError(
                 "DIGEST_SECRET_KEY",

@@ -8,13 +8,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event
+from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
-from alembic import command
 from digest.config import Settings
 from digest.resources import resource_path
 
@@ -22,23 +22,31 @@ ALEMBIC_INI = resource_path("alembic.ini")
 MIGRATIONS = resource_path("alembic")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a SQLite write waits for another writer (`?timeout=S` in the URL)
+
+
+def _sqlite_pragmas(busy_timeout: float):
+    def pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.close()
+
+    return pragmas
 
 
 @lru_cache(maxsize=16)
 def engine_for(url: str) -> Engine:
     """One engine (and pool) per URL per process."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        parsed = make_url(url)
+        path = parsed.database or ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_timeout = float(parsed.query.get("timeout") or SQLITE_BUSY_TIMEOUT)  # type: ignore[arg-type]
+        engine = create_engine(url, connect_args={"timeout": busy_timeout})
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 

@@ -68,6 +68,12 @@ def run(settings: Settings, host: str, port: int, *, sample: bool, live: bool, s
             f"  mail catcher: SMTP on {demo.catcher.host}:{demo.catcher.port}\n"
             f"  Ctrl-C to stop.\n"
         )
-        run_simple(host, port, create_app(demo.settings), threaded=True, use_reloader=False)
+        if demo.settings.demo_key:
+            click.echo(
+                "  Note: links are signed with the public demo key, so anyone can forge them; keep the demo\n"
+                "  on this machine (/outbox answers only to 127.0.0.1 and ::1).\n",
+                err=True,
+            )
+        run_simple(host, port, create_app(demo.settings, warn_demo_key=False), threaded=True, use_reloader=False)
     finally:
         demo.stop()

@@ -23,7 +23,7 @@ from digest.delivery.run import send_due
 from digest.models import Subscriber, SubscriberState
 from digest.papers.ingest import IngestReport, ingest_days
 from digest.queue import Queue
-from digest.subscribers.subscriptions import purge_unconfirmed
+from digest.subscribers.subscriptions import purge_unconfirmed, release_waiting_confirmations
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 INTERVALS = {
     "ingest": timedelta(minutes=30),
     "plan": timedelta(minutes=5),  # also re-queues rows a lost task or a dead worker left behind
-    "purge": timedelta(hours=1),
+    "purge": timedelta(hours=1),  # also mails the sign-ups that waited for their quota window
 }
 
 
@@ -77,6 +77,15 @@ def run_ingest(settings: Settings, now: datetime | None = None) -> IngestReport:
 def run_purge(settings: Settings, now: datetime | None = None) -> int:
     with session_scope(settings) as session:
         return purge_unconfirmed(session, now or datetime.now(timezone.utc))
+
+
+def send_waiting_confirmations(settings: Settings, queue: Queue, now: datetime | None = None) -> int:
+    """Mail the sign-ups that waited for a full confirmation quota window to end (hourly, with the purge)."""
+    with session_scope(settings) as session:
+        ids = release_waiting_confirmations(session, now or datetime.now(timezone.utc))
+    for subscriber_id in ids:  # committed: now the mail may go
+        queue.send_confirmation(subscriber_id)
+    return len(ids)
 
 
 def make_due_now(settings: Settings, now: datetime) -> int:
@@ -159,6 +168,6 @@ def scheduled_jobs(settings: Settings, queue: Queue, *, ingest: bool = True) -> 
     runs = {
         "ingest": lambda: run_ingest(settings, now()),
         "plan": lambda: plan_and_dispatch(settings, now(), queue),
-        "purge": lambda: run_purge(settings, now()),
+        "purge": lambda: (run_purge(settings, now()), send_waiting_confirmations(settings, queue, now())),
     }
     return [Job(name, INTERVALS[name], runs[name]) for name in INTERVALS if ingest or name != "ingest"]

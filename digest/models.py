@@ -1,4 +1,5 @@
-"""The data model: papers, subscribers with their topic filters, and the delivery ledger.
+"""The data model: papers and their vectors, subscribers with their topic filters, votes and taste
+profiles, and the delivery ledger.
 
 SQLAlchemy 2.0 typed models that work on PostgreSQL and SQLite. Every schema change is an
 Alembic migration in ``alembic/versions``; server defaults are declared so Alembic sees them.
@@ -7,19 +8,23 @@ Alembic migration in ``alembic/versions``; server defaults are declared so Alemb
 from __future__ import annotations
 
 import enum
+import hashlib
 import secrets
 from datetime import date, datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
+import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Date,
     DateTime,
     Enum,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -115,6 +120,7 @@ class Paper(Base):
     authors: Mapped[list[str]] = mapped_column(JSON, default=list)  # ordered names
     org_name: Mapped[str | None] = mapped_column(String(200))
     org_fullname: Mapped[str | None] = mapped_column(String(300))
+    org_avatar: Mapped[Url]  # the organisation's logo, an http(s) image URL
     published_at: Mapped[datetime | None]  # arXiv publication time
     submitted_at: Mapped[datetime | None]  # when it went on Daily Papers
     daily_date: Mapped[date] = mapped_column(Date, index=True)  # the Daily Papers day it belongs to
@@ -147,8 +153,6 @@ class Subscriber(Base):
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
     suppressed_reason: Mapped[str | None] = mapped_column(Text)
-    confirmations_window_start: Mapped[datetime | None]  # for "3 confirmation mails per 24 h"
-    confirmations_in_window: Mapped[Count]
 
     filters: Mapped[list[TopicFilter]] = relationship(
         back_populates="subscriber", order_by="TopicFilter.position", cascade="all, delete-orphan"
@@ -159,6 +163,64 @@ class Subscriber(Base):
     @property
     def topics_text(self) -> str:
         return "\n".join(f.text for f in self.filters)
+
+
+def address_hash(email: str) -> str:
+    """How an address that left is remembered (:class:`Suppression`): SHA-256 of the stored form."""
+    return hashlib.sha256(email.encode("utf-8")).hexdigest()
+
+
+def mailbox_hash(email: str) -> str:
+    """One key for every variant of a mailbox: ``Ann.Lee+news@x.org`` and ``annlee@x.org`` count
+    together against the confirmation quota (:class:`ConfirmationQuota`)."""
+    local, _, domain = email.lower().rpartition("@")
+    local = local.split("+", 1)[0].replace(".", "")
+    return hashlib.sha256(f"{local}@{domain}".encode()).hexdigest()
+
+
+class SignupRequest(Base):
+    """The latest sign-up for an address, waiting for its confirmation link to be used.
+
+    Nothing of it applies to the subscriber until then (so a stranger's sign-up changes nothing of
+    someone who left); a newer request replaces it, and its ``nonce`` (carried by the confirmation
+    link) with it, so every older link is dead. Unsubscribing deletes it.
+    """
+
+    __tablename__ = "signup_requests"
+
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(32))
+    topics: Mapped[str] = mapped_column(Text, server_default="")  # filter lines, already validated
+    frequency: Mapped[Frequency] = mapped_column(_enum(Frequency, "frequency"))
+    timezone: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime]
+
+
+class Suppression(Base):
+    """An address that left (unsubscribed, or refused for good by its mail server), remembered as a
+    hash after its subscriber row is gone: no import ever brings it back. Only its owner's own
+    confirmation lifts it."""
+
+    __tablename__ = "suppressions"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[Created]
+
+
+class ConfirmationQuota(Base):
+    """Confirmation mails per mailbox (its plus- and dot-variants together) per 24-hour window.
+
+    A request over the quota is not dropped: the latest one waits (``waiting_subscriber_id``) and
+    is mailed when the window ends, so nobody can lock an address's owner out.
+    """
+
+    __tablename__ = "confirmation_quotas"
+
+    mailbox_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime]
+    sent: Mapped[Count]
+    waiting_subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
 
 
 class TopicFilter(Base):
@@ -239,3 +301,102 @@ class IngestRun(Base):
     new: Mapped[Count]
     updated: Mapped[Count]
     skipped: Mapped[Count]
+
+
+# ---------------------------------------------------------------- taste: paper vectors, votes, profiles
+
+
+ID = BigInteger().with_variant(Integer(), "sqlite")  # the type of every id column
+
+
+class SparseVector(NamedTuple):
+    """A paper's lexical vector: hashed term ids (uint32) and their weights, heaviest first."""
+
+    terms: np.ndarray  # uint32
+    weights: np.ndarray  # float32
+
+
+class HalfFloats(TypeDecorator[np.ndarray]):
+    """A float vector stored as little-endian float16 bytes, read back as float32 (a 256-dim embedding: 512 bytes)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: np.ndarray | None, dialect) -> bytes | None:
+        return None if value is None else np.asarray(value, dtype="<f2").tobytes()
+
+    def process_result_value(self, value: bytes | None, dialect) -> np.ndarray | None:
+        return None if value is None else np.frombuffer(value, dtype="<f2").astype(np.float32)
+
+
+class PackedTerms(TypeDecorator[SparseVector]):
+    """A :class:`SparseVector` as bytes: K little-endian uint32 term ids, then K float16 weights."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: SparseVector | None, dialect) -> bytes | None:
+        if value is None:
+            return None
+        return np.asarray(value.terms, dtype="<u4").tobytes() + np.asarray(value.weights, dtype="<f2").tobytes()
+
+    def process_result_value(self, value: bytes | None, dialect) -> SparseVector | None:
+        if value is None:
+            return None
+        k = len(value) // 6
+        terms = np.frombuffer(value, dtype="<u4", count=k).astype(np.uint32)
+        return SparseVector(terms, np.frombuffer(value, dtype="<f2", offset=4 * k).astype(np.float32))
+
+
+class PaperVector(Base):
+    """A paper's two representations, computed once when ingest first stores it (``digest.papers.vectors``).
+
+    ``model`` names what made them (embedding model and term weighting, with versions): a change of
+    either makes ingest compute them again for the papers it touches.
+    """
+
+    __tablename__ = "paper_vectors"
+
+    paper_id: Mapped[int] = mapped_column(ID, ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    dense: Mapped[np.ndarray] = mapped_column(HalfFloats)  # unit length
+    sparse: Mapped[SparseVector] = mapped_column(PackedTerms)  # unit length over the kept terms
+    created_at: Mapped[Created]
+
+
+class TermCount(Base):
+    """How many represented papers contain a term (its document frequency, for the IDF of new papers)."""
+
+    __tablename__ = "term_counts"
+
+    term: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # the term's uint32 hash
+    papers: Mapped[Count]
+
+
+class VoteSource(str, enum.Enum):
+    vote = "vote"  # "more / less like this" from a digest
+    seed = "seed"  # a paper the reader named on the sign-up or preferences form (always +1)
+
+
+class Vote(Base):
+    """A reader's word on a paper: +1 (more like this) or -1 (less). A second vote on the same paper replaces the first."""
+
+    __tablename__ = "votes"
+
+    subscriber_id: Mapped[int] = mapped_column(ID, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ID, ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
+    vote: Mapped[int] = mapped_column(SmallInteger)
+    source: Mapped[VoteSource] = mapped_column(_enum(VoteSource, "vote_source"), server_default=VoteSource.vote.value)
+    created_at: Mapped[Created]
+
+    __table_args__ = (CheckConstraint("vote IN (-1, 1)", name="vote"),)
+
+
+class ReaderProfile(Base):
+    """A reader's taste, derived from their votes and seeds (``digest.matching.taste``): at most 2 KB."""
+
+    __tablename__ = "reader_profiles"
+
+    subscriber_id: Mapped[int] = mapped_column(ID, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+    profile: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime]

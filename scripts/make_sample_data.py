@@ -8,7 +8,10 @@ The page shows, per paper: title, abstract, then either "• N authors" or the o
 
 - arXiv ids: stable synthetic ones (``YYMM.NNNNN`` from the arXiv date and a hash of the title;
   they may belong to other real papers, so the demo's links are not to be trusted);
-- author names: synthetic but plausible, as many as the page counts (3-9 when it does not say);
+- authors: the page gives no names, only a count ("• 6 authors"), so the sample says just that:
+  one entry named "6 authors" (the pages and the digest show "6 authors"). Where the page shows an
+  organisation or nothing instead, the paper has no authors listed. Never an invented name;
+- upvotes: the number the page shows after the date, 0 where it shows none;
 - Daily Papers days: the page's day and the two before it, round-robin in page order
   (:func:`digest.papers.client.sample_items` moves them to the last days before "today").
 
@@ -36,13 +39,6 @@ DAYS = 3  # Daily Papers days the sample is spread over
 MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 DATE_LINE = re.compile(r"(?P<mon>[A-Z][a-z]{2}) (?P<day>\d{1,2})(?:, (?P<year>\d{4}))?(?: (?P<upvotes>\d+))?")
 AUTHORS_LINE = re.compile(r"•\s*(?P<n>\d+) authors?")
-
-FIRST = """Aarav Ada Alejandro Amara Anika Arjun Beatriz Chen Chiara Daniel Dmitri Elena Emeka Fatima Felix
-Hana Hiroshi Ines Ivan Jakob Jia Jonas Kavya Kenji Lars Leila Lucas Mai Marco Maria Mateo Mei Min-jun
-Nadia Nikhil Noah Olga Omar Priya Rafael Rahul Sara Seo-yeon Sofia Tariq Tomas Wei Xin Yara Yusuf Zoe""".split()
-LAST = """Abe Almeida Bauer Becker Chen Costa Das Dubois Fischer Garcia Gupta Hansen Huang Ivanova Jensen
-Kim Kowalski Kumar Li Liu Lopez Martin Meyer Moreau Nakamura Nguyen Novak Okafor Park Patel Petrov Rossi
-Sato Schmidt Shah Silva Singh Sun Tanaka Wang Weber Wu Xu Yamamoto Yang Zhao Zhou Zhu""".split()
 
 
 def _hash(*parts: object) -> int:
@@ -82,6 +78,11 @@ def _parse_date(line: str, page: date | None) -> dict:
     return {"date": date(year, MONTHS[m.group("mon")], int(m.group("day"))), "upvotes": int(m.group("upvotes") or 0)}
 
 
+def author_count(count: int | None) -> str:
+    """What the sample says instead of names it does not have: "6 authors"."""
+    return f"{count} author{'' if count == 1 else 's'}"
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -98,15 +99,15 @@ def to_item(entry: dict, position: int, page: date, used_ids: set[str]) -> dict:
         number += 1
     used_ids.add(arxiv_id)
 
-    count = entry["authors"] or 3 + h % 7
-    authors = [
-        {
-            "_id": hashlib.sha256(f"{arxiv_id}/{k}".encode()).hexdigest()[:24],
-            "name": f"{FIRST[_hash(title, 'f', k) % len(FIRST)]} {LAST[_hash(title, 'l', k) % len(LAST)]}",
-            "hidden": False,
-        }
-        for k in range(count)
-    ]
+    authors = []  # the page names an organisation, or nothing: no author is known
+    if entry["authors"] is not None:  # the page counts them: the sample says the count, never a name
+        authors = [
+            {
+                "_id": hashlib.sha256(f"{arxiv_id}/authors".encode()).hexdigest()[:24],
+                "name": author_count(entry["authors"]),
+                "hidden": False,
+            }
+        ]
     published_at = datetime.combine(published, time(h % 24, h // 24 % 60, h // 1440 % 60), timezone.utc)
     submitted_at = datetime.combine(daily, time(h // 7 % 18 + 1, h // 11 % 60, h // 13 % 60), timezone.utc)
     paper = {

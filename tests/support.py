@@ -1,5 +1,5 @@
-"""Test helpers that are not fixtures: capturing SMTP servers (one that misbehaves on request), free ports,
-subprocess environments."""
+"""Test helpers that are not fixtures: capturing SMTP servers (one that misbehaves on request, one that
+keeps the raw bytes), free ports, subprocess environments."""
 
 from __future__ import annotations
 
@@ -120,6 +120,101 @@ class FaultySmtpServer(SmtpServer):
             self.hanging.set()  # the test now stops the server under this message
             await asyncio.sleep(60)
         return await super().handle_DATA(server, session, envelope)
+
+
+@dataclass
+class RawMessage:
+    mail_from: bytes
+    rcpt_tos: list[bytes]
+    data: bytes  # exactly as received between DATA's 354 and the final "<CRLF>.<CRLF>" (dot-stuffed)
+
+
+class RawSmtpServer:
+    """Just enough SMTP on a bare socket (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; PIPELINING
+    offered on request) to keep every byte a client sends: ``received`` is the whole conversation
+    from the client side, ``messages`` each DATA as it came. aiosmtpd cannot be used for this:
+    it reads lines with its own idea of line ends."""
+
+    def __init__(self, pipelining: bool = True) -> None:
+        self.pipelining = pipelining
+        self.messages: list[RawMessage] = []
+        self.received = bytearray()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> RawSmtpServer:
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # stopped
+                return
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        envelope: tuple[bytes, list[bytes]] = (b"", [])
+
+        def reply(*lines: str) -> None:
+            conn.sendall(b"".join(f"{line}\r\n".encode() for line in lines))
+
+        def more() -> bool:
+            nonlocal buffer
+            chunk = conn.recv(65536)
+            self.received += chunk
+            buffer += chunk
+            return bool(chunk)
+
+        with conn:
+            conn.settimeout(30)
+            reply("220 raw.test ESMTP")
+            while True:
+                end = buffer.find(b"\n")
+                if end < 0:
+                    if not more():
+                        return
+                    continue
+                line, buffer = buffer[: end + 1], buffer[end + 1 :]
+                verb, _, argument = line.rstrip(b"\r\n").partition(b":" if line[:4].upper() in (b"MAIL", b"RCPT") else b" ")
+                verb = verb.strip().upper()
+                if verb == b"EHLO":
+                    reply("250-raw.test", *(["250-PIPELINING"] if self.pipelining else []), "250-8BITMIME", "250 SIZE 33554432")
+                elif verb == b"HELO" or verb == b"NOOP":
+                    reply("250 OK")
+                elif verb == b"MAIL FROM":
+                    envelope = (argument.strip(), [])
+                    reply("250 OK")
+                elif verb == b"RCPT TO":
+                    envelope[1].append(argument.strip())
+                    reply("250 OK")
+                elif verb == b"DATA":
+                    reply("354 End data with <CR><LF>.<CR><LF>")
+                    while (end := (b"\r\n" + buffer).find(b"\r\n.\r\n")) < 0:
+                        if not more():
+                            return
+                    self.messages.append(RawMessage(envelope[0], envelope[1], buffer[: max(end, 0)]))
+                    buffer = buffer[end + 3 :]
+                    envelope = (b"", [])
+                    reply("250 OK queued")
+                elif verb == b"RSET":
+                    envelope = (b"", [])
+                    reply("250 OK")
+                elif verb == b"QUIT":
+                    reply("221 Bye")
+                    return
+                else:
+                    reply("502 Command not implemented")
 
 
 def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 import redis
-from digest_helpers import add_subscriber
 from support import free_port
 
 from digest.config import Settings
-from digest.models import SubscriberState
 from digest.queue import DEFAULT_QUEUE, SEND_BATCH, SEND_CONFIRMATION, SEND_QUEUE, CeleryQueue, InProcess, for_settings
+from digest.subscribers.subscriptions import request_subscription
 
 SETTINGS = Settings(database_url="sqlite://")
 
@@ -19,7 +19,7 @@ SETTINGS = Settings(database_url="sqlite://")
 @pytest.fixture
 def pending(session) -> int:
     """A pending subscriber's id: what the sign-up page hands over for its confirmation."""
-    subscriber = add_subscriber(session, "ann@example.org", state=SubscriberState.pending, due=None)
+    subscriber = request_subscription(session, SETTINGS, "ann@example.org", [], "daily", "UTC", datetime.now(timezone.utc))
     session.commit()
     return subscriber.id
 

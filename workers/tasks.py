@@ -53,7 +53,9 @@ def plan_task(at: str | None = None) -> str:
 def purge_task() -> str:
     if not once_per_slot("purge", 50 * 60):
         return "skipped: another beat ran it"
-    return f"purged {jobs.run_purge(_settings())}"
+    purged = jobs.run_purge(_settings())
+    waited = jobs.send_waiting_confirmations(_settings(), queue.CeleryQueue(_settings(), app))
+    return f"purged {purged}, mailed {waited} waiting confirmations"
 
 
 @shared_task(name=queue.SEND_BATCH, bind=True, max_retries=8)

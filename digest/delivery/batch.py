@@ -51,6 +51,7 @@ class SendReport:
     suppressed: int = 0
     deferred: list[int] = field(default_factory=list)
     previews: list = field(default_factory=list)  # dry run only: digest.delivery.run.Preview
+    next_due: object = None  # dry run only, when no digest would be sent: digest.delivery.planning.NextDue
     dry_run: bool = False
 
     def add(self, other: SendReport) -> None:
@@ -92,7 +93,7 @@ class Outgoing:
 
 
 def load_batch(session: Session, settings: Settings, ids: Sequence[int], filters: FilterCache | None = None) -> list[Outgoing]:
-    """The rows ``ids`` with their subscribers and picks: four queries whatever the batch size.
+    """The rows ``ids`` with their subscribers and picks: six queries whatever the batch size.
 
     Columns, not ORM entities: a batch only reads them, and building 200 tracked objects cost
     more than the query.

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.db import among
+from digest.matching.profiles import load_taste
 from digest.matching.select import FilterCache, Matcher, Pick, Recipient, select_for
 from digest.matching.trending import window_candidates
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFilter
@@ -59,15 +60,20 @@ def load_filters(session: Session, subscriber_ids: Iterable[int]) -> dict[int, t
 def compose(
     session: Session, recipients: Sequence[tuple[object, Recipient]], size: int, filters: FilterCache | None = None
 ) -> dict[object, list[Pick]]:
-    """The papers of every recipient of a batch, in two queries whatever the batch size.
+    """The papers of every recipient of a batch, in four queries whatever the batch size.
 
     ``recipients`` are ``(key, Recipient)`` pairs, in the order their digests go out (a subscriber's
-    older digest first). The candidates are the papers of the union of the windows.
+    older digest first). The candidates are the papers of the union of the windows; the batch's
+    taste profiles (votes and seeds) order each reader's matches, all scored at once
+    (:func:`digest.matching.profiles.load_taste`: the profiles, and the window's vectors, cached
+    per process while the window stays the same).
     """
     windows = [(r.window_start, r.window_end) for _, r in recipients if r.window_start <= r.window_end]
     if not windows:
         return {key: [] for key, _ in recipients}
     start, end = min(w[0] for w in windows), max(w[1] for w in windows)
     matcher = Matcher(window_candidates(session, start, end), filters)
-    sent = load_sent(session, {r.subscriber_id for _, r in recipients}, start, end)
-    return select_for(matcher, recipients, sent, size)
+    subscriber_ids = {r.subscriber_id for _, r in recipients}
+    sent = load_sent(session, subscriber_ids, start, end)
+    taste = load_taste(session, matcher.papers, subscriber_ids)
+    return select_for(matcher, recipients, sent, size, taste)

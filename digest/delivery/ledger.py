@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.db import among
 from digest.matching.select import Pick
-from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber, SubscriberState
+from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber, SubscriberState, Suppression, address_hash
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +203,15 @@ class SentRecorder:
 
 
 def suppress(session: Session, delivery_id: int, subscriber_id: int, reason: str) -> None:
-    """A permanent refusal: the subscriber gets no more mail (reason kept), the row ``failed``."""
+    """A permanent refusal: the subscriber gets no more mail (reason kept, and the address remembered
+    as one that left: no import brings it back), the row ``failed``."""
+    email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
     session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber_id, Subscriber.state == SubscriberState.active)
         .values(state=SubscriberState.suppressed, suppressed_reason=reason, next_due_at=None)
         .execution_options(synchronize_session=False)
     )
+    if email is not None:
+        session.merge(Suppression(address_hash=address_hash(email), reason="refused"))
     finish(session, [delivery_id], status=DeliveryStatus.failed, error=reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import BigInteger, Date, DateTime, String, bindparam, func, select, update
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from digest.config import Settings
 from digest.db import among, session_scope
-from digest.delivery.schedule import Due, due_digest
+from digest.delivery.schedule import Due, due_digest, zone
 from digest.models import Delivery, DeliveryStatus, Paper, Subscriber, SubscriberState, new_public_id
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,37 @@ def previous_ends(session: Session, subscriber_ids: Iterable[int]) -> dict[int, 
         .group_by(Delivery.subscriber_id)
     )
     return {subscriber_id: end for subscriber_id, end in rows}
+
+
+@dataclass(frozen=True)
+class NextDue:
+    """The first moment after now that some active subscriber is due: one of them, and how many."""
+
+    at: datetime
+    email: str
+    timezone: str
+    count: int
+
+    def line(self) -> str:
+        local = self.at.astimezone(zone(self.timezone))
+        when = f"{self.at:%Y-%m-%d %H:%M} UTC"
+        if self.timezone not in {"UTC", "Etc/UTC"}:
+            when += f" ({self.timezone} {local:%H:%M})" if local.date() == self.at.date() else f" ({self.timezone} {local:%Y-%m-%d %H:%M})"
+        others = f", {self.count} subscribers then" if self.count > 1 else ""
+        return f"next due: {self.email} at {when}{others}"
+
+
+def next_due(session: Session, after: datetime) -> NextDue | None:
+    """Who is due next after ``after``, and when (one query, over the ``ix_subscribers_due`` index)."""
+    active = Subscriber.state == SubscriberState.active
+    first = select(func.min(Subscriber.next_due_at)).where(active, Subscriber.next_due_at > after).scalar_subquery()
+    row = session.execute(
+        select(Subscriber.next_due_at, Subscriber.email, Subscriber.timezone, func.count().over())
+        .where(active, Subscriber.next_due_at == first)
+        .order_by(Subscriber.id)
+        .limit(1)
+    ).first()
+    return NextDue(*row) if row else None
 
 
 def _due_page(session: Session, at: datetime, after: int, page: int) -> list:

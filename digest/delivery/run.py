@@ -14,7 +14,7 @@ from digest.db import session_factory, session_scope
 from digest.delivery.batch import SendReport, chunks, load_batch, send_deliveries
 from digest.delivery.compose import compose, load_filters
 from digest.delivery.ledger import claim_cutoff, claimable_ids
-from digest.delivery.planning import due_pages, dues_of, existing, paper_days, plan
+from digest.delivery.planning import due_pages, dues_of, existing, next_due, paper_days, plan
 from digest.mail.transport import make_transport
 from digest.matching.select import FilterCache, Pick, Recipient
 
@@ -87,9 +87,11 @@ def preview_due(settings: Settings, at: datetime) -> SendReport:
             email = {r.id: r.email for r in rows}
             for d in dues:
                 report.previews.append(_preview(email[d.subscriber_id], d.period, (d.window_start, d.window_end), picks[d]))
+        if not any(p.papers for p in report.previews):
+            report.next_due = next_due(session, at)
         session.rollback()
     return report
 
 
 def _preview(email: str, period: str, window: tuple[date, date], picks: list[Pick]) -> Preview:
-    return Preview(email, period, window, [(p.paper.title, p.matched) for p in picks])
+    return Preview(email, period, window, [(p.paper.title, "none: you may also like" if p.also else p.matched) for p in picks])

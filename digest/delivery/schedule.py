@@ -42,9 +42,14 @@ FIRST_WINDOW_DAYS = {"daily": 1, "weekly": 7}
 MAX_WINDOW_DAYS = {"daily": 7, "weekly": 14}
 
 
+#: Files of the system's zone database that are not zones a reader lives in: "localtime" is
+#: whatever the server's clock is set to, the others are tzdata's internals.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @lru_cache(maxsize=1)
 def timezone_names() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(name for name in available_timezones() if name not in NOT_ZONES and not name.startswith(("posix/", "right/")))
 
 
 @lru_cache(maxsize=1024)

@@ -3,10 +3,15 @@
 Rendering cost is dominated by what is done per recipient, so a batch renders each paper's block
 (HTML with its CSS inlined, and text) ONCE into a string; a recipient's digest is then a Jinja
 render of ``email_templates/digest`` that strings the blocks together with the only per-recipient
-parts: the "matched: <filter>" lines, the footer and its signed links.
+parts: each paper's number (the HTML block is cut in two around it), the "matched: <filter>" lines
+(with the reader's taste's "why"), each card's two signed "more / less like this" links, the
+"You may also like" block, the inbox preview line, the footer and its signed links. The first
+paper, the top pick, has a block of its own (its "#1 today" label and a large thumbnail), rendered
+once too.
 
 Paper data is untrusted: every text is autoescaped in HTML, whitespace (CR/LF included) is collapsed
-in titles, names and excerpts, and only ``http(s)`` URLs are ever linked.
+in titles, names and excerpts, and only ``http(s)`` URLs are ever linked or shown as images. LaTeX
+math in titles and abstracts is shown as text (:mod:`digest.mail.latex`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import re
 import textwrap
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import quote, urlsplit
@@ -27,6 +32,7 @@ from markupsafe import Markup
 
 from digest import tokens
 from digest.config import Settings
+from digest.mail.latex import readable
 from digest.mail.templates import EmailTemplates, Rendered, flatten, inline_css, one_line, templates
 from digest.matching.select import Pick
 from digest.models import Paper
@@ -40,6 +46,13 @@ ALL_PAPERS = "all trending papers"
 _BLOCK_START, _BLOCK_END = "<!--block-->", "<!--/block-->"
 _ARXIV_SAFE = "./-"
 _TRAILING = re.compile(r"[\s,;:.\-–—(]+$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+#: Where a paper's number goes in its HTML block: autoescaping makes "<" from paper data "&lt;", so
+#: this comment can only come from the template.
+NUMBER = Markup("<!--number-->")
+#: After the inbox preview line: invisible characters that keep clients from filling the preview
+#: with the email's first lines ("Trending Papers 10 trending papers for you …").
+PREHEADER_PAD = Markup("&#847;&zwnj;&nbsp;" * 15)
 
 
 # ---------------------------------------------------------------- one paper
@@ -72,6 +85,31 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return _TRAILING.sub("", cut) + "…"
 
 
+def first_sentences(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The whole sentences that fit in about ``limit`` characters; a first sentence longer than
+    that is cut at a word boundary, like :func:`excerpt`."""
+    text = one_line(text, 100_000)
+    if len(text) <= limit:
+        return text
+    end = 0
+    for match in _SENTENCE_END.finditer(text, 0, limit + 2):
+        if match.start() > limit:
+            break
+        end = match.start()
+    return text[:end] if end else excerpt(text, limit)
+
+
+def compact_count(n: int) -> str:
+    """``950``, ``1.2k``, ``12k``, ``1.5M``: a star count at a glance."""
+    if n < 1000:
+        return str(n)
+    if n < 999_950:
+        value, unit = n / 1000, "k"
+    else:
+        value, unit = n / 1_000_000, "M"
+    return (f"{value:.1f}".removesuffix(".0") if value < 10 else f"{value:.0f}") + unit
+
+
 def authors_line(names: Sequence[str]) -> str:
     shown = [one_line(n, 100) for n in names[:MAX_AUTHORS] if n and n.strip()]
     return ", ".join(shown) + (" et al." if len(names) > MAX_AUTHORS else "")
@@ -91,26 +129,58 @@ def window_label(start: date, end: date) -> str:
 
 
 def paper_view(paper: Paper) -> dict:
-    """What a paper block shows, cleaned: the only way paper data reaches a template."""
+    """What a paper card shows, cleaned: the only way paper data reaches a template (the email's
+    blocks and the pages' cards). Everything it reads is in :func:`_block_key`."""
     arxiv = quote(paper.arxiv_id.strip(), safe=_ARXIV_SAFE)
+    paper_url = f"https://huggingface.co/papers/{arxiv}"
+    org = one_line(paper.org_fullname or paper.org_name or "", 120)
+    code_url = safe_url(paper.github_repo)
+    if paper.ai_summary:
+        summary = excerpt(readable(paper.ai_summary))
+    else:
+        summary = first_sentences(readable(paper.abstract or ""))
     return {
-        "title": one_line(paper.title, TITLE_CHARS),
+        "title": one_line(readable(paper.title), TITLE_CHARS),
         "authors": authors_line(paper.authors or []),
-        "org": one_line(paper.org_fullname or paper.org_name or "", 120),
+        "org": org,
+        "org_avatar": safe_url(paper.org_avatar) if org else None,
         "upvotes": paper.upvotes,
-        "day": day_label(paper.daily_date),
-        "excerpt": excerpt(paper.ai_summary or paper.abstract or ""),
-        "paper_url": f"https://huggingface.co/papers/{arxiv}",
+        "comments": paper.num_comments or 0,
+        "excerpt": summary,
+        "thumbnail": safe_url(paper.thumbnail),
+        "paper_url": paper_url,
+        "comments_url": f"{paper_url}#community",
         "abs_url": f"https://arxiv.org/abs/{arxiv}",
         "pdf_url": f"https://arxiv.org/pdf/{arxiv}",
-        "code_url": safe_url(paper.github_repo),
+        "code_url": code_url,
+        "stars": compact_count(paper.github_stars) if code_url and paper.github_stars else None,
+        "project_url": safe_url(paper.project_page),
     }
 
 
 @dataclass(frozen=True)
 class Block:
-    html: Markup
+    """One paper's card, rendered: its HTML before and after its number (which is per recipient),
+    its text, and its title as shown (for the subject and the inbox preview)."""
+
+    head: str
+    tail: str
     text: str
+    title: str
+
+    @classmethod
+    def of(cls, html: str, text: str, title: str) -> Block:
+        head, _, tail = str(html).partition(NUMBER)
+        return cls(head, tail, text, title)
+
+    def numbered(self, number: int) -> Markup:
+        """The HTML as paper ``number`` of a digest (one join: cheaper than three template outputs)."""
+        return Markup("".join((self.head, str(number), self.tail)))
+
+    @property
+    def html(self) -> Markup:
+        """The HTML without its number."""
+        return Markup(self.head + self.tail)
 
 
 class PaperBlocks:
@@ -118,6 +188,10 @@ class PaperBlocks:
 
     The HTML block template (``digest/paper.html``) extends ``_base`` like a whole email, so that
     premailer inlines the same stylesheet into it, once, when the template is first compiled.
+
+    A batch asks for the same paper objects for each of its recipients: after the first ask, a
+    paper object's block is found by identity (the object is held, so its id is not reused) without
+    reading its columns again for the process-wide key. A batch's papers do not change under it.
     """
 
     _compiled: weakref.WeakKeyDictionary[EmailTemplates, tuple[jinja2.Template, jinja2.Template]] = weakref.WeakKeyDictionary()
@@ -126,6 +200,7 @@ class PaperBlocks:
     def __init__(self, email_templates: EmailTemplates | None = None) -> None:
         self.templates = email_templates or templates()
         self.html_template, self.text_template = self._compile(self.templates)
+        self._seen: dict[tuple[int, str | None], tuple[Paper, Block]] = {}
 
     @classmethod
     def _compile(cls, t: EmailTemplates) -> tuple[jinja2.Template, jinja2.Template]:
@@ -140,18 +215,24 @@ class PaperBlocks:
                     cls._compiled[t] = compiled
         return compiled
 
-    def get(self, paper: Paper) -> Block:
-        key = (self.templates, _block_key(paper))
+    def get(self, paper: Paper, lead: str | None = None) -> Block:
+        """The block of ``paper``; as the top pick with ``lead``, its label ("#1 today"), and a large thumbnail."""
+        seen = self._seen.get((id(paper), lead))
+        if seen is not None and seen[0] is paper:
+            return seen[1]
+        key = (self.templates, lead, _block_key(paper))
         block = _SHARED_BLOCKS.get(key)
         if block is None:
             view = paper_view(paper)
-            block = Block(
-                html=Markup(self.html_template.render(p=view)),
-                text=self.text_template.render(p=view, wrap=_wrap).rstrip(),
+            block = Block.of(
+                self.html_template.render(p=view, lead=lead, number=NUMBER),
+                self.text_template.render(p=view, wrap=_wrap).rstrip(),
+                view["title"],
             )
             if len(_SHARED_BLOCKS) >= SHARED_BLOCKS_MAX:
                 _SHARED_BLOCKS.clear()
             _SHARED_BLOCKS[key] = block
+        self._seen[id(paper), lead] = (paper, block)
         return block
 
 
@@ -168,11 +249,15 @@ def _block_key(paper: Paper) -> tuple:
         paper.arxiv_id,
         paper.title,
         tuple(paper.authors or ()),
-        paper.daily_date,
         paper.upvotes,
+        paper.num_comments,
         paper.org_name,
         paper.org_fullname,
+        paper.org_avatar,
+        paper.thumbnail,
         paper.github_repo,
+        paper.github_stars,
+        paper.project_page,
         paper.ai_summary,
         paper.abstract,
     )
@@ -190,6 +275,19 @@ class DigestLinks:
     unsubscribe: str
     preferences: str
     archive: str | None  # None on the archive page itself
+    #: a paper id -> its card's ("More like this", "Less like this") links; None: cards without them
+    vote: Callable[[int], tuple[str, str]] | None = None
+
+
+def vote_links(settings: Settings, subscriber_public_id: str) -> Callable[[int], tuple[str, str]]:
+    """A card's "More like this" and "Less like this" links: ``/vote/<token>/<paper id>/<more|less>``.
+
+    One signature per reader (the token signs the reader; the paper and the way are plain path
+    parts, checked when the vote arrives: only papers of that reader's sent digests count, and
+    either way is theirs to choose), so a digest's cards cost string joins, not 20 HMACs.
+    """
+    base = tokens.link(settings, "vote", subscriber_public_id)
+    return lambda paper_id: (f"{base}/{paper_id}/more", f"{base}/{paper_id}/less")
 
 
 def links_for(settings: Settings, subscriber_public_id: str, delivery_public_id: str | None) -> DigestLinks:
@@ -197,6 +295,7 @@ def links_for(settings: Settings, subscriber_public_id: str, delivery_public_id:
         unsubscribe=tokens.link(settings, "unsubscribe", subscriber_public_id),
         preferences=tokens.link(settings, "preferences", subscriber_public_id),
         archive=tokens.link(settings, "archive", delivery_public_id) if delivery_public_id else None,
+        vote=vote_links(settings, subscriber_public_id),
     )
 
 
@@ -211,6 +310,28 @@ class Reader:
     filters: tuple[str, ...]
 
 
+def preview_line(titles: Sequence[str], count: int) -> str:
+    """The inbox preview: the top two titles, and how many more papers there are."""
+    more = count - len(titles)
+    return " · ".join(titles) + (f" · and {more} more" if more > 0 else "")
+
+
+def lead_label(window: tuple[date, date], frequency: str) -> str:
+    if window[0] >= window[1]:
+        return "#1 today"
+    return "#1 this week" if frequency == "weekly" else "#1 in this digest"
+
+
+def _no_votes(paper_id: int) -> None:
+    return None
+
+
+def why_line(pick: Pick) -> str:
+    """The card's last line: the filter that matched, and what the reader's taste saw in it."""
+    matched = f"matched: {pick.matched or ALL_PAPERS}"
+    return f"{matched} · {pick.why}" if pick.why else matched
+
+
 def digest_context(
     blocks: PaperBlocks,
     picks: Sequence[Pick],
@@ -218,14 +339,30 @@ def digest_context(
     window: tuple[date, date],
     links: DigestLinks,
 ) -> dict:
-    """The digest's template context; paper blocks come pre-rendered from ``blocks``."""
-    count = len(picks)
+    """The digest's template context; paper blocks come pre-rendered from ``blocks``.
+
+    Picks marked ``also`` (outside the reader's filters, chosen by their taste) go to a "You may
+    also like" block after the digest's papers, numbered on from them."""
+    main = [p for p in picks if not p.also]
+    count = len(main)
+    label = lead_label(window, reader.frequency)
+    shown = [blocks.get(p.paper, lead=label if i == 0 else None) for i, p in enumerate(main)]
+    also = [p for p in picks if p.also]
+    vote = links.vote or _no_votes
     return {
         "count": count,
-        "top_title": one_line(picks[0].paper.title, TITLE_CHARS) if picks else "",
+        "top_title": shown[0].title if shown else "",
+        "preview": preview_line([block.title for block in shown[:2]], count),
+        "preheader_pad": PREHEADER_PAD,
         "heading": f"{count} trending paper{'' if count == 1 else 's'} for you",
         "window": window_label(*window),
-        "items": [(blocks.get(p.paper), p.matched or ALL_PAPERS) for p in picks],
+        "lead_label": label,
+        # (the card's HTML, numbered; its text; why it is there; its vote links), in the digest's order
+        "items": [(block.numbered(n), block.text, why_line(p), vote(p.paper.id)) for n, (block, p) in enumerate(zip(shown, main), 1)],
+        "also": [
+            (blocks.get(p.paper).numbered(n), blocks.get(p.paper).text, p.why or "", vote(p.paper.id))
+            for n, p in enumerate(also, count + 1)
+        ],
         "email": reader.email,
         "frequency": reader.frequency,
         "when": f"{'Mondays' if reader.frequency == 'weekly' else 'every day'} at {reader.delivery_hour:02d}:00 ({reader.timezone})",

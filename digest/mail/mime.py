@@ -9,6 +9,7 @@ every shape back with the ``email`` package to prove the output is what the libr
 from __future__ import annotations
 
 import base64
+import functools
 import secrets
 from dataclasses import dataclass, field
 from email.header import Header
@@ -27,7 +28,12 @@ def _header(value: str) -> str:
     value = one_line(value, 998)
     if value.isascii():
         return value
-    return Header(value, "utf-8", maxlinelen=76, header_name="Subject").encode()
+    return _encoded_header(value)
+
+
+@functools.lru_cache(maxsize=1024)  # a run's subjects repeat (same count, same top title): ~1 ms each
+def _encoded_header(value: str) -> str:
+    return Header(value, "utf-8", maxlinelen=76, header_name="Subject").encode(linesep="\r\n")  # never a bare LF
 
 
 def _address(display: str, address: str) -> str:

@@ -1,14 +1,22 @@
-"""Many filters over many papers at once: per field, token and adjacent-pair bitsets over the
+"""Many filters over many papers at once: per field, stem and adjacent-pair bitsets over the
 papers of a matching run, so each distinct filter is one evaluation (memoised) and each
 subscriber one OR of bitsets. Gives exactly what :meth:`digest.matching.topics.Filter.matches` gives
-(``tests/test_topics.py`` checks it on generated papers and filters).
+(``tests/matching/test_topics.py`` checks it on generated papers and filters).
+
+The papers are tokenised and stemmed here, once, when the index is built
+(:func:`~digest.matching.words.paper_fields`); a filter's words were stemmed when it was parsed.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
-from digest.matching.topics import COMPARE, Filter, PaperText, Term, paper_fields
+from digest.matching.expression import COMPARE, And, Node, Or, Term
+from digest.matching.topics import Filter
+from digest.matching.words import FIELDS, PaperText, Stems, paper_fields
+
+MAX_MEMO = 200_000  # memoised filters (and terms) per index: a long-lived index forgets, never grows without end
 
 
 def iter_bits(mask: int, limit: int | None = None) -> Iterator[int]:
@@ -37,28 +45,34 @@ def _has_phrase(seq: tuple[str, ...], words: tuple[str, ...]) -> bool:
 class Corpus:
     """The papers of one matching run, in rank order (position 0 = most trending).
 
-    Per field: token -> bitset and adjacent token pair -> bitset (so a two-word phrase is
-    one lookup), plus each paper's token sequence to confirm longer phrases.
+    Per field: stem -> bitset (hyphenated compounds run together count as words) and adjacent stem
+    pair -> bitset (so a two-word phrase is one lookup), plus each paper's stem sequence to confirm
+    longer phrases, and its words as written for prefixes (indexed on the first prefix asked for).
     """
 
     def __init__(self, papers: Sequence[PaperText]) -> None:
         self._n = len(papers)
         self._all = (1 << self._n) - 1
         self._upvotes = [p.upvotes for p in papers]
-        self._seqs: dict[str, list[tuple[str, ...]]] = {f: [] for f in ("text", "title", "author", "org")}
-        self._index: dict[str, dict[str, int]] = {f: {} for f in self._seqs}
-        self._pairs: dict[str, dict[tuple[str, str], int]] = {f: {} for f in self._seqs}
+        self._seqs: dict[str, list[tuple[str, ...]]] = {f: [] for f in FIELDS}
+        self._raw: dict[str, list[tuple[tuple[str, ...], ...]]] = {f: [] for f in FIELDS}
+        self._index: dict[str, dict[str, int]] = {f: {} for f in FIELDS}
+        self._pairs: dict[str, dict[tuple[str, str], int]] = {f: {} for f in FIELDS}
+        self._prefixes: dict[str, tuple[list[str], list[int]]] = {}
+        stems = Stems()
         for i, paper in enumerate(papers):
             bit = 1 << i
-            for name, seq in paper_fields(paper).items():
+            for name, field in paper_fields(paper, stems).items():
+                seq = field.stems
                 self._seqs[name].append(seq)
+                self._raw[name].append(field.raw)
                 index, pairs = self._index[name], self._pairs[name]
-                for token in set(seq):
-                    index[token] = index.get(token, 0) | bit
+                for word in field.words:
+                    index[word] = index.get(word, 0) | bit
                 for pair in set(zip(seq, seq[1:])):
                     pairs[pair] = pairs.get(pair, 0) | bit
         self._filters: dict[str, int] = {}
-        self._terms: dict[Term, int] = {}
+        self._terms: dict[str, int] = {}  # by the term's text
 
     def __len__(self) -> int:
         return self._n
@@ -67,7 +81,9 @@ class Corpus:
         """Bitset of the papers matching ``f`` (memoised)."""
         bits = self._filters.get(f.key)
         if bits is None:
-            bits = self._filters[f.key] = self._compute(f)
+            if len(self._filters) >= MAX_MEMO:
+                self._filters.clear()
+            bits = self._filters[f.key] = self.bits(f.expr)
         return bits
 
     def match_any(self, filters: Sequence[Filter]) -> int:
@@ -87,41 +103,73 @@ class Corpus:
                 return f
         return None
 
-    def _compute(self, f: Filter) -> int:
-        bits = 0 if f.branches else self._all
-        for branch in f.branches:
-            b = self._all
-            for t in branch:
-                b &= self._term(t)
-                if not b:
+    def bits(self, node: Node) -> int:
+        """Bitset of the papers matching any part of a filter's expression. Terms are memoised by
+        their text (a string hashes once; a term's tuple would hash its words and stems each time)."""
+        kind = type(node)
+        if kind is Term:
+            bits = self._terms.get(node.text)
+            if bits is None:
+                if len(self._terms) >= MAX_MEMO:
+                    self._terms.clear()
+                bits = self._terms[node.text] = self._term(node)
+            return bits
+        terms = self._terms
+        if kind is And:
+            bits = self._all
+            for child in node.children:
+                known = terms.get(child.text) if type(child) is Term else None
+                bits &= self.bits(child) if known is None else known
+                if not bits:
                     break
-            bits |= b
-        for t in f.excludes:
-            if not bits:
-                break
-            bits &= ~self._term(t)
-        return bits
+            return bits
+        if kind is Or:
+            bits = 0
+            for child in node.children:
+                known = terms.get(child.text) if type(child) is Term else None
+                bits |= self.bits(child) if known is None else known
+            return bits
+        return self._all & ~self.bits(node.child)
 
     def _term(self, t: Term) -> int:
-        bits = self._terms.get(t)
-        if bits is None:
-            bits = self._terms[t] = self._compute_term(t)
-        return bits
-
-    def _compute_term(self, t: Term) -> int:
         if t.field == "upvotes":
             test = COMPARE[t.op]
             return sum(1 << i for i, v in enumerate(self._upvotes) if test(v, t.value))
-        if len(t.words) == 1:
-            return self._index[t.field].get(t.words[0], 0)
-        pairs, bits = self._pairs[t.field], self._all
-        for pair in zip(t.words, t.words[1:]):
+        if t.op == "*":
+            return self._prefix(t.field, t.words[0])
+        bits = self._phrase(t.field, t.stems)
+        if t.op == "-":
+            bits |= self._index[t.field].get(t.joined, 0)
+        return bits
+
+    def _phrase(self, field: str, stems: tuple[str, ...]) -> int:
+        if len(stems) == 1:
+            return self._index[field].get(stems[0], 0)
+        pairs, bits = self._pairs[field], self._all
+        for pair in zip(stems, stems[1:]):
             bits &= pairs.get(pair, 0)
             if not bits:
                 return 0
-        if len(t.words) > 2:  # adjacent pairs present; check they line up
-            seqs = self._seqs[t.field]
+        if len(stems) > 2:  # adjacent pairs present; check they line up
+            seqs = self._seqs[field]
             for i in iter_bits(bits):
-                if not _has_phrase(seqs[i], t.words):
+                if not _has_phrase(seqs[i], stems):
                     bits &= ~(1 << i)
+        return bits
+
+    def _prefix(self, field: str, prefix: str) -> int:
+        """Papers with a word (as written) starting with ``prefix``: one sorted index per field."""
+        if field not in self._prefixes:
+            index: dict[str, int] = {}
+            for i, parts in enumerate(self._raw[field]):
+                bit = 1 << i
+                for word in {w for part in parts for w in part}:
+                    index[word] = index.get(word, 0) | bit
+            keys = sorted(index)
+            self._prefixes[field] = (keys, [index[k] for k in keys])
+        keys, masks = self._prefixes[field]
+        bits, at = 0, bisect_left(keys, prefix)
+        while at < len(keys) and keys[at].startswith(prefix):
+            bits |= masks[at]
+            at += 1
         return bits

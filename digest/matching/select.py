@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from digest.matching.corpus import iter_bits
+from digest.matching.scoring import Taste
 from digest.matching.topics import Filter, FilterError, parse_filter
 from digest.matching.trending import Candidates
 from digest.models import Paper
@@ -40,10 +41,14 @@ class FilterCache:
 
 @dataclass(frozen=True)
 class Pick:
-    """One paper in one digest; ``matched`` is the subscriber's filter text (None: no filters)."""
+    """One paper in one digest; ``matched`` is the subscriber's filter text (None: no filters);
+    ``why`` what the reader's taste saw in it ("like 2501.12345, which you liked"); ``also`` marks
+    a "You may also like" paper, outside the reader's filters."""
 
     paper: Paper
     matched: str | None
+    why: str | None = None
+    also: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,10 @@ class Matcher:
             self._windows[(start, end)] = mask
         return mask
 
-    def select(self, recipient: Recipient, already_sent: set[int], size: int) -> list[Pick]:
-        """The top ``size`` papers of the window matching any filter, never one in ``already_sent``."""
+    def select(self, recipient: Recipient, already_sent: set[int], size: int, taste: Taste | None = None) -> list[Pick]:
+        """The top ``size`` papers of the window matching any filter, never one in ``already_sent``;
+        in the reader's order if ``taste`` has a profile for them (else today's trending order), then
+        the "You may also like" picks (``also``), if the taste is confident of any outside the filters."""
         mask = self.window_mask(recipient.window_start, recipient.window_end)
         if not mask:
             return []
@@ -85,26 +92,39 @@ class Matcher:
             position = self._position.get(paper_id)
             if position is not None:
                 mask &= ~(1 << position)
+        unsent = mask
         compiled: list[Filter] = []
         if recipient.filters:
             compiled = [f for f in map(self.filters.get, recipient.filters) if f is not None]
             mask &= self.corpus.match_any(compiled) if compiled else 0
+        personal = taste is not None and recipient.subscriber_id in taste.profiles
+        positions = taste.order(recipient.subscriber_id, iter_bits(mask))[:size] if personal else list(iter_bits(mask, size))
         picks = []
-        for position in iter_bits(mask, size):
+        for position in positions:
             matched = self.corpus.first_match(compiled, position) if compiled else None
-            picks.append(Pick(self.papers[position], matched.text if matched is not None else None))
+            why = taste.why(recipient.subscriber_id, position) if personal else None
+            picks.append(Pick(self.papers[position], matched.text if matched is not None else None, why))
+        if personal and picks and recipient.filters:
+            outside = unsent & ~mask
+            for position in taste.also_like(recipient.subscriber_id, iter_bits(outside)):
+                picks.append(Pick(self.papers[position], None, taste.why(recipient.subscriber_id, position), also=True))
         return picks
 
 
 def select_for(
-    matcher: Matcher, recipients: Sequence[tuple[object, Recipient]], sent: dict[int, set[int]], size: int
+    matcher: Matcher,
+    recipients: Sequence[tuple[object, Recipient]],
+    sent: dict[int, set[int]],
+    size: int,
+    taste: Taste | None = None,
 ) -> dict[object, list[Pick]]:
-    """Picks per key, in the given order; a paper picked for a subscriber counts as sent for the
-    rest of the batch (two digests of one subscriber in one batch never share a paper)."""
+    """Picks per key, in the given order; a paper picked for a subscriber (a "You may also like"
+    one too) counts as sent for the rest of the batch (two digests of one subscriber in one batch
+    never share a paper)."""
     out: dict[object, list[Pick]] = {}
     for key, recipient in recipients:
         already = sent.setdefault(recipient.subscriber_id, set())
-        picks = matcher.select(recipient, already, size)
+        picks = matcher.select(recipient, already, size, taste)
         already.update(p.paper.id for p in picks)
         out[key] = picks
     return out

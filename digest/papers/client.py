@@ -199,8 +199,9 @@ def load_file(path: Path, *, max_bytes: int = 64 * 2**20) -> Batch:
 
 
 def sample_items(today: date | None = None) -> list[dict]:
-    """The packaged sample papers (54 real ones) in the API's shape, re-dated so that their
-    Daily Papers days are the last few days before ``today`` (UTC today by default)."""
+    """The packaged sample papers (the 61 of the seed page, made by ``scripts/make_sample_data.py``) in
+    the API's shape, re-dated so that their Daily Papers days are the last few days before ``today``
+    (UTC today by default)."""
     today = today or datetime.now(timezone.utc).date()
     items = json.loads(resources.files("digest.papers").joinpath("sample_data/papers.json").read_text("utf-8"))
     last = max(date.fromisoformat(item["paper"]["submittedOnDailyAt"][:10]) for item in items)

@@ -8,6 +8,9 @@ The upsert is ``INSERT … ON CONFLICT (arxiv_id) DO UPDATE`` (PostgreSQL's and 
 ingests running at once never duplicate a paper: the second waits for the first's row and updates
 it. Re-ingesting refreshes upvotes, comments, organisation and links; the title, abstract,
 authors, Daily Papers day and ``first_seen_at`` stay as first seen.
+
+Papers stored for the first time get their vectors in the same transaction
+(:func:`digest.papers.vectors.represent`, the whole batch at once).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from digest.db import session_scope
 from digest.models import IngestRun, Paper, utcnow
 from digest.papers.client import PapersClient, load_file, sample_items
 from digest.papers.items import Batch, PaperRecord, parse_items
+from digest.papers.vectors import represent
 
 #: Columns a re-ingest refreshes; everything else keeps its first-seen value.
 REFRESHED = (
@@ -37,6 +41,7 @@ REFRESHED = (
     "num_comments",
     "org_name",
     "org_fullname",
+    "org_avatar",
     "github_repo",
     "github_stars",
     "project_page",
@@ -96,6 +101,7 @@ def store(session: Session, records: Sequence[PaperRecord], now: datetime) -> tu
                 new += 1
             else:
                 updated += 1
+    represent(session, [r.arxiv_id for r in rows])  # vectors of the papers that have none yet, in one batch
     return new, updated
 
 

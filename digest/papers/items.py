@@ -2,7 +2,7 @@
 
 Items are checked one by one; a malformed item is skipped and counted by reason, the rest kept: a
 missing or mistyped id, title, abstract, authors, organisation, date or count skips the item; an
-unusable optional extra (a link that is not http(s), stars, AI summary or keywords) is merely
+unusable optional extra (a link or image that is not http(s), stars, AI summary or keywords) is merely
 dropped. Whitespace in titles and abstracts is normalised, control characters removed. The
 fetching (and what to do when the source fails as a whole) is in :mod:`digest.papers.client`.
 """
@@ -53,6 +53,7 @@ class PaperRecord:
     authors: tuple[str, ...] = ()
     org_name: str | None = None
     org_fullname: str | None = None
+    org_avatar: str | None = None
     published_at: datetime | None = None
     submitted_at: datetime | None = None
     upvotes: int = 0
@@ -239,6 +240,7 @@ def parse_item(item: Any, day: date | None = None, *, latest: date | None = None
         authors=_authors(paper.get("authors")),
         org_name=_text(org.get("name"), "organization", MAX_NAME) or None,
         org_fullname=_text(org.get("fullname"), "organization", MAX_FULLNAME) or None,
+        org_avatar=_url(org.get("avatar")),
         published_at=_moment(paper.get("publishedAt"), "publishedAt"),
         submitted_at=submitted or listed,
         daily_date=daily,

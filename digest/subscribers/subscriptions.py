@@ -1,13 +1,19 @@
 """Subscribing, double opt-in, preferences and unsubscribing: plain functions over a Session.
 
-A sign-up never changes what an *active* subscriber receives: only a click on a link mailed to
-the address can do that. So :func:`request_subscription` creates or refreshes a **pending** row for
-a new, pending, unsubscribed or suppressed address and mails it a confirmation link; for an address
-that is already active it changes nothing and mails a "you are already subscribed" note with the
-preferences link instead. Whatever the case, the caller shows the same page (no enumeration).
+A sign-up never changes a subscriber: only a click on a link mailed to the address can. So
+:func:`request_subscription` records the request beside the subscriber (a :class:`SignupRequest`,
+created with a pending row for a new address) and the address is mailed a confirmation link that
+names that request; an unsubscribed or suppressed address keeps its state and preferences until
+the link is used, and a newer request (or an unsubscribe) kills every older link. An address that
+is already active is mailed a "you are already subscribed" note with its preferences link. The
+same statements run whatever the address's state, and the caller shows the same page (no
+enumeration, by content or by time).
 
-At most :data:`CONFIRMATIONS_PER_WINDOW` such mails go to one address per :data:`CONFIRMATION_WINDOW`,
-whoever asks: the request is still recorded, nothing is sent.
+At most :data:`CONFIRMATIONS_PER_WINDOW` such mails go to one mailbox (its plus- and dot-variants
+together) per :data:`CONFIRMATION_WINDOW`, whoever asks. A request over that is not dropped: the
+latest one is mailed when the window ends (:func:`release_waiting_confirmations`), so nobody can
+lock the owner of an address out. Whoever leaves is remembered (:class:`Suppression`, a hash of the
+address) after the purge forgets their row: no import brings them back.
 
 Mail is never sent inside the request's transaction: :func:`request_subscription` returns the
 subscriber to mail, the caller commits, then hands the id to :func:`send_confirmation` (in-process
@@ -17,7 +23,9 @@ or through a queue), which opens its own session, renders ``email_templates/conf
 from __future__ import annotations
 
 import enum
+import hmac
 import logging
+import secrets
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -32,7 +40,17 @@ from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone, next_slot
 from digest.mail.confirmation import ConfirmationLinks, confirmation_context, confirmation_message
 from digest.mail.transport import PermanentError, make_transport
 from digest.matching.topics import Filter
-from digest.models import Frequency, Subscriber, SubscriberState, TopicFilter
+from digest.models import (
+    ConfirmationQuota,
+    Frequency,
+    SignupRequest,
+    Subscriber,
+    SubscriberState,
+    Suppression,
+    TopicFilter,
+    address_hash,
+    mailbox_hash,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +61,8 @@ UNCONFIRMED_MAX_AGE = timedelta(days=7)
 
 
 class Confirmation(str, enum.Enum):
-    confirmed = "confirmed"  # pending -> active, just now
+    confirmed = "confirmed"  # active from now, with the preferences of the latest sign-up
     already_confirmed = "already_confirmed"  # was active already: nothing changed
-    cancelled = "cancelled"  # unsubscribed (or suppressed) since the link was sent: nothing changed
 
 
 def normalize_email(raw: str) -> str:
@@ -83,22 +100,33 @@ def by_public_id(session: Session, public_id: str, *, lock: bool = False) -> Sub
     return session.scalars(query).first()
 
 
-def _set_filters(session: Session, subscriber: Subscriber, filters: list[Filter]) -> None:
+def _set_filters(session: Session, subscriber: Subscriber, texts: list[str]) -> None:
     if subscriber.filters:
         subscriber.filters.clear()
         session.flush()  # delete the old rows before inserting new ones at the same positions
-    subscriber.filters.extend(TopicFilter(position=i, text=f.text) for i, f in enumerate(filters))
+    subscriber.filters.extend(TopicFilter(position=i, text=text) for i, text in enumerate(texts))
 
 
-def _take_confirmation_slot(subscriber: Subscriber, now: datetime) -> bool:
-    """Count one confirmation mail in the address's 24-hour window; False when the window is full."""
-    start = subscriber.confirmations_window_start
-    if start is None or now - start >= CONFIRMATION_WINDOW:
-        subscriber.confirmations_window_start = now
-        subscriber.confirmations_in_window = 0
-    if subscriber.confirmations_in_window >= CONFIRMATIONS_PER_WINDOW:
+def _take_confirmation_slot(session: Session, email: str, subscriber_id: int, now: datetime) -> bool:
+    """Count one confirmation mail in the mailbox's 24-hour window; when the window is full, this
+    request waits for the next one instead (False)."""
+    key = mailbox_hash(email)
+    quota = session.get(ConfirmationQuota, key, with_for_update=True)
+    if quota is None:
+        quota = ConfirmationQuota(mailbox_hash=key, window_start=now, sent=0)
+        try:
+            with session.begin_nested():
+                session.add(quota)
+        except IntegrityError:  # a concurrent request for the same mailbox made it first
+            quota = session.get(ConfirmationQuota, key, with_for_update=True, populate_existing=True)
+            assert quota is not None
+    if now - quota.window_start >= CONFIRMATION_WINDOW:
+        quota.window_start, quota.sent = now, 0
+    if quota.sent >= CONFIRMATIONS_PER_WINDOW:
+        quota.waiting_subscriber_id = subscriber_id
         return False
-    subscriber.confirmations_in_window += 1
+    quota.sent += 1
+    quota.waiting_subscriber_id = None  # this mail carries the latest request
     return True
 
 
@@ -110,6 +138,15 @@ def _check_preferences(frequency: str, tz: str, hour: int = DEFAULT_HOUR) -> Fre
     return Frequency(frequency)  # ValueError for anything but daily/weekly
 
 
+def has_left(session: Session, email: str) -> bool:
+    """True if this address unsubscribed or was refused for good, even if its row was purged since."""
+    return session.get(Suppression, address_hash(email)) is not None
+
+
+def _remember_left(session: Session, email: str, reason: str) -> None:
+    session.merge(Suppression(address_hash=address_hash(email), reason=reason))
+
+
 def request_subscription(
     session: Session,
     settings: Settings,
@@ -119,13 +156,12 @@ def request_subscription(
     timezone: str,
     now: datetime,
 ) -> Subscriber | None:
-    """Record a sign-up; return the subscriber to mail once committed, or None to send nothing.
+    """Record a sign-up; return the subscriber to mail once committed, or None to mail nothing now.
 
-    ``email`` must come from :func:`normalize_email`. New, pending, unsubscribed and suppressed
-    addresses become pending with these preferences (a confirmation will be mailed); an active
-    address keeps its preferences untouched (an "already subscribed" note will be mailed).
-    None means the address had its 3 mails in the last 24 hours. (``settings`` is part of the
-    signature for callers' symmetry with :func:`confirm`; nothing in it is needed here today.)
+    ``email`` must come from :func:`normalize_email`. The request is stored beside the subscriber
+    (created pending for a new address) with a fresh nonce; nothing of the subscriber changes. None
+    means the mailbox had its mails for this window: the request waits for the next one.
+    (``settings`` is part of the signature for callers' symmetry with :func:`confirm`.)
     """
     freq = _check_preferences(frequency, timezone)
     subscriber = _by_email(session, email)
@@ -137,21 +173,54 @@ def request_subscription(
         except IntegrityError:  # the same address signed up in a concurrent request
             subscriber = _by_email(session, email)
             assert subscriber is not None
-    if subscriber.state != SubscriberState.active:
-        subscriber.state = SubscriberState.pending
-        subscriber.frequency = freq
-        subscriber.timezone = timezone
-        subscriber.next_due_at = None
-        _set_filters(session, subscriber, filters)
-    if not _take_confirmation_slot(subscriber, now):
-        log.info("confirmation quota reached for subscriber %s", subscriber.id)
-        return None
+    # replaced by delete + insert whatever was there: the same statements for every address
+    session.execute(delete(SignupRequest).where(SignupRequest.subscriber_id == subscriber.id))
+    session.add(
+        SignupRequest(
+            subscriber_id=subscriber.id,
+            nonce=secrets.token_urlsafe(12),
+            topics="\n".join(f.text for f in filters),
+            frequency=freq,
+            timezone=timezone,
+            requested_at=now,
+        )
+    )
+    allowed = _take_confirmation_slot(session, email, subscriber.id, now)
     session.flush()
+    if not allowed:
+        log.info("confirmation quota reached for subscriber %s: the request waits for the next window", subscriber.id)
+        return None
     return subscriber
 
 
+def release_waiting_confirmations(session: Session, now: datetime) -> list[int]:
+    """Subscribers whose request waited for a full quota window that has now ended: their window
+    restarts with this mail counted. The caller commits, then mails them."""
+    quotas = session.scalars(
+        select(ConfirmationQuota)
+        .where(ConfirmationQuota.waiting_subscriber_id.is_not(None), ConfirmationQuota.window_start <= now - CONFIRMATION_WINDOW)
+        .with_for_update()
+    ).all()
+    ids = []
+    for quota in quotas:
+        ids.append(quota.waiting_subscriber_id)
+        quota.window_start, quota.sent, quota.waiting_subscriber_id = now, 1, None
+    return ids
+
+
+def _confirm_value(subscriber: Subscriber, request: SignupRequest) -> str:
+    return f"{subscriber.public_id}.{request.nonce}"
+
+
+def confirmation_token(session: Session, settings: Settings, subscriber: Subscriber) -> str | None:
+    """The token of the confirmation link for the subscriber's latest request (None: no request)."""
+    request = session.get(SignupRequest, subscriber.id)
+    return tokens.make_token(settings, "confirm", _confirm_value(subscriber, request)) if request is not None else None
+
+
 def send_confirmation(settings: Settings, subscriber_id: int) -> bool:
-    """Mail the confirmation (pending) or "already subscribed" note (active); True when sent.
+    """Mail the confirmation (its link names the latest request) or, to an active subscriber, the
+    "already subscribed" note; True when sent.
 
     Opens its own short session and sends after it is closed. Raises
     :class:`~digest.mail.transport.TransientError` so a queue can retry; a permanent refusal is
@@ -160,12 +229,14 @@ def send_confirmation(settings: Settings, subscriber_id: int) -> bool:
     """
     with session_scope(settings) as session:
         subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None or subscriber.state not in (SubscriberState.pending, SubscriberState.active):
+        request = session.get(SignupRequest, subscriber_id)
+        if subscriber is None or (request is None and subscriber.state != SubscriberState.active):
             return False
         already = subscriber.state == SubscriberState.active
         email, public_id = subscriber.email, subscriber.public_id
-        frequency = subscriber.frequency.value
-    links = ConfirmationLinks(tokens.link(settings, "confirm", public_id), tokens.link(settings, "preferences", public_id))
+        frequency = (subscriber.frequency if already or request is None else request.frequency).value
+        confirm_value = _confirm_value(subscriber, request) if request is not None else public_id
+    links = ConfirmationLinks(tokens.link(settings, "confirm", confirm_value), tokens.link(settings, "preferences", public_id))
     context = confirmation_context(
         settings, email, frequency, links, already_subscribed=already, expires_hours=tokens.CONFIRM_MAX_AGE // 3600
     )
@@ -179,34 +250,51 @@ def send_confirmation(settings: Settings, subscriber_id: int) -> bool:
     return True
 
 
-def confirm(session: Session, settings: Settings, token: str, now: datetime) -> Confirmation:
-    """Activate the subscription a confirmation link names.
+def _read_confirmation(session: Session, settings: Settings, token: str, *, lock: bool) -> tuple[Subscriber, SignupRequest | None]:
+    """The subscriber a confirmation link names, and its request if the link is the latest one.
 
-    Raises :class:`~digest.tokens.BadToken` for a tampered, expired or purged link (nothing changes).
+    Raises :class:`~digest.tokens.BadToken` for a tampered or expired link, one whose subscriber was
+    purged, or one that a newer sign-up or an unsubscribe made obsolete (unless already active).
     """
-    public_id = tokens.read_token(settings, "confirm", token, max_age=tokens.CONFIRM_MAX_AGE)
-    subscriber = by_public_id(session, public_id, lock=True)
+    value = tokens.read_token(settings, "confirm", token, max_age=tokens.CONFIRM_MAX_AGE)
+    public_id, _, nonce = value.partition(".")
+    subscriber = by_public_id(session, public_id, lock=lock)
     if subscriber is None:
         raise tokens.BadToken("this link is no longer valid")
     if subscriber.state == SubscriberState.active:
+        return subscriber, None
+    request = session.get(SignupRequest, subscriber.id)
+    if request is None or not nonce or not hmac.compare_digest(request.nonce, nonce):
+        raise tokens.BadToken("this link is no longer valid")
+    return subscriber, request
+
+
+def confirm(session: Session, settings: Settings, token: str, now: datetime) -> Confirmation:
+    """Activate the subscription a confirmation link names, with the preferences of its request.
+
+    Raises :class:`~digest.tokens.BadToken` for a tampered, expired, purged or superseded link
+    (nothing changes).
+    """
+    subscriber, request = _read_confirmation(session, settings, token, lock=True)
+    if request is None:
         return Confirmation.already_confirmed
-    if subscriber.state != SubscriberState.pending:
-        return Confirmation.cancelled
+    subscriber.frequency = request.frequency
+    subscriber.timezone = request.timezone
+    _set_filters(session, subscriber, [line for line in request.topics.split("\n") if line])
     subscriber.state = SubscriberState.active
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
     subscriber.suppressed_reason = None
     subscriber.next_due_at = next_slot(subscriber.frequency.value, subscriber.timezone, subscriber.delivery_hour, now)
+    session.delete(request)
+    session.execute(delete(Suppression).where(Suppression.address_hash == address_hash(subscriber.email)))  # they came back
     return Confirmation.confirmed
 
 
-def peek_confirmation(session: Session, settings: Settings, token: str) -> Subscriber:
-    """The subscriber a confirmation link names, changing nothing (the page before the button)."""
-    public_id = tokens.read_token(settings, "confirm", token, max_age=tokens.CONFIRM_MAX_AGE)
-    subscriber = by_public_id(session, public_id)
-    if subscriber is None:
-        raise tokens.BadToken("this link is no longer valid")
-    return subscriber
+def peek_confirmation(session: Session, settings: Settings, token: str) -> tuple[Subscriber, SignupRequest | None]:
+    """The subscriber a confirmation link names and the request it would confirm, changing nothing
+    (the page before the button)."""
+    return _read_confirmation(session, settings, token, lock=False)
 
 
 def subscriber_for_link(session: Session, settings: Settings, purpose: str, token: str, *, lock: bool = False) -> Subscriber | None:
@@ -231,13 +319,16 @@ def update_preferences(
     subscriber.frequency = _check_preferences(frequency, timezone, delivery_hour)
     subscriber.timezone = timezone
     subscriber.delivery_hour = delivery_hour
-    _set_filters(session, subscriber, filters)
+    _set_filters(session, subscriber, [f.text for f in filters])
     if subscriber.state == SubscriberState.active:
         subscriber.next_due_at = next_slot(frequency, timezone, delivery_hour, now)
 
 
-def unsubscribe(subscriber: Subscriber, now: datetime) -> bool:
-    """Stop all mail to this subscriber; False if they were already unsubscribed (idempotent)."""
+def unsubscribe(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+    """Stop all mail to this subscriber, kill every confirmation link mailed so far, and remember
+    that the address left; False if they were already unsubscribed (idempotent)."""
+    session.execute(delete(SignupRequest).where(SignupRequest.subscriber_id == subscriber.id))
+    _remember_left(session, subscriber.email, "unsubscribed")
     if subscriber.state == SubscriberState.unsubscribed:
         return False
     subscriber.state = SubscriberState.unsubscribed
@@ -249,15 +340,15 @@ def unsubscribe(subscriber: Subscriber, now: datetime) -> bool:
 def purge_unconfirmed(session: Session, now: datetime, max_age: timedelta = UNCONFIRMED_MAX_AGE) -> int:
     """Delete pending subscriptions whose last sign-up request is older than ``max_age``.
 
-    The last request is the start of the address's confirmation window (or the creation time for
-    rows that never had one): every link mailed was mailed within 24 hours of that and expired
-    48 hours later, so no row with a live confirmation link is ever deleted.
+    A waiting request is mailed within a day of it and its link expires 48 hours after that, so no
+    row with a live confirmation link is ever deleted. An address that once left stays remembered
+    (:class:`Suppression` is not tied to the row).
     """
     cutoff = now - max_age
-    last_request = func.coalesce(Subscriber.confirmations_window_start, Subscriber.created_at)
+    last_request = select(SignupRequest.requested_at).where(SignupRequest.subscriber_id == Subscriber.id).scalar_subquery()
     result = session.execute(
         delete(Subscriber)
-        .where(Subscriber.state == SubscriberState.pending, last_request < cutoff)
+        .where(Subscriber.state == SubscriberState.pending, func.coalesce(last_request, Subscriber.created_at) < cutoff)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0

@@ -11,6 +11,7 @@ subscriber id after the sign-up transaction committed: in-process by default, or
 from __future__ import annotations
 
 import logging
+import sys
 
 from flask import Flask, request
 from flask_limiter import Limiter
@@ -19,8 +20,8 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digest import queue
-from digest.config import ConfigError, Settings, load_settings
-from digest.web import archive, outbox, site, views
+from digest.config import DEMO_KEY_WARNING, ConfigError, Settings, load_settings
+from digest.web import archive, feedback, outbox, site, views
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,18 @@ MAX_REQUEST_BYTES = 64 * 1024  # the largest legitimate form is ~3 KB
 
 
 def make_limiter(app: Flask, settings: Settings) -> Limiter:
-    """Limits per client address; Redis (the broker) when configured so all workers share counts."""
+    """Limits per client address, counted in Redis (the broker) when one is configured, so every
+    web process shares the counts. Without a broker they are counted per process: right for the
+    demo (one process), a warning for anything else (``gunicorn -w 4`` would allow four times as
+    much). The confirmation quota per mailbox is in the database and shared either way."""
     extra = settings.extra
+    storage = extra.get("ratelimit_storage_uri") or settings.broker_url or "memory://"
+    if storage == "memory://" and not settings.demo:
+        log.warning("rate limits are counted per process (no DIGEST_BROKER_URL): several web processes multiply them")
     limiter = Limiter(
         get_remote_address,
         app=app,
-        storage_uri=extra.get("ratelimit_storage_uri") or settings.broker_url or "memory://",
+        storage_uri=storage,
         strategy="moving-window",
         default_limits=[extra.get("rate_limit_default", "300 per minute")],
         key_prefix=extra.get("ratelimit_key_prefix", "digest-web"),
@@ -49,12 +56,17 @@ def _is_static() -> bool:
     return request.endpoint == "static"
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, warn_demo_key: bool = True) -> Flask:
+    """The app; on the public demo key it says so loudly on stderr (``digest demo``, which says
+    it in its own words, passes ``warn_demo_key=False``)."""
     if settings is None:  # gunicorn 'digest.web:create_app()': one line naming the variable, no traceback
         try:
             settings = load_settings()
         except ConfigError as exc:
             raise SystemExit(f"error: bad configuration: {exc}") from None
+    if settings.demo_key and warn_demo_key:
+        sys.stderr.write(DEMO_KEY_WARNING)  # one write: one block, even among other workers' output
+        sys.stderr.flush()
     app = Flask(__name__)
     app.config.update(
         DIGEST_SETTINGS=settings,
@@ -77,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     limiter = make_limiter(app, settings)
     views.register(app, limiter, csrf, settings)
     archive.register(app, limiter, settings)
+    feedback.register(app, limiter, csrf, settings)
     site.register(app, settings)
     outbox.register(app, settings)  # demo mode only
     return app

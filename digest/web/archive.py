@@ -54,7 +54,10 @@ def archived_digest(session: Session, settings: Settings, delivery_public_id: st
         subscriber.delivery_hour,
         tuple(f.text for f in subscriber.filters),
     )
-    picks = [Pick(item.paper, item.matched_filter) for item in delivery.items]
+    # With filters every paper of the digest has the filter that matched it; then one without is
+    # a "You may also like" paper (outside the filters). Without filters, none has one.
+    filtered = any(item.matched_filter is not None for item in delivery.items)
+    picks = [Pick(item.paper, item.matched_filter, also=filtered and item.matched_filter is None) for item in delivery.items]
     links = links_for(settings, subscriber.public_id, None)  # no "view in browser" on the page itself
     rendered, _ = DigestMailer(settings).render(picks, reader, (delivery.window_start, delivery.window_end), links)
     return rendered

@@ -3,35 +3,36 @@
 Every check the browser makes (``required``, ``maxlength``, the time-zone list) is made again
 here: a hostile client can post anything. The choice fields are plain strings checked against
 :data:`FREQUENCIES`, :data:`HOURS` and the IANA zones; the templates render their radios and
-``<select>`` (with optgroups) from the same lists.
+``<select>`` (with optgroups: :func:`digest.web.zones.timezone_choices`) from the same lists.
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
-from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone, timezone_names
-from digest.matching.topics import MAX_TOPICS_CHARS, Filter, TopicsError, parse_topics
+from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone
+from digest.matching.topics import MAX_TOPICS_CHARS, Filter, TopicsError, parse_topics, shown_errors
 from digest.subscribers.subscriptions import MAX_EMAIL_LENGTH, normalize_email
+from digest.web.zones import menu_zone
 
 FREQUENCIES = [("daily", "Daily"), ("weekly", "Weekly, on Mondays")]
 HOURS = [(str(h), f"{h:02d}:00") for h in range(24)]
 
 
-@lru_cache(maxsize=1)
-def timezone_choices() -> dict[str, list[tuple[str, str]]]:
-    """IANA zones grouped by region for a ``<select>`` with optgroups ("UTC" first)."""
-    groups: dict[str, list[tuple[str, str]]] = {"": [("UTC", "UTC")]}
-    for name in sorted(timezone_names()):
-        region, slash, _ = name.partition("/")
-        if not slash or region in {"Etc", "SystemV", "US", "Canada", "Brazil", "Chile", "Mexico"}:
-            continue  # legacy aliases: still accepted when posted, not offered
-        groups.setdefault(region, []).append((name, name.replace("_", " ")))
-    return groups
+class TimezoneField(StringField):
+    """An IANA zone name: any one is accepted (old aliases too); the menu offers canonical zones only."""
+
+    @property
+    def menu_value(self) -> str | None:
+        """The menu's entry to select: this zone, or the one its old name stands for."""
+        return menu_zone(self.data)
+
+    @property
+    def unlisted(self) -> bool:
+        """A valid zone the menu has no entry for (``Etc/GMT+5`` from an import): kept as an extra option."""
+        return bool(self.data) and self.menu_value is None and is_valid_timezone(self.data)
 
 
 def _frequency(form, field) -> None:
@@ -44,6 +45,11 @@ def _timezone(form, field) -> None:
         raise ValidationError("Choose a time zone from the list.")
 
 
+#: How much of refused topics the page shows again: the textarea's ``maxlength`` keeps browsers
+#: well under it, so only a hostile client loses anything (the page stays small whatever is posted).
+ECHO_TOPICS_CHARS = 2 * MAX_TOPICS_CHARS
+
+
 class TopicsMixin:
     filters: list[Filter]
 
@@ -53,7 +59,8 @@ class TopicsMixin:
         try:
             self.filters = parse_topics(text)
         except TopicsError as exc:
-            field.errors.extend(f"Line {e.line}: {e.problem}" for e in exc.errors)
+            field.errors.extend(shown_errors([f"Line {e.line}: {e.problem}" for e in exc.errors]))
+            field.data = text[:ECHO_TOPICS_CHARS]
             raise StopValidation() from None
 
 
@@ -64,7 +71,7 @@ class SubscribeForm(TopicsMixin, FlaskForm):
     )
     topics = TextAreaField("Topics", render_kw={"rows": 5, "maxlength": MAX_TOPICS_CHARS, "spellcheck": "false"})
     frequency = StringField("How often", default="daily", validators=[_frequency])
-    timezone = StringField("Time zone", default="UTC", validators=[_timezone])
+    timezone = TimezoneField("Time zone", default="UTC", validators=[_timezone])
     website = StringField("Website", render_kw={"tabindex": "-1", "autocomplete": "off"})  # honeypot
 
     normalized_email: str
@@ -84,5 +91,5 @@ def _hour(form, field) -> None:
 class PreferencesForm(TopicsMixin, FlaskForm):
     topics = TextAreaField("Topics", render_kw={"rows": 6, "maxlength": MAX_TOPICS_CHARS, "spellcheck": "false"})
     frequency = StringField("How often", validators=[_frequency])
-    timezone = StringField("Time zone", validators=[_timezone])
+    timezone = TimezoneField("Time zone", validators=[_timezone])
     delivery_hour = StringField("Delivery time", default=str(DEFAULT_HOUR), validators=[_hour])

@@ -1,4 +1,5 @@
-"""The demo's mail catcher, readable in the browser at /outbox. Registered only in demo mode.
+"""The demo's mail catcher, readable in the browser at /outbox. Registered only in demo mode, and
+answered only to this machine (loopback) while the public demo key is in use.
 
 Every message the demo sends (confirmations, digests) goes over SMTP to the built-in catcher
 (:mod:`digest.mail.catcher`), which files it in ``<data dir>/outbox``; this page lists and shows them.
@@ -8,6 +9,7 @@ no scripts) and shown in a sandboxed frame, so a hostile paper title can do noth
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime, timezone
 from email import policy
@@ -16,22 +18,50 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
 from digest.config import Settings
 from digest.jobs import send_todays_digests
 from digest.mail.transport import outbox_folder
 
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 NAME = re.compile(r"^\d{20}-[0-9a-f]{8}\.eml$")
 LIST_LIMIT = 200
 
+# A message's HTML, in the outbox's frame or opened in a tab of its own: styles and images, never a
+# script or a form (the `sandbox` directive holds in a tab too). Same-origin, so that the outbox page's
+# own script (static/outbox.js) can read the email's height and size the frame to it.
 FRAME_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; "
-    "frame-ancestors 'self'; base-uri 'self'",
+    "frame-ancestors 'self'; base-uri 'self'; form-action 'none'; "
+    "sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox allow-top-navigation-by-user-activation",
     "X-Frame-Options": "SAMEORIGIN",
 }
 
 bp = Blueprint("outbox", __name__, url_prefix="/outbox")
+
+
+def is_loopback(address: str | None) -> bool:
+    """127.0.0.0/8 or ::1 (also as ::ffff:127.x.x.x); anything unparsable is not."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+@bp.before_request
+def only_on_this_machine_with_the_demo_key():
+    """On the public demo key, anyone could read every mail the demo caught (with its links):
+    then only this machine may. A request a local reverse proxy forwarded from elsewhere is not
+    from this machine (with DIGEST_TRUSTED_PROXIES, the address is the forwarded client's)."""
+    settings: Settings = current_app.config["DIGEST_SETTINGS"]
+    if not settings.demo_key:
+        return
+    forwarded = not settings.trusted_proxies and any(h in request.headers for h in FORWARDING_HEADERS)
+    if forwarded or not is_loopback(request.remote_addr):
+        abort(404)
 
 
 def _folder() -> Path:

@@ -1,16 +1,22 @@
-"""What the pages show of the papers: today's trending list and a preview of what filters match."""
+"""What the pages show of the papers: today's trending list and a preview of what filters match.
+
+Each paper is shown as a card with what the digest's card shows (:func:`card`: the email's own
+``paper_view``, so the pages and the email never disagree on a paper's title, summary or links).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.matching.corpus import Corpus, iter_bits
+from digest.mail.digest_email import paper_view
+from digest.matching.corpus import iter_bits
+from digest.matching.explain import why_nothing
 from digest.matching.topics import Filter
-from digest.matching.trending import in_trending_order, paper_text
+from digest.matching.trending import in_trending_order, window_candidates
 from digest.models import Paper
 
 PREVIEW_DAYS = 7
@@ -19,6 +25,17 @@ PREVIEW_LIMIT = 30
 
 def paper_url(paper: Paper) -> str:
     return f"https://huggingface.co/papers/{paper.arxiv_id}"
+
+
+def card(paper: Paper) -> dict:
+    """What a paper's card shows: thumbnail, title (LaTeX as text), organisation and its avatar,
+    authors, upvotes, comments, the AI summary (else the abstract's first sentences) and links.
+    Links are http(s); images https only, as the pages' Content-Security-Policy allows."""
+    view = paper_view(paper)
+    for image in ("thumbnail", "org_avatar"):
+        if view[image] and not view[image].lower().startswith("https://"):
+            view[image] = None
+    return view
 
 
 def short_authors(paper: Paper, limit: int = 3) -> str:
@@ -47,6 +64,13 @@ def trending(session: Session, limit: int = 5) -> Trending:
 class Match:
     paper: Paper
     matched: Filter | None  # None: no filters, every trending paper is in
+    filters: tuple[Filter, ...] = ()  # every filter that matches it
+
+
+@dataclass(frozen=True)
+class Miss:
+    filter: Filter
+    reason: str  # which part of it matched nothing: "no paper in the last 7 days by Yann LeCun"
 
 
 @dataclass(frozen=True)
@@ -56,15 +80,29 @@ class Preview:
     considered: int  # papers in the window
     matched: int  # of which the filters match
     matches: list[Match]  # the most upvoted of those, at most ``limit``
+    misses: list[Miss] = field(default_factory=list)  # the filters that match none of them, and why
+
+
+def window_scope(first: date, last: date) -> str:
+    """The papers of ``first..last``, for a sentence: "in the last 7 days", "on 3 December"."""
+    days = (last - first).days + 1
+    return f"in the last {days} days" if days > 1 else f"on {last.day} {last:%B}"
 
 
 def preview(session: Session, filters: list[Filter], days: int = PREVIEW_DAYS, limit: int = PREVIEW_LIMIT) -> Preview:
-    """Which papers of the last ``days`` Daily Papers days these filters match, most upvoted first."""
+    """Which papers of the last ``days`` Daily Papers days these filters match, most upvoted first;
+    for a filter that matches none of them, which part of it matched nothing."""
     recent = session.scalars(select(Paper.daily_date).distinct().order_by(Paper.daily_date.desc()).limit(days)).all()
     if not recent:
         return Preview(None, None, 0, 0, [])
-    papers = in_trending_order(session.scalars(select(Paper).where(Paper.daily_date.in_(recent))).all())
-    corpus = Corpus([paper_text(p) for p in papers])
+    first, last = min(recent), max(recent)
+    candidates = window_candidates(session, first, last)  # indexed once per process, per window version
+    papers, corpus = candidates.papers, candidates.corpus
     mask = corpus.match_any(filters)
-    matches = [Match(papers[i], corpus.first_match(filters, i)) for i in iter_bits(mask, limit)]
-    return Preview(min(recent), max(recent), len(papers), mask.bit_count(), matches)
+    matches = [
+        Match(papers[i], corpus.first_match(filters, i), tuple(f for f in filters if corpus.evaluate(f) >> i & 1))
+        for i in iter_bits(mask, limit)
+    ]
+    scope = window_scope(first, last)
+    misses = [Miss(f, reason) for f in filters if (reason := why_nothing(corpus, f, scope)) is not None]
+    return Preview(first, last, len(papers), mask.bit_count(), matches, misses)

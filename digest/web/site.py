@@ -9,6 +9,7 @@ import logging
 
 from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from digest.config import Settings
@@ -20,7 +21,7 @@ CSP = "; ".join(
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data: https:",  # paper thumbnails and organisation logos are hosted images (https only)
         "font-src 'self'",
         "connect-src 'self'",
         "form-action 'self'",
@@ -50,7 +51,16 @@ ERRORS = {
         "There have been too many requests from your network in a short time. Wait a minute, then try again.",
     ),
     500: ("Something went wrong on our side", "We have logged the problem. Please try again in a few minutes."),
+    503: ("We're busy, try again in a moment", "The service is in the middle of a large job. Wait a few seconds, then send that again."),
 }
+BUSY_RETRY_AFTER = 5  # seconds, in the 503's Retry-After
+
+
+def database_busy(exc: OperationalError) -> bool:
+    """SQLite's "database is locked"/"busy": another writer (an import, a send run) held the lock
+    longer than the busy timeout. Worth a retry, not a 500."""
+    message = str(exc.orig or exc).lower()
+    return "database is locked" in message or "database is busy" in message
 
 
 def error_page(code: int, title: str | None = None, message: str | None = None) -> tuple[str, int]:
@@ -88,6 +98,15 @@ def register(app: Flask, settings: Settings) -> None:
         response = app.make_response((body, code))
         if code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(OperationalError)
+    def operational_error(exc: OperationalError):
+        if not database_busy(exc):
+            return unexpected(exc)
+        log.warning("database busy on %s %s: answered 503", request.method, request.path)
+        response = app.make_response(error_page(503))
+        response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
         return response
 
     @app.errorhandler(Exception)

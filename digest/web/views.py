@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import redis
 from flask import Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_limiter import Limiter
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import text
 
 from digest import tokens
@@ -23,9 +23,10 @@ from digest.matching.topics import TopicsError, parse_topics
 from digest.models import SubscriberState
 from digest.subscribers import subscriptions
 from digest.subscribers.subscriptions import Confirmation
-from digest.web import papers
-from digest.web.forms import FREQUENCIES, HOURS, PreferencesForm, SubscribeForm, timezone_choices
+from digest.web import live, papers
+from digest.web.forms import FREQUENCIES, HOURS, PreferencesForm, SubscribeForm
 from digest.web.site import error_page
+from digest.web.zones import timezone_choices
 
 log = logging.getLogger(__name__)
 
@@ -98,24 +99,22 @@ def confirm(token: str):
     with session_scope(settings) as session:
         try:
             if request.method == "POST":
+                subscriber, signup = subscriptions.peek_confirmation(session, settings, token)
                 outcome = subscriptions.confirm(session, settings, token, _now())
-                subscriber = subscriptions.peek_confirmation(session, settings, token)
             else:
-                subscriber = subscriptions.peek_confirmation(session, settings, token)
-                outcome = {
-                    SubscriberState.active: Confirmation.already_confirmed,
-                    SubscriberState.pending: None,
-                }.get(subscriber.state, Confirmation.cancelled)
+                subscriber, signup = subscriptions.peek_confirmation(session, settings, token)
+                outcome = Confirmation.already_confirmed if signup is None else None
         except tokens.BadToken as exc:
             return bad_link(exc, "Confirmation")
-        assert subscriber is not None
+        asked = signup if outcome is None else None  # the request this page would confirm
         return render_template(
             "confirm.html",
             token=token,
             outcome=outcome,
             email=subscriber.email,
             next_digest=local_time(subscriber.next_due_at, subscriber.timezone),
-            frequency=subscriber.frequency.value,
+            frequency=(asked or subscriber).frequency.value,
+            topics=[line for line in asked.topics.split("\n") if line] if asked is not None else [],
             preferences_token=tokens.make_token(settings, "preferences", subscriber.public_id),
         )
 
@@ -199,7 +198,7 @@ def unsubscribe(token: str):
         done = subscriber is None or subscriber.state == SubscriberState.unsubscribed
         if request.method == "POST":
             if subscriber is not None:
-                subscriptions.unsubscribe(subscriber, _now())
+                subscriptions.unsubscribe(session, subscriber, _now())
             done = True
         return render_template(
             "unsubscribe.html",
@@ -245,12 +244,35 @@ def healthz():
     return response
 
 
+# ------------------------------------------------------------------ the sign-up form's live preview
+
+LIVE_PREVIEW_MAX_BYTES = 16 * 1024  # 2,000 characters of topics, JSON-escaped, with room to spare
+
+
+def live_preview():
+    """``POST {"topics": "…"}`` (JSON, the page's CSRF token in ``X-CSRFToken``): the papers of the
+    last days the filters would match, words to highlight marked; or the filters' problems."""
+    if request.content_length is None or request.content_length > LIVE_PREVIEW_MAX_BYTES:
+        return jsonify(ok=False, error=f"Send at most {LIVE_PREVIEW_MAX_BYTES} bytes."), 413
+    try:
+        current_app.extensions["csrf"].protect()
+    except CSRFError:
+        return jsonify(ok=False, error="This form has expired: reload the page."), 400
+    data = request.get_json(silent=True)
+    topics = data.get("topics") if isinstance(data, dict) else None
+    if not isinstance(topics, str):
+        return jsonify(ok=False, error='Send JSON: {"topics": "one filter per line"}.'), 400
+    with session_scope(_settings()) as session:
+        return jsonify(live.live_preview(session, topics))
+
+
 def register(app: Flask, limiter: Limiter, csrf: CSRFProtect, settings: Settings) -> None:
     extra = settings.extra
     subscribe_limit = extra.get("rate_limit_subscribe", "10 per minute; 50 per hour")
     link_limit = extra.get("rate_limit_links", "30 per minute; 300 per hour")
     # one-click unsubscribes come from mail providers' servers, many users behind one address
     unsubscribe_limit = extra.get("rate_limit_unsubscribe", "300 per minute")
+    preview_limit = extra.get("rate_limit_preview", "60 per minute; 1000 per hour")  # debounced typing
 
     def limited(value: str, view, methods=None):
         return limiter.limit(value, methods=methods, override_defaults=False)(view)
@@ -258,10 +280,12 @@ def register(app: Flask, limiter: Limiter, csrf: CSRFProtect, settings: Settings
     app.context_processor(lambda: {"frequencies": FREQUENCIES, "hours": HOURS, "timezones": timezone_choices()})
     csrf.exempt(confirm)  # the signed token in the URL is the credential
     csrf.exempt(unsubscribe)  # RFC 8058: mail providers post without cookies or CSRF token
+    csrf.exempt(live_preview)  # checked in the view, to answer in JSON
     rule = app.add_url_rule
     rule("/", "home", limited(subscribe_limit, home, ["POST"]), methods=["GET", "POST"])
     rule("/check-your-inbox", "check_inbox", check_inbox)
     rule("/confirm/<token>", "confirm", limited(link_limit, confirm), methods=["GET", "POST"])
     rule("/preferences/<token>", "preferences", limited(link_limit, preferences), methods=["GET", "POST"])
     rule("/unsubscribe/<token>", "unsubscribe", limited(unsubscribe_limit, unsubscribe), methods=["GET", "POST"])
+    rule("/preview", "live_preview", limited(preview_limit, live_preview), methods=["POST"])
     rule("/healthz", "healthz", limiter.exempt(healthz))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import re
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -44,7 +45,7 @@ WINDOW = (date(2026, 11, 29), date(2026, 11, 29))
 
 @pytest.fixture
 def papers(make_paper) -> list[Paper]:
-    """Three papers of WINDOW's day: everything filled in, the bare minimum, and non-ASCII text."""
+    """Three papers of WINDOW's day: everything filled in, the bare minimum, and non-ASCII text and LaTeX."""
     day = WINDOW[0]
     return [
         make_paper(
@@ -58,7 +59,12 @@ def papers(make_paper) -> list[Paper]:
             authors=["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov"],
             org_name="acme",
             org_fullname="Acme AI Research",
+            org_avatar="https://cdn-avatars.huggingface.co/v1/production/uploads/acme.png",
             github_repo="https://github.com/acme/vdt",
+            github_stars=1234,
+            project_page="https://acme.example/vdt",
+            thumbnail="https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/2611.01234.png",
+            num_comments=12,
         ),
         make_paper(
             "2611.04321",
@@ -76,10 +82,12 @@ def papers(make_paper) -> list[Paper]:
             id=3,
             day=day,
             upvotes=40,
-            abstract="Sparse attention for long contexts.",
+            abstract=r"Sparse attention for long contexts at $\mathcal{O}(n)$ cost, $10^{3}\times$ less memory.",
             authors=["Jürgen Müller"],
             org_name="ETH Zürich",
             github_repo="https://github.com/eth/ueber",
+            thumbnail="https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/2611.00042.png",
+            num_comments=1,
         ),
     ]
 
@@ -138,11 +146,28 @@ def test_each_paper_shows_everything_the_reader_needs(papers):
     assert 'href="https://huggingface.co/papers/2611.01234"' in html
     assert "Ada Lovelace, Alan Turing, Grace Hopper et al." in html and "Edsger" not in html
     assert "Katherine Johnson, Claude Shannon" in html and "Claude Shannon et al." not in html
-    assert "Acme AI Research" in html
-    assert "142</span> upvotes" in html and "Nov 29, 2026" in html
+    assert "Acme AI Research" in html and 'src="https://cdn-avatars.huggingface.co/v1/production/uploads/acme.png"' in html
+    assert "142</span> upvotes" in html and "▲ 142 upvotes · 12 comments · Acme AI Research" in text
+    assert "1\N{NO-BREAK SPACE}comment<" in html and "▲ 40 upvotes · 1 comment ·" in text
+    assert "Nov 29" not in html.split("</h1>", 1)[1] and "Nov 29" not in text.split("\n", 2)[2]  # the window is in the header only
     assert "minute-long clips" in html and "very large corpus" not in html  # the AI summary wins
-    for url in ("https://arxiv.org/abs/2611.01234", "https://arxiv.org/pdf/2611.01234", "https://github.com/acme/vdt"):
-        assert f'href="{url}"' in html and url in text
+    assert "Sparse attention for long contexts at 𝒪(n) cost, 10³× less memory." in html + text  # LaTeX as text
+    assert ">Code ★\N{NO-BREAK SPACE}1.2k</a>" in html and "Code (★ 1.2k): https://github.com/acme/vdt" in text
+    for url in (
+        "https://arxiv.org/abs/2611.01234",
+        "https://arxiv.org/pdf/2611.01234",
+        "https://github.com/acme/vdt",
+        "https://acme.example/vdt",
+        "https://huggingface.co/papers/2611.01234#community",
+    ):
+        assert f'href="{url}"' in html
+    for url in (
+        "https://arxiv.org/abs/2611.01234",
+        "https://arxiv.org/pdf/2611.01234",
+        "https://github.com/acme/vdt",
+        "https://acme.example/vdt",
+    ):
+        assert url in text
     assert "matched: &#34;video diffusion&#34;" in html and 'matched: "video diffusion"' in text
 
 
@@ -173,7 +198,10 @@ def test_paper_data_cannot_inject_markup_or_links(make_paper):
         abstract="</p><a href='javascript:alert(1)'>click</a>",
         authors=["<b>Mallory</b>"],
         org_fullname='"><iframe src=//evil.example>',
+        org_avatar="data:image/svg+xml,<svg onload=alert(1)>",
         github_repo="javascript:alert(document.cookie)",
+        project_page="javascript:alert(2)",
+        thumbnail='javascript:alert(3)" onerror="alert(4)',
     )
     rendered, _ = render([evil], matched="<svg onload=alert(1)>")
     html = rendered.html
@@ -181,6 +209,8 @@ def test_paper_data_cannot_inject_markup_or_links(make_paper):
         assert raw not in html
     assert "javascript:" not in html.replace("&#39;javascript:alert(1)&#39;", "")  # only as escaped text
     assert "&lt;script&gt;" in html
+    assert not re.search(r"<img\b", html) and 'src="' not in html  # no image but http(s) ones
+    assert "Code" not in rendered.text and "Project page" not in rendered.text
 
 
 @pytest.mark.parametrize(
@@ -347,3 +377,65 @@ def test_paper_blocks_of_two_databases_show_each_databases_own_paper_under_the_s
         assert title in block.html and title in block.text
         ((other_id, other_title),) = [p for other, p in papers.items() if other != name]
         assert other_id not in block.html + block.text and other_title not in block.html + block.text
+
+
+def test_paper_blocks_show_a_re_ingested_papers_new_thumbnail_stars_comments_and_avatar(papers):
+    paper = papers[0]
+    first = PaperBlocks().get(paper)
+    for column, value in (
+        ("thumbnail", "https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/new.png"),
+        ("github_stars", 98765),
+        ("num_comments", 77),
+        ("org_avatar", "https://cdn-avatars.huggingface.co/new.png"),
+        ("project_page", "https://acme.example/new"),
+    ):
+        setattr(paper, column, value)
+        again = PaperBlocks().get(paper)
+        assert again is not first, column
+        first = again
+    assert "new.png" in first.html and "99k" in first.html and "77" in first.html and "acme.example/new" in first.text
+
+
+def test_the_top_pick_has_its_own_block_rendered_once_with_the_large_thumbnail(papers):
+    blocks = PaperBlocks()
+    lead, plain = blocks.get(papers[0], lead="#1 today"), blocks.get(papers[0])
+    assert lead is blocks.get(papers[0], lead="#1 today") and lead is not plain
+    assert 'class="hero"' in lead.html and 'class="thumb"' not in lead.html and ">#1 today</span>" in lead.html
+    assert 'class="thumb"' in plain.html and 'class="hero"' not in plain.html and "#1 today" not in plain.html
+    assert lead.text == plain.text
+
+
+def test_a_recipient_after_the_first_renders_no_paper_block(make_paper, monkeypatch):
+    """Per recipient only strings of blocks are joined: every block is rendered for the first one."""
+    unique = [make_paper(title=f"Once-only block {i} {id(monkeypatch)}", day=WINDOW[0], upvotes=10 - i) for i in range(4)]
+    mailer = DigestMailer(SETTINGS)
+    renders = []
+    original = mailer.blocks.html_template.render
+    monkeypatch.setattr(
+        mailer.blocks, "html_template", type("Spy", (), {"render": lambda self, **kw: renders.append(1) or original(**kw)})()
+    )
+    picks = [Pick(p, None) for p in unique]
+    mailer.render(picks, READER, WINDOW, LINKS)
+    assert len(renders) == 4  # the top pick's block (with its large thumbnail) and the three others
+    for name in ("b", "c", "d"):
+        mailer.render(picks, replace(READER, email=f"{name}@example.org"), WINDOW, LINKS)
+    assert len(renders) == 4
+
+
+def test_papers_are_numbered_in_html_as_in_text_and_the_top_pick_leads(papers):
+    rendered, _ = render(papers)
+    numbers = re.findall(r'<span class="num"[^>]*>(\d+)\.</span>', rendered.html)
+    assert numbers == ["1", "2", "3"]
+    assert re.findall(r"^ ?(\d+)\. ", rendered.text, re.M) == ["1", "2", "3"]
+    assert rendered.html.count("#1 today") == 1 and rendered.html.index("#1 today") < rendered.html.index('<span class="num"')
+    weekly, _ = DigestMailer(SETTINGS).render(
+        [Pick(p, None) for p in papers], replace(READER, frequency="weekly"), (date(2026, 11, 23), date(2026, 11, 29)), LINKS
+    )
+    assert "#1 this week" in weekly.html and "#1 this week\n 1. Video Diffusion" in weekly.text
+
+
+def test_preview_text_lists_the_top_two_titles_before_anything_else(papers):
+    rendered, _ = render(papers)
+    body = rendered.html.split("<body", 1)[1].split(">", 1)[1].lstrip()
+    assert body.startswith('<div class="preheader" style="display:none')
+    assert body.split(">", 1)[1].startswith("Video Diffusion Transformers at Scale · Agents That Read Papers · and 1 more&#847;")

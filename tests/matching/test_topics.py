@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digest.matching.corpus import Corpus, iter_bits
+from digest.matching.expression import And
 from digest.matching.topics import (
     FilterError,
     PaperText,
@@ -12,6 +13,7 @@ from digest.matching.topics import (
     format_topics,
     parse_filter,
     parse_topics,
+    shown_errors,
     tokenize,
 )
 
@@ -42,33 +44,153 @@ def test_tokenize_casefolds_normalises_and_splits_on_non_letters():
     assert tokenize("Straße ＬＬＭ") == ("strasse", "llm")
 
 
-def test_words_are_anded_in_one_branch():
+def test_words_are_anded():
     f = parse_filter("  Diffusion  Video ")
     assert f.text == "Diffusion  Video"
-    assert [[t.words for t in b] for b in f.branches] == [[("diffusion",), ("video",)]]
-    assert f.excludes == ()
+    assert type(f.expr) is And and [t.words for t in f.expr.children] == [("diffusion",), ("video",)]
+    assert f.key == "diffusion video"
 
 
-def test_hyphenated_word_is_a_phrase():
-    f = parse_filter("text-to-3D")
-    assert f.branches[0][0].words == ("text", "to", "3d")
-    assert f == parse_filter('"text to 3d"')
+def test_hyphenated_word_is_its_parts_in_a_row_or_run_together():
+    t = parse_filter("text-to-3D").expr
+    assert (t.words, t.op, t.joined) == (("text", "to", "3d"), "-", "textto3d")
+    assert parse_filter("text-to-3D").key == "text-to-3d"
 
 
 def test_or_splits_branches_and_exclusions_are_line_wide():
     f = parse_filter("a -x b OR c -title:survey")
-    assert [[t.render() for t in b] for b in f.branches] == [["a", "b"], ["c"]]
-    assert [t.render() for t in f.excludes] == ["title:survey", "x"]
+    assert f.key == "(a b OR c) -title:survey -x"
+    assert parse_filter(f.key) == f
 
 
-def test_lowercase_or_is_a_word():
-    f = parse_filter("a or b")
-    assert len(f.branches) == 1 and len(f.branches[0]) == 3
+@pytest.mark.parametrize(
+    "line, same_as",
+    [
+        ("a or b", "a OR b"),
+        ("a Or b", "a OR b"),
+        ("a and b", "a b"),
+        ("a AND b or c", "(a b) OR c"),
+        ("a not b", "a -b"),
+        ("a NOT (b OR c)", "a -(b OR c)"),
+        ("not a", "-a"),
+    ],
+)
+def test_or_and_not_are_operators_in_any_case(line, same_as):
+    assert parse_filter(line) == parse_filter(same_as)
+
+
+def test_a_quoted_operator_is_a_word():
+    f = parse_filter('"or" a')
+    assert [t.words for t in f.expr.children] == [("or",), ("a",)] and f.key == '"or" a'
+    assert hits('"or"', paper("this or that")) and hits("title:or", paper("this or that"))
+
+
+def test_parentheses_group():
+    f = parse_filter("(diffusion OR gan) video")
+    assert f.key == "(diffusion OR gan) video" and type(f.expr) is And
+    assert hits("(diffusion OR gan) video", paper("GAN for video"))
+    assert hits("(diffusion OR gan) video", paper("Video diffusion"))
+    assert not hits("(diffusion OR gan) video", paper("Diffusion for images"))
+    assert not hits("(diffusion OR gan) video", paper("GAN"))
+    assert hits("a (b OR (c d))", paper("a c d")) and not hits("a (b OR (c d))", paper("a c"))
+    assert parse_filter("((a))") == parse_filter("a") and parse_filter("-(-(a))") == parse_filter("a")
+
+
+def test_an_exclusion_applies_to_its_group():
+    assert hits("(a -x) OR b", paper("b x")) and not hits("(a -x) OR b", paper("a x"))
+    assert not hits("a -x OR b", paper("b x"))  # on the line: the whole line
+    assert hits("-(a b) c", paper("a c")) and not hits("-(a b) c", paper("a b c"))
+    assert hits("c NOT (a OR b)", paper("c")) and not hits("c NOT (a OR b)", paper("b c"))
+    assert hits("(-x) OR a", paper("y")) and hits("(-x) OR a", paper("a x")) and not hits("(-x) OR a", paper("x"))
+
+
+def test_a_prefix_matches_words_as_written():
+    p = paper("Quantized LLMs", "post-training quantization")
+    assert hits("quantiz*", p) and hits("QUANTIZ*", p) and hits("title:quantiz*", p)
+    assert hits("posttrain*", p) and hits("post*", p)  # the compound run together, and its first part
+    assert not hits("quantise*", p) and not hits("title:quantization*", p) and not hits("-quantiz*", p)
+    assert hits("author:lec*", paper(authors=["Yann LeCun"])) and not hits("author:cun*", paper(authors=["Yann LeCun"]))
+
+
+@pytest.mark.parametrize(
+    "one, other",
+    [
+        ("transformer", "transformers"),
+        ("LLM", "LLMs"),
+        ("GPU", "GPUs"),
+        ("agent", "agents"),
+        ("model", "modeling"),
+        ("policy", "policies"),
+        ('"world model"', '"world models"'),
+        ("pretraining", "pre-training"),
+    ],
+)
+def test_inflections_match_each_other(one, other):
+    for title in (one, other):
+        p = paper(title.strip('"'))
+        assert hits(one, p) and hits(other, p), title
+
+
+@pytest.mark.parametrize("one, other", [("transformer", "transformers"), ("LLM", "LLMs"), ("model", "models")])
+def test_singular_and_plural_find_the_same_sample_papers(one, other):
+    from digest.papers.client import sample_items
+    from digest.papers.items import parse_item
+
+    records = [parse_item(item) for item in sample_items()]
+    c = Corpus([PaperText(r.title, r.abstract or "", tuple(r.authors or ()), r.org_name or "", r.org_fullname or "") for r in records])
+    found = c.evaluate(parse_filter(one))
+    assert found == c.evaluate(parse_filter(other)) and found.bit_count() >= 10  # were 13 and 3, 14 and 28
+
+
+def test_names_are_not_stemmed():
+    assert parse_filter("author:james").expr.stems == ("james",)
+    assert not hits("author:jame", paper(authors=["Henry James"]))
+
+
+@pytest.mark.parametrize("text", ["text-to-video model", "text to video model", "Text-To-Video model", "texttovideo model"])
+def test_hyphen_space_and_run_together_variants_match(text):
+    assert hits("text-to-video", paper(text))
+    if text != "texttovideo model":  # a phrase is words in a row; run together, they are one word
+        assert hits('"text to video"', paper(text))
+    assert hits("texttovideo", paper(text)) == (text != "text to video model")
+
+
+@pytest.mark.parametrize(
+    "line, expected, column",
+    [
+        ("(diffusion OR gan video", "'(' at column 1 is never closed", 1),
+        ("diffusion OR gan) video", "')' at column 17 has no '(' before it", 17),
+        ("video ()", "empty parentheses '()' at column 7", 7),
+        ("a (OR b)", "OR right after '(' at column 3", 3),
+        ("a (b OR)", "OR right before ')' at column 8", 8),
+        ("a OR", "OR at the end of the line", 3),
+        ("a AND OR b", "OR right after AND at column 7", 7),
+        ("a NOT", "NOT at the end of the line", 3),
+        ("NOT -a", "NOT and '-' together at column 1", 1),
+        ("title:(a OR b)", "'title:' applies to one word or \"phrase\", not to parentheses", 1),
+        ("video quan*tum", "'*' goes at the end of a word, as in quantiz*", 7),
+        ('"quantiz*"', "'*' does not work inside quotes", 1),
+        ("text-to-vid*", "a * prefix works on one word", 1),
+        ("q*", "too short a prefix", 1),
+        ("*", "a * prefix works on one word", 1),
+    ],
+)
+def test_parse_errors_say_where(line, expected, column):
+    with pytest.raises(FilterError) as e:
+        parse_filter(line)
+    assert expected in e.value.problem and e.value.column == column
+
+
+def test_columns_count_on_the_line_as_typed():
+    with pytest.raises(TopicsError) as e:
+        parse_topics("video\n   (diffusion OR gan\nok")
+    [err] = e.value.errors
+    assert (err.line, err.column) == (2, 4) and err.message == "line 2: '(' at column 4 is never closed"
 
 
 def test_fields_and_upvotes_parse():
     f = parse_filter('title:"world model" author:doe org:"Some Lab" upvotes:>=5 upvotes:7 upvotes:<3')
-    assert [t.render() for t in f.branches[0]] == [
+    assert [t.render() for t in f.expr.children] == [
         "author:doe",
         'org:"some lab"',
         'title:"world model"',
@@ -124,7 +246,7 @@ def test_parse_errors_name_the_problem(line, expected):
 
 
 def test_colon_after_non_letters_is_a_word_separator():
-    assert parse_filter("gpt-4:turbo").branches[0][0].words == ("gpt", "4", "turbo")
+    assert parse_filter("gpt-4:turbo").expr.words == ("gpt", "4", "turbo")
 
 
 def test_line_of_200_characters_is_accepted():
@@ -154,6 +276,29 @@ def test_parse_topics_allows_20_filters_not_21():
     assert [(err.line, "too many filters" in err.message) for err in e.value.errors] == [(23, True)]
 
 
+@pytest.mark.parametrize("line", ["agents\x00", "\x00agents", "a\x0bb", "video \x1b[31mdiffusion", "x\x7fy", "robots\x85arms", "\x07"])
+def test_control_characters_are_refused_never_stored(line):
+    assert "control characters are not allowed" in problem(line)
+    with pytest.raises(TopicsError) as e:
+        parse_topics("diffusion\n" + line)
+    assert [(err.line, "control characters are not allowed" in err.problem) for err in e.value.errors] == [(2, True)]
+
+
+def test_a_tab_counts_as_a_space():
+    assert [f.text for f in parse_topics("video\tdiffusion\n\tagents\t-robot")] == ["video diffusion", "agents -robot"]
+    assert parse_filter("video\tdiffusion") == parse_filter("video diffusion")
+
+
+def test_shown_errors_lists_twenty_then_counts_the_rest():
+    with pytest.raises(TopicsError) as e:
+        parse_topics('"\n' * 100)
+    assert len(e.value.errors) == 101  # every line, and "too many filters"
+    shown = shown_errors([err.message for err in e.value.errors])
+    assert len(shown) == 21 and shown[:20] == [err.message for err in e.value.errors[:20]]
+    assert shown[-1] == "…and 81 more problems"
+    assert shown_errors(["one"]) == ["one"] and shown_errors([str(i) for i in range(21)])[-1] == "…and 1 more problem"
+
+
 def test_parse_topics_allows_2000_characters_not_more():
     ok = "\n".join(chr(ord("a") + i) * 99 for i in range(20))  # 20 * 99 + 19 newlines = 1999
     assert len(parse_topics(ok + "y")) == 20
@@ -166,11 +311,11 @@ def test_parse_topics_allows_2000_characters_not_more():
 # ---------------------------------------------------------------- matching
 
 
-def test_words_match_whole_words_only_and_case_insensitively():
+def test_words_match_whole_words_and_their_inflections_case_insensitively():
     p = paper("LLMs for Reasoning", "We train an LLM.")
-    assert hits("llm", p) and hits("LLM", p) and hits("llms", p)
-    assert not hits("reason", p)
-    assert not hits("llm", paper("LLMs are here", ""))
+    assert hits("llm", p) and hits("LLM", p) and hits("llms", p) and hits("reason", p)
+    assert hits("llm", paper("LLMs are here", ""))
+    assert not hits("reas", p) and not hits("llama", p)
 
 
 def test_all_words_must_appear():
@@ -305,18 +450,26 @@ def test_corpus_memoises_per_filter_and_term():
 # ---------------------------------------------------------------- properties
 
 WORDS = ["llm", "llms", "agent", "world", "model", "models", "video", "3d", "survey", "or"]
-NAMES = ["Jane Doe", "John Smith", "Doe Jane", "Ann Lee"]
+INFLECTED = ["transformer", "transformers", "gpu", "gpus", "agents", "agentic", "modeling", "quantized", "quantization"]
+COMPOUND = ["pre", "training", "pretraining", "pretrained", "text", "to", "video", "texttovideo"]
+NAMES = ["Jane Doe", "John Smith", "Doe Jane", "Ann Lee", "Jean-Luc Doe"]
 ORGS = [("openai", "OpenAI"), ("meta", "Meta AI Research"), ("", "")]
-SEPS = [" ", "-", ", ", "_", ". ", "/"]
+SEPS = [" ", "-", ", ", "_", ". ", "/", "\u2010"]
+CASES = ("OR", "or", "Or")  # operators in any case
 
-word = st.sampled_from(WORDS).flatmap(  # any case, except that a bare "OR" is the operator
-    lambda w: st.sampled_from([w, w.title()] + ([w.upper()] if w != "or" else []))
-)
+
+def _cased(w: str):
+    forms = [w, w.title(), w.upper()]
+    return st.sampled_from([f'"{f}"' if w in ("or", "and", "not") else f for f in forms])  # a bare one is an operator
+
+
+word = st.sampled_from(WORDS + INFLECTED + COMPOUND).flatmap(_cased)
+inner = st.sampled_from(WORDS + INFLECTED + COMPOUND).flatmap(lambda w: st.sampled_from([w, w.title(), w.upper()]))  # in quotes
 
 
 @st.composite
 def texts(draw, max_words=8) -> str:
-    pool = draw(st.sampled_from([WORDS, WORDS[:3], ["world", "model", "video"]]))  # small pools repeat words
+    pool = draw(st.sampled_from([WORDS, WORDS[:3], ["world", "model", "video"], INFLECTED, COMPOUND]))  # small pools repeat words
     words = draw(st.lists(st.sampled_from(pool).map(str.title) | st.sampled_from(pool), max_size=max_words))
     out = ""
     for w in words:
@@ -339,16 +492,21 @@ def papers(draw) -> PaperText:
 
 @st.composite
 def terms(draw) -> str:
-    kind = draw(st.sampled_from(["word", "word", "phrase", "hyphen", "title", "author", "org", "upvotes"]))
+    kind = draw(st.sampled_from(["word", "word", "phrase", "hyphen", "prefix", "title", "author", "org", "upvotes"]))
     if kind == "word":
         return draw(word)
     if kind == "phrase":
-        small = st.sampled_from(["world", "model", "video"])  # same small pool as some papers
-        return '"' + " ".join(draw(st.lists(word | small, min_size=1, max_size=4))) + '"'
+        small = st.sampled_from(["world", "model", "video", "pre", "training", "text", "to"])  # as in some papers
+        return '"' + " ".join(draw(st.lists(inner | small, min_size=1, max_size=4))) + '"'
     if kind == "hyphen":
-        return "-".join(draw(st.lists(word, min_size=2, max_size=3)))
+        parts = st.sampled_from(WORDS[:-1] + INFLECTED + COMPOUND)
+        return "-".join(draw(st.lists(parts, min_size=2, max_size=3)))
+    if kind == "prefix":
+        w = draw(st.sampled_from(WORDS + INFLECTED + COMPOUND))
+        field = draw(st.sampled_from(["", "", "title:", "author:"]))
+        return field + (w[: draw(st.integers(2, len(w)))] if len(w) > 2 else w) + "*"
     if kind == "title":
-        return "title:" + draw(st.sampled_from([draw(word), f'"{draw(word)} {draw(word)}"']))
+        return "title:" + draw(st.sampled_from([draw(inner), f'"{draw(inner)} {draw(inner)}"']))
     if kind == "author":
         return "author:" + draw(st.sampled_from(["doe", "jane", '"jane doe"', '"doe jane"', "lee", '"Smith John"']))
     if kind == "org":
@@ -358,16 +516,34 @@ def terms(draw) -> str:
 
 
 @st.composite
-def lines(draw) -> str:
-    branches = draw(st.lists(st.lists(terms(), min_size=1, max_size=3), min_size=1, max_size=3))
-    excludes = ["-" + t for t in draw(st.lists(terms(), max_size=2))]
+def groups(draw, depth: int) -> str:
+    """Branches of parts (a term, or a group in parentheses) joined by OR in any case, parts by a
+    space or AND; exclusions (-x, NOT x, -( … )) anywhere."""
+    part = terms() if depth == 0 else terms() | terms() | groups(depth - 1).map(lambda g: f"({g})")
+    branches = draw(st.lists(st.lists(part, min_size=1, max_size=3), min_size=1, max_size=3))
+    negated = st.sampled_from(["-", "NOT ", "not "])
+    excludes = [draw(negated) + t for t in draw(st.lists(part, max_size=2))]
     if len(branches) == 1 and excludes and draw(st.booleans()):
         return " ".join(excludes)  # only exclusions
     for ex in excludes:  # an exclusion may sit in any branch, at any place
         branch = branches[draw(st.integers(0, len(branches) - 1))]
         branch.insert(draw(st.integers(0, len(branch))), ex)
-    line = " OR ".join(" ".join(b) for b in branches)
-    return line if len(line) <= 200 else branches[0][0]
+    joined = []
+    for b in branches:
+        text = b[0]
+        for p in b[1:]:
+            text += draw(st.sampled_from([" ", " ", " AND ", " and "])) + p
+        joined.append(text)
+    line = joined[0]
+    for b in joined[1:]:
+        line += f" {draw(st.sampled_from(CASES))} {b}"
+    return line
+
+
+@st.composite
+def lines(draw) -> str:
+    line = draw(groups(draw(st.integers(0, 2))))
+    return line if len(line) <= 200 else draw(terms())
 
 
 PROPS = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -395,11 +571,11 @@ def test_parse_round_trips_through_text_and_normal_form(line):
     assert parse_filter(f.text) == f
     again = parse_filter(f.key)
     assert again == f and again.key == f.key
-    assert again.branches == f.branches and again.excludes == f.excludes
+    assert again.expr == f.expr
 
 
 @PROPS
-@given(st.text(alphabet=st.sampled_from(list('ab -":ORtile>=<1\u201c\t')) | st.characters(), max_size=60))
+@given(st.text(alphabet=st.sampled_from(list('ab -":ORNTtile>=<1\u201c\t()*')) | st.characters(), max_size=60))
 def test_parse_never_fails_except_with_filter_error(line):
     try:
         parse_filter(line)
@@ -408,7 +584,7 @@ def test_parse_never_fails_except_with_filter_error(line):
 
 
 @PROPS
-@given(st.text(alphabet=st.sampled_from(list('ab -"\n:OR')), max_size=300))
+@given(st.text(alphabet=st.sampled_from(list('ab -"\n:OR()*')), max_size=300))
 def test_parse_topics_never_fails_except_with_topics_error(text):
     try:
         parse_topics(text)
@@ -417,7 +593,7 @@ def test_parse_topics_never_fails_except_with_topics_error(text):
 
 
 _plain_words = st.lists(
-    st.sampled_from(["video", "Video", "diffusion", "OR", "or", "LLM", "3D", "agents", "a1b2", "x"]), min_size=1, max_size=5
+    st.sampled_from(["video", "Video", "diffusion", "OR", "or", "and", "Not", "LLM", "3D", "agents", "a1b2", "x"]), min_size=1, max_size=5
 ).map(" ".join)
 
 
@@ -434,7 +610,38 @@ def test_the_plain_words_shortcut_builds_exactly_what_the_full_parser_builds(lin
             _parse(line)
         return
     fast = _parse(line)
-    assert (fast.text, fast.key, fast.branches, fast.excludes) == (general.text, general.key, general.branches, general.excludes)
+    assert (fast.text, fast.key, fast.expr) == (general.text, general.key, general.expr)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(terms() | st.sampled_from(["title:", "upvotes:", "gpt-4:turbo", "title:-x", "a:b", '""', "or", "Title:x", "“llm”", "-x"]))
+def test_the_single_item_shortcut_builds_exactly_what_the_full_parser_builds(line):
+    from digest.matching.topics import FilterError, _parse, _parse_general, _Problem
+
+    _parse.cache_clear()
+    try:
+        general = _parse_general(line)
+    except (_Problem, FilterError):
+        with pytest.raises(_Problem):
+            _parse(line)
+        return
+    fast = _parse(line)
+    assert (fast.text, fast.key, fast.expr) == (general.text, general.key, general.expr)
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(
+    lines() | st.sampled_from(["a OR", "OR a", "a OR OR b", "a -", "foo:bar", "gpt-4:turbo", "a:b:c", "-or", "a AND b", "a -b OR c", "--x"])
+)
+def test_the_items_shortcut_builds_exactly_what_the_lexer_builds(line):
+    from digest.matching.topics import _items, _lex, _Problem, _structure
+
+    fast = _items(line) if line.isascii() and '"' not in line and "(" not in line and ")" not in line else None
+    if fast is None:
+        return
+    assert fast == _structure(*_lex(line))  # and it never takes a line the lexer refuses
+    with pytest.raises(_Problem):
+        _items(line + " OR") or _structure(*_lex(line + " OR"))
 
 
 def test_the_plain_words_shortcut_is_taken_for_plain_words_only():

@@ -70,6 +70,7 @@ def test_ingest_stores_a_day_and_records_the_run(live, api):
     assert paper.daily_date == DAY and paper.upvotes == 14
     assert paper.authors == ["Xingtai Lv", "Yuxin Zuo", "Youbang Sun", "Hongyi Liu"]
     assert paper.ai_keywords is None and stored["2509.04664"].ai_keywords[0] == "hallucinations"
+    assert stored["2509.04664"].org_avatar == "https://cdn-avatars.huggingface.co/v1/production/uploads/o.png"
     with session_scope(live) as session:
         run = session.scalars(select(IngestRun)).one()
         assert (run.fetched, run.new, run.updated, run.skipped) == (5, 5, 0, 0)
@@ -84,7 +85,10 @@ def test_reingest_updates_counts_org_and_links_and_keeps_first_seen(live, api):
     changed = good_items()
     for it in changed:
         it["paper"] |= {"upvotes": it["paper"]["upvotes"] + 100, "title": "Renamed", "githubRepo": "https://github.com/new/repo"}
-        it |= {"numComments": 42, "organization": {"name": "neworg", "fullname": "New Org"}}
+        it |= {
+            "numComments": 42,
+            "organization": {"name": "neworg", "fullname": "New Org", "avatar": "https://cdn-avatars.example/new.png"},
+        }
     api.days[GOOD_DAY] = [ok(changed)]
     time.sleep(0.01)
     report = ingest(live)
@@ -94,6 +98,7 @@ def test_reingest_updates_counts_org_and_links_and_keeps_first_seen(live, api):
         new = after[arxiv_id]
         assert new.upvotes == old.upvotes + 100 and new.num_comments == 42
         assert (new.org_name, new.org_fullname, new.github_repo) == ("neworg", "New Org", "https://github.com/new/repo")
+        assert new.org_avatar == "https://cdn-avatars.example/new.png"
         assert new.first_seen_at == old.first_seen_at and new.updated_at > old.updated_at
         assert new.title == old.title != "Renamed"  # the first-seen text stays
     assert len(after) == 5

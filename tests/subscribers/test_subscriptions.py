@@ -16,12 +16,16 @@ from digest.db import session_factory
 from digest.delivery.schedule import next_slot
 from digest.mail.transport import TransientError
 from digest.matching.topics import parse_topics
-from digest.models import Subscriber, SubscriberState, TopicFilter
+from digest.models import ConfirmationQuota, SignupRequest, Subscriber, SubscriberState, Suppression, TopicFilter, address_hash
 from digest.subscribers.subscriptions import (
     Confirmation,
     confirm,
+    confirmation_token,
+    has_left,
     normalize_email,
+    peek_confirmation,
     purge_unconfirmed,
+    release_waiting_confirmations,
     request_subscription,
     send_confirmation,
     unsubscribe,
@@ -45,6 +49,15 @@ def reload(session, email="ann@example.org") -> Subscriber:
 
 def token_from(message, purpose: str) -> str:
     return mailed_link(message, purpose).rsplit("/", 1)[1]
+
+
+def link(session, settings, email="ann@example.org") -> str:
+    """The confirmation token of the address's latest sign-up, as the mail carries it."""
+    return confirmation_token(session, settings, reload(session, email))
+
+
+def quota_sent(session) -> int:
+    return session.scalar(select(func.sum(ConfirmationQuota.sent))) or 0
 
 
 # ---------------------------------------------------------------- addresses
@@ -82,15 +95,18 @@ def test_malformed_or_header_injecting_addresses_are_refused(raw):
 # ---------------------------------------------------------------- signing up
 
 
-def test_a_new_address_becomes_pending_with_its_filters_in_order(session, settings):
+def test_a_new_address_becomes_pending_and_confirming_applies_its_filters_in_order(session, settings):
     sub = sign_up(session, settings, topics='diffusion video\nauthor:"Yann LeCun"', frequency="weekly", tz="Europe/Berlin")
     assert sub is not None
     row = reload(session)
-    assert row.state == SubscriberState.pending
+    assert row.state == SubscriberState.pending and row.filters == []
+    assert row.next_due_at is None and row.confirmed_at is None
+    assert quota_sent(session) == 1
+    assert confirm(session, settings, link(session, settings), NOW) == Confirmation.confirmed
+    session.commit()
+    row = reload(session)
     assert (row.frequency.value, row.timezone, row.delivery_hour) == ("weekly", "Europe/Berlin", 7)
     assert [f.text for f in row.filters] == ["diffusion video", 'author:"Yann LeCun"']
-    assert row.next_due_at is None and row.confirmed_at is None
-    assert row.confirmations_in_window == 1
 
 
 def test_confirmation_mail_is_multipart_with_a_signed_48_hour_link(session, mail_settings, smtp_server):
@@ -108,7 +124,8 @@ def test_confirmation_mail_is_multipart_with_a_signed_48_hour_link(session, mail
     token = token_from(message, "confirm")
     assert f"https://digest.example.org/confirm/{token}" in body_html(message)
     assert "48 hours" in body_text(message)
-    assert tokens.read_token(mail_settings, "confirm", token, max_age=tokens.CONFIRM_MAX_AGE) == sub.public_id
+    public_id, _, nonce = tokens.read_token(mail_settings, "confirm", token, max_age=tokens.CONFIRM_MAX_AGE).partition(".")
+    assert public_id == sub.public_id and nonce == session.get(SignupRequest, sub.id).nonce
 
 
 def test_confirmation_mail_never_carries_the_sign_up_text(session, mail_settings, smtp_server):
@@ -133,8 +150,8 @@ def test_confirming_activates_and_schedules_the_first_digest(session, mail_setti
 
 
 def test_confirming_twice_is_harmless(session, settings):
-    sub = sign_up(session, settings)
-    token = tokens.make_token(settings, "confirm", sub.public_id)
+    sign_up(session, settings)
+    token = link(session, settings)
     confirm(session, settings, token, NOW)
     session.commit()
     assert confirm(session, settings, token, NOW + timedelta(hours=1)) == Confirmation.already_confirmed
@@ -144,7 +161,7 @@ def test_confirming_twice_is_harmless(session, settings):
 
 def test_an_expired_confirmation_link_changes_nothing(session, settings):
     sub = sign_up(session, settings)
-    token = old_token(settings, "confirm", sub.public_id, timedelta(hours=49))
+    token = old_token(settings, "confirm", f"{sub.public_id}.{session.get(SignupRequest, sub.id).nonce}", timedelta(hours=49))
     with pytest.raises(tokens.BadToken) as error:
         confirm(session, settings, token, NOW)
     assert error.value.expired
@@ -153,15 +170,22 @@ def test_an_expired_confirmation_link_changes_nothing(session, settings):
 
 def test_a_link_just_inside_48_hours_still_confirms(session, settings):
     sub = sign_up(session, settings)
-    token = old_token(settings, "confirm", sub.public_id, timedelta(hours=47))
+    token = old_token(settings, "confirm", f"{sub.public_id}.{session.get(SignupRequest, sub.id).nonce}", timedelta(hours=47))
     assert confirm(session, settings, token, NOW) == Confirmation.confirmed
 
 
 @pytest.mark.parametrize("purpose", ["preferences", "unsubscribe"])
 def test_a_tampered_or_other_purpose_link_cannot_confirm(session, settings, purpose):
     sub = sign_up(session, settings)
-    good = tokens.make_token(settings, "confirm", sub.public_id)
-    for bad in (good[:-2] + ("AA" if not good.endswith("AA") else "BB"), tokens.make_token(settings, purpose, sub.public_id)):
+    good = link(session, settings)
+    value = tokens.read_token(settings, "confirm", good)
+    others = (
+        good[:-2] + ("AA" if not good.endswith("AA") else "BB"),  # tampered
+        tokens.make_token(settings, purpose, value),  # another purpose
+        tokens.make_token(settings, "confirm", sub.public_id),  # no request named
+        tokens.make_token(settings, "confirm", sub.public_id + ".not-the-nonce"),
+    )
+    for bad in others:
         with pytest.raises(tokens.BadToken):
             confirm(session, settings, bad, NOW)
     assert reload(session).state == SubscriberState.pending
@@ -183,7 +207,7 @@ def test_links_are_itsdangerous_tokens_so_links_already_mailed_keep_working():
 
 def test_an_active_subscriber_signing_up_again_keeps_everything_and_gets_a_preferences_link(session, mail_settings, smtp_server):
     sub = sign_up(session, mail_settings, topics="robotics", frequency="daily")
-    confirm(session, mail_settings, tokens.make_token(mail_settings, "confirm", sub.public_id), NOW)
+    confirm(session, mail_settings, link(session, mail_settings), NOW)
     session.commit()
     due = reload(session).next_due_at
 
@@ -201,24 +225,29 @@ def test_an_active_subscriber_signing_up_again_keeps_everything_and_gets_a_prefe
     assert "/confirm/" not in body_text(message)
 
 
-def test_a_pending_address_signing_up_again_takes_the_new_preferences(session, settings):
+def test_a_pending_address_signing_up_again_confirms_the_new_preferences_and_kills_the_older_link(session, settings):
     sign_up(session, settings, topics="robotics\ngraphs", frequency="daily")
+    first = link(session, settings)
     sign_up(session, settings, topics="vision", frequency="weekly", tz="Europe/Paris")
+    with pytest.raises(tokens.BadToken):
+        confirm(session, settings, first, NOW)
+    assert confirm(session, settings, link(session, settings), NOW) == Confirmation.confirmed
+    session.commit()
     row = reload(session)
-    assert row.state == SubscriberState.pending
     assert (row.topics_text, row.frequency.value, row.timezone) == ("vision", "weekly", "Europe/Paris")
     assert session.scalar(select(func.count()).select_from(TopicFilter)) == 1
 
 
 def test_an_unsubscribed_address_signing_up_again_must_confirm_again(session, mail_settings, smtp_server):
-    sub = sign_up(session, mail_settings)
-    confirm(session, mail_settings, tokens.make_token(mail_settings, "confirm", sub.public_id), NOW)
-    unsubscribe(reload(session), NOW + timedelta(days=1))
+    sign_up(session, mail_settings, topics="robotics")
+    confirm(session, mail_settings, link(session, mail_settings), NOW)
+    unsubscribe(session, reload(session), NOW + timedelta(days=1))
     session.commit()
 
     again = sign_up(session, mail_settings, topics="agents", now=NOW + timedelta(days=2))
     assert again is not None
-    assert reload(session).state == SubscriberState.pending
+    row = reload(session)  # a sign-up alone changes nothing: anyone can post this address
+    assert (row.state, row.topics_text) == (SubscriberState.unsubscribed, "robotics")
     assert send_confirmation(mail_settings, again.id)
     assert smtp_server.captured[-1].message["Subject"] == "Confirm your Trending Papers subscription"
     token = token_from(smtp_server.captured[-1].message, "confirm")
@@ -234,6 +263,29 @@ def test_at_most_three_confirmation_mails_per_address_per_24_hours(session, sett
     assert sign_up(session, settings, now=NOW + timedelta(hours=24)) is not None  # a new window
 
 
+def test_a_request_over_the_quota_waits_and_is_mailed_when_the_window_ends(session, settings):
+    """Three sign-ups by a stranger cannot lock the owner out: their own request waits, then goes."""
+    for h in (0, 1, 2):
+        sign_up(session, settings, email="victim@example.org", topics="spam", now=NOW + timedelta(hours=h))
+    assert sign_up(session, settings, email="victim@example.org", topics="robotics", now=NOW + timedelta(hours=3)) is None
+    assert release_waiting_confirmations(session, NOW + timedelta(hours=23)) == []  # the window still runs
+    [waiting] = release_waiting_confirmations(session, NOW + timedelta(hours=24, minutes=1))
+    session.commit()
+    assert waiting == reload(session, "victim@example.org").id
+    assert release_waiting_confirmations(session, NOW + timedelta(hours=25)) == []  # once
+    sub, request = peek_confirmation(session, settings, link(session, settings, "victim@example.org"))
+    assert request.topics == "robotics"  # the mail carries the latest request: the owner's
+
+
+def test_the_quota_counts_plus_and_dot_variants_of_one_mailbox_together(session, settings):
+    sent = [
+        sign_up(session, settings, email=email) is not None
+        for email in ("victim@example.org", "victim+0@example.org", "vic.tim@example.org", "v.i.c.t.i.m+9@example.org")
+    ]
+    assert sent == [True, True, True, False]
+    assert sign_up(session, settings, email="other@example.org") is not None  # another mailbox
+
+
 def test_the_quota_counts_case_variants_of_one_address_together(session, settings):
     for spelling in ("Ann@Example.org", "ANN@example.org", "ann@EXAMPLE.org"):
         assert sign_up(session, settings, email=normalize_email(spelling)) is not None
@@ -242,17 +294,57 @@ def test_the_quota_counts_case_variants_of_one_address_together(session, setting
 
 
 def test_a_link_after_unsubscribing_does_not_resubscribe(session, settings):
-    sub = sign_up(session, settings)
-    token = tokens.make_token(settings, "confirm", sub.public_id)
-    unsubscribe(reload(session), NOW)
+    sign_up(session, settings)
+    token = link(session, settings)
+    unsubscribe(session, reload(session), NOW)
     session.commit()
-    assert confirm(session, settings, token, NOW) == Confirmation.cancelled
+    with pytest.raises(tokens.BadToken):
+        confirm(session, settings, token, NOW)
     assert reload(session).state == SubscriberState.unsubscribed
 
 
+def test_a_stranger_cannot_undo_an_unsubscribe_with_a_link_mailed_before_it(session, settings):
+    """Issue 12: the link mailed before the unsubscribe, used after a stranger's sign-up, is dead."""
+    sign_up(session, settings, topics="robotics")
+    confirm(session, settings, link(session, settings), NOW)
+    sign_up(session, settings, topics="robotics", now=NOW + timedelta(hours=1))  # the owner asks again (active: a note)
+    old = link(session, settings)
+    unsubscribe(session, reload(session), NOW + timedelta(hours=2))
+    session.commit()
+    sign_up(session, settings, topics="attacker topics", now=NOW + timedelta(hours=3))
+    row = reload(session)
+    assert (row.state, row.topics_text) == (SubscriberState.unsubscribed, "robotics")
+    with pytest.raises(tokens.BadToken):
+        confirm(session, settings, old, NOW + timedelta(hours=4))
+    assert reload(session).state == SubscriberState.unsubscribed
+
+
+def test_the_purge_never_forgets_that_an_address_left(session, settings):
+    sign_up(session, settings)
+    confirm(session, settings, link(session, settings), NOW)
+    unsubscribe(session, reload(session), NOW + timedelta(days=1))
+    session.commit()
+    sign_up(session, settings, now=NOW + timedelta(days=2))  # a stranger: stays unsubscribed, not purged
+    session.delete(reload(session))  # the row gone (an operator, or a future retention job)
+    session.commit()
+    assert has_left(session, "ann@example.org")
+    assert session.get(Suppression, address_hash("ann@example.org")).reason == "unsubscribed"
+
+
+def test_the_owners_own_confirmation_lifts_the_suppression(session, settings):
+    sign_up(session, settings)
+    confirm(session, settings, link(session, settings), NOW)
+    unsubscribe(session, reload(session), NOW + timedelta(days=1))
+    sign_up(session, settings, topics="agents", now=NOW + timedelta(days=2))
+    assert confirm(session, settings, link(session, settings), NOW + timedelta(days=2)) == Confirmation.confirmed
+    session.commit()
+    assert not has_left(session, "ann@example.org")
+    assert reload(session).topics_text == "agents"
+
+
 def test_a_purged_subscription_link_is_refused(session, settings):
-    sub = sign_up(session, settings)
-    token = tokens.make_token(settings, "confirm", sub.public_id)
+    sign_up(session, settings)
+    token = link(session, settings)
     purge_unconfirmed(session, NOW + timedelta(days=8))
     session.commit()
     with pytest.raises(tokens.BadToken):
@@ -264,7 +356,7 @@ def test_a_purged_subscription_link_is_refused(session, settings):
 
 def test_nothing_is_sent_to_unsubscribed_or_deleted_subscribers(session, mail_settings, smtp_server):
     sub = sign_up(session, mail_settings)
-    unsubscribe(reload(session), NOW)
+    unsubscribe(session, reload(session), NOW)
     session.commit()
     assert send_confirmation(mail_settings, sub.id) is False
     assert send_confirmation(mail_settings, 987654) is False
@@ -296,8 +388,8 @@ def test_without_smtp_the_mail_lands_in_the_outbox_folder(session, settings):
 
 
 def test_saving_preferences_moves_the_next_digest_to_the_new_slot(session, settings):
-    sub = sign_up(session, settings, topics="a\nb\nc")
-    confirm(session, settings, tokens.make_token(settings, "confirm", sub.public_id), NOW)
+    sign_up(session, settings, topics="a\nb\nc")
+    confirm(session, settings, link(session, settings), NOW)
     row = reload(session)
     update_preferences(session, row, parse_topics("x\ny"), "weekly", "Asia/Tokyo", 18, NOW)
     session.commit()
@@ -316,11 +408,11 @@ def test_preferences_refuse_impossible_values(session, settings, frequency, tz, 
 
 
 def test_unsubscribing_stops_the_schedule_and_is_idempotent(session, settings):
-    sub = sign_up(session, settings)
-    confirm(session, settings, tokens.make_token(settings, "confirm", sub.public_id), NOW)
-    assert unsubscribe(reload(session), NOW + timedelta(days=1)) is True
+    sign_up(session, settings)
+    confirm(session, settings, link(session, settings), NOW)
+    assert unsubscribe(session, reload(session), NOW + timedelta(days=1)) is True
     session.commit()
-    assert unsubscribe(reload(session), NOW + timedelta(days=2)) is False
+    assert unsubscribe(session, reload(session), NOW + timedelta(days=2)) is False
     row = reload(session)
     assert row.state == SubscriberState.unsubscribed and row.next_due_at is None
     assert row.unsubscribed_at == NOW + timedelta(days=1)
@@ -331,17 +423,19 @@ def test_purge_deletes_only_pending_sign_ups_older_than_seven_days(session, sett
     sign_up(session, settings, email="recent@example.org", now=NOW - timedelta(days=6))
     sign_up(session, settings, email="asked-again@example.org", now=NOW - timedelta(days=30))
     sign_up(session, settings, email="asked-again@example.org", now=NOW - timedelta(days=2))
-    active = sign_up(session, settings, email="active@example.org", now=NOW - timedelta(days=30))
-    confirm(session, settings, tokens.make_token(settings, "confirm", active.public_id), NOW - timedelta(days=29))
+    sign_up(session, settings, email="active@example.org", now=NOW - timedelta(days=30))
+    confirm(session, settings, link(session, settings, "active@example.org"), NOW - timedelta(days=29))
     left = sign_up(session, settings, email="left@example.org", now=NOW - timedelta(days=30))
-    unsubscribe(left, NOW - timedelta(days=20))
+    unsubscribe(session, left, NOW - timedelta(days=20))
     session.commit()
 
     assert purge_unconfirmed(session, NOW) == 1
     session.commit()
     remaining = set(session.scalars(select(Subscriber.email)))
     assert remaining == {"recent@example.org", "asked-again@example.org", "active@example.org", "left@example.org"}
-    assert session.scalar(select(func.count()).select_from(TopicFilter)) == 4  # the purged one's went with it
+    assert (
+        session.scalar(select(func.count()).select_from(SignupRequest)) == 2
+    )  # the purged one's went with it (confirm and unsubscribe close theirs)
 
 
 def test_two_simultaneous_sign_ups_of_one_new_address_make_one_row(pg_database_url, tmp_path):
@@ -372,4 +466,5 @@ def test_two_simultaneous_sign_ups_of_one_new_address_make_one_row(pg_database_u
     assert outcomes == [True, True]
     with factory() as s:
         [row] = s.scalars(select(Subscriber)).all()
-        assert row.confirmations_in_window == 2 and row.frequency.value == "weekly"
+        assert s.get(SignupRequest, row.id).frequency.value == "weekly"  # the later request stands
+        assert s.scalar(select(ConfirmationQuota.sent)) == 2

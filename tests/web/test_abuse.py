@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import pytest
+from digest_helpers import add_subscriber
 from sqlalchemy import func, select
-from web_helpers import csrf_token, mailed_link, strip_csrf, subscribe, subscriber, text
+from web_helpers import csrf_token, form_post, mailed_link, strip_csrf, subscribe, subscriber, text
 
 from digest import tokens
-from digest.models import Subscriber, SubscriberState
+from digest.models import ConfirmationQuota, Subscriber, SubscriberState
 from digest.web import create_app
 
 
@@ -124,7 +126,75 @@ def test_repeated_sign_ups_of_one_address_send_at_most_three_mails_a_day(client,
     responses = [subscribe(client, "victim@example.org") for _ in range(5)]
     assert {(r.status_code, r.headers["Location"]) for r in responses} == {(303, "/check-your-inbox")}
     assert len(smtp_server.to("victim@example.org")) == 3
-    assert subscriber(session, "victim@example.org").confirmations_in_window == 3
+    assert session.scalar(select(ConfirmationQuota.sent)) == 3
+    assert session.scalar(select(ConfirmationQuota.waiting_subscriber_id)) == subscriber(session, "victim@example.org").id
+
+
+def test_plus_and_dot_variants_cannot_multiply_the_mails_to_one_mailbox(client, smtp_server):
+    for i in range(10):
+        subscribe(client, f"victim+{i}@example.org")
+    subscribe(client, "vic.tim@example.org")
+    mailed = [m for m in smtp_server.captured if m.rcpt_tos[0].replace(".", "").split("+")[0].startswith("victim")]
+    assert len(mailed) == 3
+
+
+def test_a_strangers_sign_up_cannot_undo_an_unsubscribe(app, session, smtp_server, mail_settings):
+    """Issue 12, as an attacker would try it through the pages."""
+    owner = app.test_client()
+    subscribe(owner, "tok@example.org", topics="robotics")
+    owner.post(mailed_link(smtp_server.to("tok@example.org")[0], "confirm"))
+    subscribe(owner, "tok@example.org", topics="robotics")  # active: an "already subscribed" note
+    row = subscriber(session, "tok@example.org")
+    owner.post(f"/unsubscribe/{tokens.make_token(mail_settings, 'unsubscribe', row.public_id)}")
+    old_links = [mailed_link(m, "confirm") for m in smtp_server.to("tok@example.org") if "/confirm/" in str(m.get_body(("plain",)))]
+
+    attacker = app.test_client()
+    assert subscribe(attacker, "tok@example.org", topics="attacker topics").status_code == 303
+    session.expire_all()
+    row = subscriber(session, "tok@example.org")
+    assert row.state == SubscriberState.unsubscribed and row.topics_text == "robotics"
+    for link in old_links:
+        assert attacker.post(link).status_code == 400
+    session.expire_all()
+    assert subscriber(session, "tok@example.org").state == SubscriberState.unsubscribed
+    # the owner's own click on the newest mail is what brings them back
+    newest = mailed_link(smtp_server.to("tok@example.org")[-1], "confirm")
+    assert owner.post(newest).status_code == 200
+    session.expire_all()
+    assert subscriber(session, "tok@example.org").state == SubscriberState.active
+
+
+def test_the_sign_up_runs_the_same_statements_whatever_the_addresss_state(app, session, smtp_server, mail_settings):
+    """No timing oracle: pending, active, unsubscribed and suppressed addresses cost the same queries."""
+    from sqlalchemy import event
+
+    from digest.db import engine_for
+
+    setup = app.test_client()
+    for email in ("pending@example.org", "active@example.org", "left@example.org", "bounced@example.org"):
+        subscribe(setup, email)
+    for email in ("active@example.org", "left@example.org", "bounced@example.org"):
+        setup.post(mailed_link(smtp_server.to(email)[0], "confirm"))
+    left = subscriber(session, "left@example.org")
+    setup.post(f"/unsubscribe/{tokens.make_token(mail_settings, 'unsubscribe', left.public_id)}")
+    session.execute(Subscriber.__table__.update().where(Subscriber.email == "bounced@example.org").values(state=SubscriberState.suppressed))
+    session.commit()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement.split()[0])
+
+    engine = engine_for(mail_settings.database_url)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        shapes = {}
+        for email in ("pending@example.org", "active@example.org", "left@example.org", "bounced@example.org"):
+            statements.clear()
+            assert subscribe(app.test_client(), email, topics="new topics").status_code == 303
+            shapes[email] = list(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len({tuple(v) for v in shapes.values()}) == 1, shapes
 
 
 def test_the_answer_is_byte_identical_whether_the_address_is_new_pending_active_or_unsubscribed(app, session, smtp_server, mail_settings):
@@ -233,3 +303,60 @@ def test_nothing_answers_with_a_traceback(client):
     ):
         body = text(response)
         assert response.status_code in {400, 404} and "Traceback" not in body and 'File "' not in body
+
+
+# ---------------------------------------------------------------- control characters, error floods, non-zones
+
+
+def preferences_of(session, settings, email: str = "reader@example.org") -> str:
+    """The preferences page of a new active subscriber with the topic "robot"."""
+    row = add_subscriber(session, email, ["robot"])
+    session.commit()
+    return f"/preferences/{tokens.make_token(settings, 'preferences', row.public_id)}"
+
+
+def post_topics(client, form: str, topics: str, tz: str = "UTC"):
+    """The sign-up ("/") or a preferences form, posted as multipart so ~60 KB of topics fit under the request limit."""
+    data = {"topics": topics, "frequency": "daily", "timezone": tz}
+    data.update({"email": "ann@example.org", "website": ""} if form == "/" else {"delivery_hour": "7"})
+    return form_post(client, form, data, content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize("form", ["sign-up", "preferences"])
+def test_control_characters_in_topics_are_refused_and_never_stored(client, session, mail_settings, form):
+    path = "/" if form == "sign-up" else preferences_of(session, mail_settings)
+    response = post_topics(client, path, "agents\x00\nvideo \x1b[31mdiffusion")
+    html = text(response)
+    assert response.status_code == 400
+    assert "Line 1: control characters are not allowed" in html and "Line 2: control characters are not allowed" in html
+    assert subscriber(session, "ann@example.org") is None
+    if form == "preferences":
+        assert subscriber(session, "reader@example.org").topics_text == "robot"
+
+
+@pytest.mark.parametrize("form", ["sign-up", "preferences"])
+@pytest.mark.parametrize("flood", ['"\n', "OR\n"], ids=["quote lines", "OR lines"])
+def test_thousands_of_bad_lines_get_twenty_errors_and_a_count_in_a_small_page(client, session, mail_settings, form, flood):
+    path = "/" if form == "sign-up" else preferences_of(session, mail_settings)
+    normal = len(client.get(path).data)  # the time-zone list alone makes a page of ~35 KB
+    topics = flood * (58_000 // len(flood))
+    started = time.perf_counter()
+    response = post_topics(client, path, topics)
+    elapsed = time.perf_counter() - started
+    html = text(response)
+    assert response.status_code == 400 and elapsed < 3
+    shown = re.search(r'<ul class="field-errors" id="topics-error">(.*?)</ul>', html, re.S).group(1)
+    items = re.findall(r"<li>(.*?)</li>", shown)
+    assert len(items) == 21 and all(item.startswith("Line ") for item in items[:20])
+    assert re.fullmatch(r"…and \d+ more problems", items[20]) and int(items[20].split()[1]) > 19_000
+    assert len(response.data) < normal + 24_000, f"{len(response.data)} bytes for {len(topics)} bytes of topics"
+
+
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "Factory"])
+def test_files_of_the_zone_database_that_are_not_zones_are_refused_by_both_forms(client, session, mail_settings, smtp_server, name):
+    response = post_topics(client, "/", "robot", tz=name)
+    assert response.status_code == 400 and "Choose a time zone from the list." in text(response)
+    assert subscriber(session, "ann@example.org") is None and smtp_server.captured == []
+    response = post_topics(client, preferences_of(session, mail_settings), "robot", tz=name)
+    assert response.status_code == 400 and "Choose a time zone from the list." in text(response)
+    assert subscriber(session, "reader@example.org").timezone == "UTC"

@@ -196,3 +196,70 @@ def test_a_person_subscribes_confirms_edits_preferences_and_unsubscribes(chromiu
     night.goto(settings.base_url + "/")
     screenshot(night, "12-home-dark")
     dark.close()
+
+
+@pytest.mark.parametrize(
+    "browser_zone, preselected",
+    [
+        ("Europe/Berlin", "Europe/Berlin"),
+        ("Asia/Kolkata", "Asia/Kolkata"),  # Chromium reports it under its old name, Asia/Calcutta
+        ("Asia/Calcutta", "Asia/Kolkata"),
+        ("Europe/Kiev", "Europe/Kyiv"),
+        ("America/Buenos_Aires", "America/Argentina/Buenos_Aires"),
+    ],
+)
+def test_the_browsers_time_zone_is_preselected_even_under_an_old_name(chromium, live_site, browser_zone, preselected):
+    context = chromium.new_context(timezone_id=browser_zone, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(live_site.base_url + "/")
+    reported = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+    assert page.locator("#timezone").input_value() == preselected, f"the browser reported {reported}"
+    assert page.locator("#timezone option[value='Asia/Calcutta']").count() == 0
+    context.close()
+
+
+def test_the_sign_up_form_previews_what_the_filters_being_typed_match(chromium, screenshot, live_site):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)  # CSP violations too
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(live_site.base_url + "/")
+    preview = page.locator("#topics-preview")
+    assert preview.is_hidden()
+
+    page.locator("#topics").press_sequentially("(diffusion OR robots) video", delay=15)
+    titles = preview.locator(".paper-title")
+    titles.first.locator("mark").first.wait_for()
+    assert titles.all_inner_texts() == ["Scaling video diffusion transformers to minute-long clips", "Robot learning from human video"]
+    assert titles.nth(0).locator("mark").all_inner_texts() == ["video", "diffusion"]
+    assert titles.nth(1).locator("mark").all_inner_texts() == ["Robot", "video"]  # "robots" finds "Robot"
+    assert preview.locator(".live-status").inner_text().startswith("2 of the 7 papers of the last 2 days match")
+
+    page.locator("#topics").press("End")
+    page.locator("#topics").press_sequentially('\nauthor:"Yann LeCun"', delay=15)
+    preview.locator(".live-misses li").wait_for()
+    assert preview.locator(".live-misses li").inner_text() == (
+        'Line 2 author:"Yann LeCun" matched nothing: no paper in the last 2 days by Yann LeCun.'
+    )
+    screenshot(page, "13-live-preview")
+
+    page.locator("#topics").fill("video\n  (diffusion OR gan")
+    preview.locator(".field-errors li").wait_for()
+    assert preview.locator(".field-errors li").inner_text() == "Line 2: '(' at column 3 is never closed"
+    screenshot(page, "14-live-preview-error")
+    assert problems == []
+    context.close()
+
+    # without JavaScript: no preview, and the form works as before
+    plain = chromium.new_context(java_script_enabled=False)
+    page = plain.new_page()
+    page.goto(live_site.base_url + "/")
+    assert page.locator("#topics-preview").is_hidden()
+    page.fill("#email", "noscript@example.org")
+    page.fill("#topics", "(diffusion OR robots) video")
+    page.click("button:has-text('Subscribe')")
+    page.wait_for_url("**/check-your-inbox")
+    assert page.locator("h1").inner_text() == "Check your inbox"
+    plain.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -64,11 +65,14 @@ def test_message_html_is_served_alone_with_its_own_policy_and_shown_in_a_sandbox
     client = create_app(demo_settings).test_client()
     page = client.get(f"/outbox/{name}")
     assert page.status_code == 200
-    assert 'sandbox="allow-popups' in page.get_data(as_text=True) and "allow-scripts" not in page.get_data(as_text=True)
+    assert 'sandbox="allow-same-origin allow-popups' in page.get_data(as_text=True) and "allow-scripts" not in page.get_data(as_text=True)
     assert "plain text body" in page.get_data(as_text=True)
+    assert f'<a href="/outbox/{name}/html" target="_blank" rel="noopener">Open in a new tab</a>' in page.get_data(as_text=True)
     html = client.get(f"/outbox/{name}/html")
     csp = html.headers["Content-Security-Policy"]
     assert "style-src 'unsafe-inline'" in csp and "default-src 'none'" in csp and "script-src" not in csp
+    assert "form-action 'none'" in csp and "; sandbox allow-same-origin allow-popups " in csp  # in a tab of its own too
+    assert "allow-scripts" not in csp and "allow-forms" not in csp
     assert html.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert '<base target="_top">' in html.get_data(as_text=True)
     raw = client.get(f"/outbox/{name}/raw")
@@ -90,3 +94,86 @@ def test_there_is_no_outbox_outside_the_demo(settings):
 def test_send_now_needs_the_forms_csrf_token(demo_settings):
     client = create_app(demo_settings).test_client()
     assert client.post("/outbox/send-now").status_code == 400
+
+
+# ---------------------------------------------------------------- on a phone, in Chromium
+
+LINES_JS = """element => {
+    const lines = new Map();  // each character's line (its top), in order
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (let i = 0; i < node.length; i++) {
+            const range = document.createRange();
+            range.setStart(node, i);
+            range.setEnd(node, i + 1);
+            const rect = range.getClientRects()[0];
+            if (!rect) continue;
+            const top = Math.round(rect.top);
+            lines.set(top, (lines.get(top) || "") + node.data[i]);
+        }
+    }
+    return [...lines.values()];
+}"""
+
+
+@pytest.fixture
+def outbox_site(demo_settings, catcher):
+    """The demo's app on a real server thread (the frame-sizing script runs in the browser)."""
+    from support import free_port
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, create_app(demo_settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.mark.browser
+def test_on_a_phone_addresses_break_only_between_their_parts_and_the_email_frame_fits_the_email(
+    chromium, screenshot, demo_settings, catcher, outbox_site
+):
+    long_address = "ann.lovelace.research.group@mathematics.example.org"
+    paragraphs = "".join(f"<p>Paragraph {i} of a long email, long enough to need scrolling on any screen.</p>" for i in range(60))
+    send(catcher, "Confirm your subscription", "<html><head></head><body><p>short</p></body></html>", to="reader@example.org")
+    send(catcher, "10 trending papers: a long digest", f"<html><head></head><body>{paragraphs}</body></html>", to=long_address)
+    page = chromium.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+
+    page.goto(outbox_site + "/outbox/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    addresses = page.locator("td.address")
+    assert addresses.nth(1).evaluate(LINES_JS) == ["reader@example.org"]  # one line, never "reader@exam" + "ple.org"
+    # too long for a line: it breaks after the @, not in the middle of a name
+    assert addresses.nth(0).evaluate(LINES_JS) == ["ann.lovelace.research.group@", "mathematics.example.org"]
+    screenshot(page, "outbox-390")
+
+    page.click("text=10 trending papers: a long digest")
+    tab = page.locator("a:has-text('Open in a new tab')")
+    assert tab.get_attribute("target") == "_blank"
+    frame = page.locator("iframe.mail-frame")
+    frame.wait_for()
+    page.wait_for_function(
+        "() => { const f = document.querySelector('iframe.mail-frame');"
+        " return f.contentDocument && f.contentDocument.readyState === 'complete' && f.style.height !== ''; }"
+    )
+    frame_height, email_height = frame.evaluate("f => [f.clientHeight, f.contentDocument.documentElement.scrollHeight]")
+    assert email_height > 2000 and abs(frame_height - email_height) <= 2  # the whole email, no scrolling inside the frame
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "outbox-message-390")
+
+    with page.context.expect_page() as opened:
+        tab.click()
+    new_tab = opened.value
+    new_tab.wait_for_load_state()
+    assert new_tab.url.endswith("/html") and new_tab.locator("text=Paragraph 59 of a long email").count() == 1
+
+    page.go_back()
+    page.click("text=Confirm your subscription")
+    page.wait_for_function("() => document.querySelector('iframe.mail-frame').style.height !== ''")
+    assert page.locator("iframe.mail-frame").evaluate("f => f.clientHeight") < 200  # a short email, a short frame
+    assert problems == []

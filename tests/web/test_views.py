@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -14,7 +15,7 @@ from digest import tokens
 from digest.config import Settings
 from digest.db import session_scope
 from digest.delivery.schedule import next_slot
-from digest.models import Subscriber, SubscriberState
+from digest.models import SignupRequest, Subscriber, SubscriberState
 from digest.queue import SEND_CONFIRMATION
 from digest.web import create_app
 
@@ -41,7 +42,7 @@ def test_home_page_has_the_subscribe_form_with_its_exact_field_names(client):
     assert re.search(r'<textarea[^>]*name="topics"', html)
     assert 'value="daily"' in html and 'value="weekly"' in html
     assert '<option value="UTC" selected>UTC</option>' in html
-    assert '<option value="Europe/Berlin">' in html
+    assert '<option value="Europe/Berlin"' in html
     assert re.search(r"<details[^>]*>\s*<summary>How filters work</summary>", html) and 'author:"Yann LeCun"' in html
     assert 'src="/static/timezone.js"' in html and "<script>" not in html
 
@@ -87,11 +88,17 @@ def test_subscribing_stores_a_pending_row_and_mails_a_confirmation(client, sessi
     assert response.status_code == 303 and response.headers["Location"] == "/check-your-inbox"
     row = subscriber(session, "ann@example.org")
     assert row.state == SubscriberState.pending
-    assert (row.topics_text, row.frequency.value, row.timezone) == ("diffusion video\norg:nvidia", "weekly", "Europe/Berlin")
+    request = session.get(SignupRequest, row.id)  # applied when the link is used, not before
+    assert (request.topics, request.frequency.value, request.timezone) == ("diffusion video\norg:nvidia", "weekly", "Europe/Berlin")
     [message] = smtp_server.to("ann@example.org")
     assert message["Subject"] == "Confirm your Trending Papers subscription"
     page = client.get("/check-your-inbox")
     assert page.status_code == 200 and "Check your inbox" in text(page)
+    confirm_page = client.get(mailed_link(message, "confirm"))
+    assert "diffusion video" in text(confirm_page) and "org:nvidia" in text(confirm_page)  # what the button confirms
+    client.post(mailed_link(message, "confirm"))
+    row = subscriber(session, "ann@example.org")
+    assert (row.state, row.topics_text, row.frequency.value) == (SubscriberState.active, "diffusion video\norg:nvidia", "weekly")
 
 
 def test_the_confirmation_is_handed_over_only_after_the_sign_up_committed(app, client, mail_settings, recording_queue):
@@ -146,6 +153,42 @@ def test_bad_values_are_explained_and_nothing_is_stored(client, session, smtp_se
     html = text(response)
     assert message in html and f'id="{field}-error"' in html and 'role="alert"' in html
     assert subscriber(session, "ann@example.org") is None and smtp_server.captured == []
+
+
+def test_the_time_zone_menu_offers_canonical_zones_by_region_and_still_accepts_old_names(client, session, smtp_server):
+    html = text(client.get("/"))
+    menu = re.search(r'<select id="timezone".*?</select>', html, re.S).group(0)
+    offered = re.findall(r'<option value="([^"]+)"', menu)
+    assert len(offered) == len(set(offered)) and 300 < len(offered) < 450  # not the ~590 names of the zone database
+    assert "Asia/Kolkata" in offered and "Asia/Calcutta" not in offered
+    assert "Europe/Kyiv" in offered and "Europe/Kiev" not in offered and "US/Eastern" not in offered
+    asia = re.search(r'<optgroup label="Asia">(.*?)</optgroup>', menu, re.S).group(1)
+    assert '<option value="Asia/Kolkata" data-aliases="Asia/Calcutta">Kolkata (India)</option>' in asia
+    assert re.findall(r'<optgroup label="([^"]+)">', menu) == sorted(re.findall(r'<optgroup label="([^"]+)">', menu))
+    assert menu.index('<option value="UTC" selected>UTC</option>') < menu.index("<optgroup")
+
+    response = subscribe(client, "ann@example.org", tz="Asia/Calcutta")  # an old name, posted: still a zone
+    assert response.status_code == 303
+    client.post(mailed_link(smtp_server.to("ann@example.org")[-1], "confirm"))
+    assert subscriber(session, "ann@example.org").timezone == "Asia/Calcutta"
+
+
+@pytest.mark.parametrize(
+    "stored, selected",
+    [
+        ("Asia/Calcutta", '<option value="Asia/Kolkata" selected data-aliases="Asia/Calcutta">'),  # its zone
+        ("Etc/GMT+5", '<option value="Etc/GMT+5" selected>Etc/GMT+5</option>'),  # no zone of the menu: kept
+    ],
+)
+def test_preferences_of_a_subscriber_stored_under_a_name_the_menu_lacks_keep_their_zone(
+    client, session, smtp_server, mail_settings, stored, selected
+):
+    row = confirmed(client, smtp_server, session)
+    row.timezone = stored
+    session.commit()
+    html = text(client.get(preferences_path(mail_settings, row)))
+    assert selected in html
+    assert len(re.findall(r"<option[^>]* selected[ >]", html)) == 2  # the zone and the hour, nothing else (not UTC)
 
 
 # ---------------------------------------------------------------- confirming
@@ -371,6 +414,23 @@ def test_an_unreachable_database_gives_friendly_pages_and_a_503_health_check(tmp
     html = text(page)
     assert page.status_code == 500 and "Something went wrong on our side" in html
     assert "Traceback" not in html and "psycopg" not in html and "127.0.0.1" not in html
+
+
+def test_a_sign_up_while_another_writer_holds_sqlite_gets_a_503_busy_page_not_a_500(sqlite_database, tmp_path):
+    """An import or a send run holds SQLite's one write lock longer than the busy timeout (here 0.2 s)."""
+    url = sqlite_database("busy") + "?timeout=0.2"
+    client = create_app(Settings(database_url=url, secret_key="k" * 20, data_dir=tmp_path)).test_client()
+    other = sqlite3.connect(url.removeprefix("sqlite:///").split("?")[0])
+    other.execute("BEGIN IMMEDIATE")  # the write lock, held
+    try:
+        response = subscribe(client, "ann@example.org", "agents")
+    finally:
+        other.rollback()
+    html = text(response)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert "busy, try again in a moment" in html and "Traceback" not in html and "locked" not in html
+    assert subscribe(client, "ann@example.org", "agents").status_code == 303  # the lock gone, it works
+    other.close()
 
 
 @pytest.mark.parametrize(

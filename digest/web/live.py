@@ -1,0 +1,72 @@
+"""The sign-up form's live preview: what the filters being typed would match, as JSON.
+
+Text reaches the page as segments, ``[["Scaling ", false], ["video", true], …]``: the script builds
+text nodes and ``<mark>`` elements from them, never HTML.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from digest.mail.latex import readable
+from digest.matching.explain import excerpt, highlight
+from digest.matching.topics import MAX_ERRORS_SHOWN, TopicsError, parse_filter, parse_topics
+from digest.web import papers
+
+LIVE_LIMIT = 10  # papers listed under the form
+
+
+def live_preview(session: Session, topics: str) -> dict:
+    """``{"ok": false, "errors": [...]}`` for filters that don't parse (each with its line and,
+    where the problem is at one place, its column); else the matching papers of the last days."""
+    try:
+        filters = parse_topics(topics)
+    except TopicsError as exc:
+        return {
+            "ok": False,
+            "errors": [
+                {"line": e.line, "column": e.column, "message": f"Line {e.line}: {e.problem}"} for e in exc.errors[:MAX_ERRORS_SHOWN]
+            ],
+            "more_errors": max(0, len(exc.errors) - MAX_ERRORS_SHOWN),
+        }
+    if not filters:
+        return {"ok": True, "filters": 0, "considered": 0, "matched": 0, "papers": [], "misses": []}
+    result = papers.preview(session, filters, limit=LIVE_LIMIT)
+    lines = _line_numbers(topics)
+    return {
+        "ok": True,
+        "filters": len(filters),
+        "first_day": result.first_day.isoformat() if result.first_day else None,
+        "last_day": result.last_day.isoformat() if result.last_day else None,
+        "considered": result.considered,
+        "matched": result.matched,
+        "papers": [_paper(m) for m in result.matches],
+        "misses": [{"line": lines.get(m.filter.key), "filter": m.filter.text, "reason": m.reason} for m in result.misses],
+    }
+
+
+def _paper(match: papers.Match) -> dict:
+    paper, filters = match.paper, match.filters
+    card = papers.card(paper)
+    title = highlight(filters, card["title"], "title")
+    marked = any(m for _, m in title)
+    return {
+        "title": title,
+        "url": card["paper_url"],
+        "upvotes": paper.upvotes,
+        "day": paper.daily_date.isoformat(),
+        "authors": highlight(filters, card["authors"], "author"),
+        "org": highlight(filters, card["org"], "org"),
+        "matched": match.matched.text if match.matched is not None else None,
+        # the abstract around its first highlighted word, when the title has none
+        "excerpt": [] if marked else excerpt(highlight(filters, readable(paper.abstract or ""), "abstract")),
+    }
+
+
+def _line_numbers(topics: str) -> dict[str, int]:
+    """Each filter's (first) line, by key (parse_topics has accepted every line)."""
+    out: dict[str, int] = {}
+    for number, line in enumerate(topics.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        if line.strip():
+            out.setdefault(parse_filter(line).key, number)
+    return out

@@ -1,0 +1,126 @@
+"""A digest ordered by the reader's taste: votes reorder what the filters matched, say why, and a
+confident profile adds a "You may also like" block; a reader without votes gets today's digest.
+
+Papers get their vectors as ingest gives them (the real wordllama model from its wheel).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from digest_helpers import AT, DAY, add_subscriber, expected_picks, matched_lines, parts, shown_papers
+from sqlalchemy import select
+
+from digest.delivery.run import send_due
+from digest.matching.profiles import record_vote
+from digest.models import Delivery, DeliveryItem, Paper
+from digest.papers.vectors import represent
+from digest.web import create_app
+
+QUANTIZATION = [
+    ("Low-bit weight quantization of LLMs", "We quantize the weights of large language models to 4 bits with per-channel scales."),
+    ("FP8 training with scaled activations", "Training in 8-bit floating point needs scaling factors for activations and gradients."),
+    ("Post-training quantization with rotations", "Random Hadamard rotations spread outliers before rounding to INT4 weights."),
+    ("Mixed-precision kernels for quantized inference", "GPU kernels multiply INT4 weights by FP16 activations for quantized LLMs."),
+    ("Quantization-aware fine-tuning at 2 bits", "Simulated 2-bit quantization recovers the accuracy lost by low-bit compression."),
+]
+DIFFUSION = [
+    ("Video diffusion with temporal attention", "A latent video diffusion model adds temporal attention layers to an image denoiser."),
+    ("Text-to-video generation at high resolution", "A cascaded diffusion model turns text prompts into high-resolution videos."),
+    ("Consistent characters in generated videos", "A video generator keeps a character's identity by conditioning the diffusion denoiser."),
+    (
+        "Fast sampling for video diffusion models",
+        "Distilling a video diffusion denoiser into four sampling steps makes generation real time.",
+    ),
+    (
+        "Editing videos with diffusion priors",
+        "Given a source video and an instruction, a diffusion prior edits objects and keeps the motion.",
+    ),
+]
+BEFORE = DAY - timedelta(days=1)
+
+
+def add(session, make_paper, topic, prefix, upvotes, day=DAY):
+    return [
+        make_paper(f"{prefix}.{i:05d}", title, session=session, abstract=abstract, upvotes=u, day=day)
+        for i, ((title, abstract), u) in enumerate(zip(topic, upvotes), start=1)
+    ]
+
+
+def sent_items(session, subscriber_id) -> list[str]:
+    return list(
+        session.scalars(
+            select(Paper.arxiv_id)
+            .select_from(DeliveryItem)
+            .join(Paper, Paper.id == DeliveryItem.paper_id)
+            .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+            .where(DeliveryItem.subscriber_id == subscriber_id)
+            .order_by(DeliveryItem.position)
+        )
+    )
+
+
+def test_votes_put_the_liked_topic_first_and_say_why_and_a_reader_without_votes_gets_todays_digest(
+    session, mail_settings, smtp_server, make_paper
+):
+    q1, q2 = add(session, make_paper, QUANTIZATION[:2], "2611", (5, 4), BEFORE)
+    (d1,) = add(session, make_paper, DIFFUSION[:1], "2612", (5,), BEFORE)
+    add(session, make_paper, QUANTIZATION[2:], "2613", (3, 2, 1))
+    add(session, make_paper, DIFFUSION[2:], "2614", (40, 30, 20))  # the disliked topic is upvoted more
+    represent(session)
+    reader = add_subscriber(session, "reader@example.org")  # no filters
+    plain = add_subscriber(session, "plain@example.org")  # no filters, no votes
+    record_vote(session, reader.id, q1.id, 1, AT - timedelta(hours=3))
+    record_vote(session, reader.id, q2.id, 1, AT - timedelta(hours=2))
+    record_vote(session, reader.id, d1.id, -1, AT - timedelta(hours=1))
+    session.commit()
+    today = [a for a, _ in expected_picks(session, plain, DAY, DAY)]
+    assert [a[:4] for a in today] == ["2614"] * 3 + ["2613"] * 3  # trending: diffusion first
+
+    report = send_due(mail_settings, AT, retry_delays=())
+    assert report.sent == 2
+
+    (mine,) = smtp_server.to("reader@example.org")
+    shown = shown_papers(mine)
+    assert [a[:4] for a in shown] == ["2613"] * 3 + ["2614"] * 3  # nothing left out, liked topic first
+    lines = matched_lines(mine)
+    liked = {f"like {q1.arxiv_id}, which you liked", f"like {q2.arxiv_id}, which you liked"}
+    assert lines[0] in {f"all trending papers · {why}" for why in liked}
+    assert all(line == "all trending papers" for line in lines[3:])  # nothing "like" a disliked paper
+    text, html = parts(mine)
+    assert "You may also like" not in text and "You may also like" not in html  # 3 votes: not confident
+    assert sent_items(session, reader.id) == shown
+
+    (theirs,) = smtp_server.to("plain@example.org")
+    assert shown_papers(theirs) == today
+    assert matched_lines(theirs) == ["all trending papers"] * 6
+
+
+def test_a_confident_profile_adds_you_may_also_like_outside_the_filters_and_never_sends_it_twice(
+    session, mail_settings, smtp_server, make_paper
+):
+    liked = add(session, make_paper, QUANTIZATION[:4], "2611", (5, 4, 3, 2), BEFORE)
+    (disliked,) = add(session, make_paper, DIFFUSION[:1], "2612", (5,), BEFORE)
+    (outside,) = add(session, make_paper, QUANTIZATION[4:], "2613", (1,))  # no "video" in it
+    add(session, make_paper, DIFFUSION[1:], "2614", (40, 30, 20, 10))
+    represent(session)
+    reader = add_subscriber(session, "reader@example.org", ["video"])
+    for hours, paper in enumerate(liked, start=2):
+        record_vote(session, reader.id, paper.id, 1, AT - timedelta(hours=hours))
+    record_vote(session, reader.id, disliked.id, -1, AT - timedelta(hours=1))  # 5 signals: confident
+    session.commit()
+
+    send_due(mail_settings, AT, retry_delays=())
+    (msg,) = smtp_server.to("reader@example.org")
+    text, html = parts(msg)
+    assert "You may also like" in text and "You may also like" in html
+    assert msg["Subject"].startswith("4 trending papers")  # the block does not count as the digest's papers
+    shown = shown_papers(msg)
+    assert shown[-1] == outside.arxiv_id and [a[:4] for a in shown[:4]] == ["2614"] * 4
+    assert "outside your filters · like 2611." in text
+    assert sent_items(session, reader.id)[-1] == outside.arxiv_id  # counts as sent: never twice
+
+    archive = re.search(r'href="https://digest\.example\.org(/digest/[^"]+)"', html).group(1)
+    page = create_app(mail_settings).test_client().get(archive).get_data(as_text=True)
+    assert "You may also like" in page and "4 trending papers for you" in page  # the archive shows it the same way
