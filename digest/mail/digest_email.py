@@ -20,20 +20,17 @@ import functools
 import math
 import re
 import textwrap
-import threading
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import quote, urlsplit
 
-import jinja2
 from markupsafe import Markup
 
 from digest import tokens
 from digest.config import Settings
 from digest.mail.latex import readable
-from digest.mail.templates import EmailTemplates, Rendered, flatten, inline_css, one_line, templates
+from digest.mail.templates import EmailTemplates, Rendered, one_line, templates
 from digest.matching.select import Pick
 from digest.models import Paper
 
@@ -194,26 +191,11 @@ class PaperBlocks:
     reading its columns again for the process-wide key. A batch's papers do not change under it.
     """
 
-    _compiled: weakref.WeakKeyDictionary[EmailTemplates, tuple[jinja2.Template, jinja2.Template]] = weakref.WeakKeyDictionary()
-    _lock = threading.Lock()
-
     def __init__(self, email_templates: EmailTemplates | None = None) -> None:
         self.templates = email_templates or templates()
-        self.html_template, self.text_template = self._compile(self.templates)
+        self.html_template = self.templates.fragment(f"{TEMPLATE}/paper.html", _BLOCK_START, _BLOCK_END)
+        self.text_template = self.templates.text_env.get_template(f"{TEMPLATE}/paper.txt")
         self._seen: dict[tuple[int, str | None], tuple[Paper, Block]] = {}
-
-    @classmethod
-    def _compile(cls, t: EmailTemplates) -> tuple[jinja2.Template, jinja2.Template]:
-        compiled = cls._compiled.get(t)
-        if compiled is None:
-            with cls._lock:
-                compiled = cls._compiled.get(t)
-                if compiled is None:
-                    source = inline_css(flatten(t.loader, t.html_env, f"{TEMPLATE}/paper.html"))
-                    fragment = source.split(_BLOCK_START, 1)[1].split(_BLOCK_END, 1)[0].strip()
-                    compiled = (t.html_env.from_string(fragment), t.text_env.get_template(f"{TEMPLATE}/paper.txt"))
-                    cls._compiled[t] = compiled
-        return compiled
 
     def get(self, paper: Paper, lead: str | None = None) -> Block:
         """The block of ``paper``; as the top pick with ``lead``, its label ("#1 today"), and a large thumbnail."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.headerregistry import Address
 from pathlib import Path
@@ -96,23 +97,38 @@ class EmailTemplates:
         common = dict(loader=self.loader, undefined=jinja2.StrictUndefined, finalize=_finalize, auto_reload=False)
         self.html_env = jinja2.Environment(autoescape=True, **common)
         self.text_env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, **common)
-        self._cache: dict[str, tuple[jinja2.Template, jinja2.Template, jinja2.Template]] = {}
+        self._cache: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def _compile(self, name: str) -> tuple[jinja2.Template, jinja2.Template, jinja2.Template]:
-        compiled = self._cache.get(name)
+    def _cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """``build()`` once per key and process (premailer costs milliseconds; never per email)."""
+        compiled = self._cache.get(key)
         if compiled is None:
             with self._lock:
-                compiled = self._cache.get(name)
+                compiled = self._cache.get(key)
                 if compiled is None:
-                    html_source = inline_css(flatten(self.loader, self.html_env, f"{name}/body.html"))
-                    compiled = (
-                        self.text_env.get_template(f"{name}/subject.txt"),
-                        self.text_env.get_template(f"{name}/body.txt"),
-                        self.html_env.from_string(html_source),
-                    )
-                    self._cache[name] = compiled
+                    compiled = self._cache[key] = build()
         return compiled
+
+    def _compile(self, name: str) -> tuple[jinja2.Template, jinja2.Template, jinja2.Template]:
+        return self._cached(
+            name,
+            lambda: (
+                self.text_env.get_template(f"{name}/subject.txt"),
+                self.text_env.get_template(f"{name}/body.txt"),
+                self.html_env.from_string(inline_css(flatten(self.loader, self.html_env, f"{name}/body.html"))),
+            ),
+        )
+
+    def fragment(self, path: str, start: str, end: str) -> jinja2.Template:
+        """The part of ``path`` (a template extending ``_base``) between the markers ``start`` and
+        ``end``, with the base's stylesheet inlined into it: a block many emails share."""
+
+        def build() -> jinja2.Template:
+            source = inline_css(flatten(self.loader, self.html_env, path))
+            return self.html_env.from_string(source.split(start, 1)[1].split(end, 1)[0].strip())
+
+        return self._cached(f"{path}#{start}", build)
 
     def render(self, name: str, context: dict[str, Any]) -> Rendered:
         """Subject, text and HTML of one email, from one context."""
