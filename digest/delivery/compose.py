@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.db import among
-from digest.matching.profiles import load_taste
+from digest.matching.profiles import load_profiles, load_window
+from digest.matching.scoring import Taste
 from digest.matching.select import FilterCache, Matcher, Pick, Recipient, select_for
 from digest.matching.trending import window_candidates
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFilter
@@ -65,7 +66,7 @@ def compose(
     ``recipients`` are ``(key, Recipient)`` pairs, in the order their digests go out (a subscriber's
     older digest first). The candidates are the papers of the union of the windows; the batch's
     taste profiles (votes and seeds) order each reader's matches, all scored at once
-    (:func:`digest.matching.profiles.load_taste`: the profiles, and the window's vectors, cached
+    (:func:`digest.matching.profiles.load_profiles`, then, when a reader has one, the window's vectors, cached
     per process while the window stays the same).
     """
     windows = [(r.window_start, r.window_end) for _, r in recipients if r.window_start <= r.window_end]
@@ -75,5 +76,6 @@ def compose(
     matcher = Matcher(window_candidates(session, start, end), filters)
     subscriber_ids = {r.subscriber_id for _, r in recipients}
     sent = load_sent(session, subscriber_ids, start, end)
-    taste = load_taste(session, matcher.papers, subscriber_ids)
+    profiles = load_profiles(session, subscriber_ids)  # a batch where nobody voted skips the vectors
+    taste = Taste(load_window(session, matcher.papers), profiles) if profiles else None
     return select_for(matcher, recipients, sent, size, taste)
