@@ -128,6 +128,25 @@ def ingest(ctx: Context, day: date | None, days: int | None, file: Path | None) 
 
 
 @main.command()
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Papers per transaction.")
+@pass_ctx
+def represent(ctx: Context, batch: int) -> None:
+    """Compute the vectors of stored papers that have none (stored before they existed, or made by
+    an older model). Ingest does this for the papers it stores; run this once after upgrading.
+    Safe to interrupt and run again: each batch is committed."""
+    from digest.papers.ingest import represent_stored
+
+    def step(done: int) -> None:
+        click.echo(f"represented {done} papers so far", err=True)
+
+    try:
+        done = represent_stored(ctx.settings, batch, on_batch=step if sys.stderr.isatty() else None)
+    except SQLAlchemyError as exc:
+        fail(f"represent failed: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    click.echo(f"represented {done} papers" if done else "every stored paper has its vectors already")
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @pass_ctx

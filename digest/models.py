@@ -191,6 +191,7 @@ class SignupRequest(Base):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(32))
     topics: Mapped[str] = mapped_column(Text, server_default="")  # filter lines, already validated
+    seeds: Mapped[str] = mapped_column(Text, server_default="")  # arXiv ids of papers they like, one per line
     frequency: Mapped[Frequency] = mapped_column(_enum(Frequency, "frequency"))
     timezone: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime]

@@ -14,6 +14,7 @@ from digest.db import among
 from digest.matching.profiles import load_profiles, load_window
 from digest.matching.scoring import Taste
 from digest.matching.select import FilterCache, Matcher, Pick, Recipient, select_for
+from digest.matching.similar import prepare_likes
 from digest.matching.trending import window_candidates
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFilter
 
@@ -73,7 +74,11 @@ def compose(
     if not windows:
         return {key: [] for key, _ in recipients}
     start, end = min(w[0] for w in windows), max(w[1] for w in windows)
-    matcher = Matcher(window_candidates(session, start, end), filters)
+    candidates = window_candidates(session, start, end)
+    matcher = Matcher(candidates, filters)
+    likes = {text for _, r in recipients for text in r.filters if "like:" in text.lower()}
+    if likes:  # papers like one a reader named: the window's embeddings, when a filter asks
+        prepare_likes(session, candidates, [f for f in map(matcher.filters.get, likes) if f is not None])
     subscriber_ids = {r.subscriber_id for _, r in recipients}
     sent = load_sent(session, subscriber_ids, start, end)
     profiles = load_profiles(session, subscriber_ids)  # a batch where nobody voted skips the vectors

@@ -21,6 +21,7 @@ from digest.matching.corpus import iter_bits
 from digest.matching.profiles import load_taste
 from digest.matching.scoring import ScoreParts
 from digest.matching.select import Matcher, Recipient
+from digest.matching.similar import prepare_likes
 from digest.matching.trending import window_candidates
 from digest.models import Paper, Subscriber
 
@@ -73,12 +74,14 @@ def explain(session: Session, email: str, size: int, at: datetime | None = None)
     explanation = Explanation(email, moment, due.period, (start, end), filters, 0, [])
     if start > end:
         return explanation
-    matcher = Matcher(window_candidates(session, start, end))
+    candidates = window_candidates(session, start, end)
+    matcher = Matcher(candidates)
+    compiled = [f for f in map(matcher.filters.get, filters) if f is not None]
+    prepare_likes(session, candidates, compiled)
     sent = load_sent(session, [row.id], start, end)[row.id]
     taste = load_taste(session, matcher.papers, [row.id])
     picks = matcher.select(Recipient(row.id, filters, start, end), set(sent), size, taste)
     shown = {p.paper.id: "also like" if p.also else "digest" for p in picks}
-    compiled = [f for f in map(matcher.filters.get, filters) if f is not None]
     positions = [i for i in iter_bits(matcher.window_mask(start, end)) if matcher.papers[i].id not in sent]
     candidates = []
     for position in taste.order(row.id, positions):

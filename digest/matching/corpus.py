@@ -73,6 +73,7 @@ class Corpus:
                     pairs[pair] = pairs.get(pair, 0) | bit
         self._filters: dict[str, int] = {}
         self._terms: dict[str, int] = {}  # by the term's text
+        self._likes: dict[str, int] = {}  # arXiv id -> the papers like it (add_likes)
 
     def __len__(self) -> int:
         return self._n
@@ -103,6 +104,22 @@ class Corpus:
                 return f
         return None
 
+    def add_likes(self, likes: dict[str, int]) -> None:
+        """What ``like:<arXiv id>`` matches here, for ids not given before: the papers' embeddings are
+        not in the index, so :mod:`digest.matching.similar` computes these bitsets and hands them over.
+        An id never given matches nothing. Adding one forgets the evaluations it could change."""
+        new = {arxiv_id: bits for arxiv_id, bits in likes.items() if arxiv_id not in self._likes}
+        if not new:
+            return
+        self._likes.update(new)
+        self._filters.clear()
+        for text in [t for t in self._terms if t.startswith("like:")]:
+            del self._terms[text]
+
+    def has_likes(self, arxiv_ids) -> bool:
+        """Whether every one of these ids was given to :meth:`add_likes`."""
+        return all(i in self._likes for i in arxiv_ids)
+
     def bits(self, node: Node) -> int:
         """Bitset of the papers matching any part of a filter's expression. Terms are memoised by
         their text (a string hashes once; a term's tuple would hash its words and stems each time)."""
@@ -132,6 +149,8 @@ class Corpus:
         return self._all & ~self.bits(node.child)
 
     def _term(self, t: Term) -> int:
+        if t.field == "like":
+            return self._likes.get(t.words[0], 0)
         if t.field == "upvotes":
             test = COMPARE[t.op]
             return sum(1 << i for i, v in enumerate(self._upvotes) if test(v, t.value))

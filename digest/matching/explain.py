@@ -175,6 +175,8 @@ class _Reasons:
         value = self.written[t][1] if t in self.written else " ".join(t.words)
         if t.field == "upvotes":
             return f"no paper {scope} has {_UPVOTES[t.op]} {t.value} upvotes"
+        if t.field == "like":
+            return f"no paper {scope} is close enough to {t.words[0]} (or we don't have that paper yet)"
         if t.op == "*":
             start = f"“{t.words[0]}”"
             return {

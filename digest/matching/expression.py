@@ -25,7 +25,8 @@ COMPARE = {
 
 
 class Term(NamedTuple):
-    """One condition: words in a field ("text", "title", "author", "org") or an upvotes comparison.
+    """One condition: words in a field ("text", "title", "author", "org"), an upvotes comparison, or
+    papers like one paper ("like": ``words`` is its arXiv id).
 
     ``words`` as written (casefolded), ``stems`` what is matched (see :mod:`digest.matching.words`).
     ``op``: ``""`` a word or a phrase; ``"-"`` a hyphenated word (its parts as a phrase, or run
@@ -99,6 +100,11 @@ def evaluate(node: Node, fields: dict[str, Field], upvotes: int) -> bool:
 
 
 def term_matches(term: Term, fields: dict[str, Field], upvotes: int) -> bool:
+    """One term on one paper. ``like:`` needs the papers' embeddings, which a paper's text does not
+    carry: only :class:`~digest.matching.corpus.Corpus` (given them) finds papers for it; here it
+    matches nothing."""
+    if term.field == "like":
+        return False
     if term.field == "upvotes":
         return COMPARE[term.op](upvotes, term.value)
     f = fields[term.field]

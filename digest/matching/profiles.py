@@ -91,6 +91,18 @@ def set_seeds(session: Session, subscriber_id: int, paper_ids: Iterable[int], no
     return refresh_profile(session, subscriber_id, now)
 
 
+def seed_ids(session: Session, subscriber_id: int) -> list[str]:
+    """The arXiv ids of the reader's seed papers, in the order they were given."""
+    return list(
+        session.scalars(
+            select(Paper.arxiv_id)
+            .join(Vote, Vote.paper_id == Paper.id)
+            .where(Vote.subscriber_id == subscriber_id, Vote.source == VoteSource.seed)
+            .order_by(Vote.created_at, Vote.paper_id)
+        )
+    )
+
+
 def signals(session: Session, subscriber_id: int) -> list[Signal]:
     """The reader's latest ``MAX_SIGNALS`` votes and seeds with their papers' vectors, newest first
     (a paper without vectors yet does not count until it has them)."""

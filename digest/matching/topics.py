@@ -4,8 +4,10 @@ A line is an expression: words (all required), ``OR`` (binds looser than the imp
 ``and``, ``not`` are operators in any case — quote one to look for the word), parentheses,
 exclusions (``-word``, ``-(…)``, ``NOT word``; an exclusion applies to the whole group or line it is
 written in), ``"phrases"``, hyphenated words (``text-to-video``: the words in a row, or run together),
-prefixes (``quantiz*``), fields (``title:``, ``author:``, ``org:``, ``upvotes:>=10``). Words match
-their inflections (stems, :mod:`digest.matching.words`), in phrases too.
+prefixes (``quantiz*``), fields (``title:``, ``author:``, ``org:``, ``upvotes:>=10``), and papers like
+one the reader names (``like:2501.12345``: an arXiv id or link; the papers whose embedding is within
+:data:`digest.matching.similar.LIKE_SIMILARITY` of that paper's). Words match their inflections
+(stems, :mod:`digest.matching.words`), in phrases too.
 
 ``Filter.matches`` is the plain reference evaluation; :class:`digest.matching.corpus.Corpus` evaluates the
 same filters over many papers at once with bitsets, memoised per filter and per term.
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from digest.matching.expression import OPERATORS, And, Node, Term, all_of, any_of, evaluate, negation, term
+from digest.matching.paper_ids import paper_id
 from digest.matching.words import (
     COMPOUND_RE,
     STEMMED_FIELDS,
@@ -37,7 +40,7 @@ MAX_TOPICS_CHARS = 2000
 MAX_FILTERS = 20
 MAX_ERRORS_SHOWN = 20  # problems listed for one textarea (or one CSV row); the rest are counted
 
-FIELDS = ("title", "author", "org", "upvotes")
+FIELDS = ("title", "author", "org", "upvotes", "like")
 _UPVOTES_RE = re.compile(r"(>=|<=|>|<|=)?([0-9]{1,12})")
 _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"'})
 
@@ -142,7 +145,7 @@ def _lex(line: str, written: bool = False) -> tuple[list[tuple[str, int, object]
         if field_name is not None:
             name = field_name.lower()
             if name not in FIELDS:
-                raise _Problem(f"unknown field '{field_name}:' (use title:, author:, org: or upvotes:)", m.start(3))
+                raise _Problem(f"unknown field '{field_name}:' (use title:, author:, org:, upvotes: or like:)", m.start(3))
         if phrase is None and not bare and i < n and line[i] == '"':  # a quote never closed
             snippet = line[i : i + 30].rstrip()
             raise _Problem(f"unterminated quote after {snippet}{'…' if n - i > 30 else ''}", i)
@@ -171,8 +174,16 @@ def _lex(line: str, written: bool = False) -> tuple[list[tuple[str, int, object]
 def _term(name: str, value: str, quoted: bool, raw: str) -> Term:
     """One term (cached: filters share their words; a problem is raised again, never cached)."""
     if not value and not quoted:
-        what = "a number" if name == "upvotes" else 'a word or "phrase"'
+        what = {"upvotes": "a number", "like": "an arXiv id"}.get(name, 'a word or "phrase"')
         raise _Problem(f"'{raw}' must be followed directly by {what}")
+    if name == "like":
+        try:
+            found = paper_id(value)
+        except ValueError:
+            found = None
+        if quoted or found is None:
+            raise _Problem(f"'{raw}': like: takes one paper's arXiv id or link, as in like:2501.12345") from None
+        return term("like", (found,))
     if name == "upvotes":
         m = None if quoted else _UPVOTES_RE.fullmatch(value)
         if m is None:

@@ -49,13 +49,15 @@ def load_candidates(session: Session, start: date, end: date) -> list[Paper]:
 
 
 @functools.lru_cache(maxsize=4)
-def shared_corpus(texts: tuple[PaperText, ...]) -> Corpus:
+def shared_corpus(source: str, texts: tuple[PaperText, ...]) -> Corpus:
     """One index per distinct candidate set, per process.
 
     Consecutive batches of a planning run share their window (the same day's papers, same
     upvotes), so a worker indexes those papers once, and each distinct filter is evaluated once
     for all its batches (the Corpus memoises evaluations), not once per batch of 100.
     A re-ingest that changes an upvote or an organisation makes a new key, so a new index.
+    ``source`` names the database: what ``like:`` terms match (:mod:`digest.matching.similar`)
+    depends on its papers beyond these.
     """
     return Corpus(list(texts))
 
@@ -63,9 +65,9 @@ def shared_corpus(texts: tuple[PaperText, ...]) -> Corpus:
 class Candidates:
     """A window's papers in trending order, indexed: what every batch of a send run shares."""
 
-    def __init__(self, papers: Sequence[Paper]) -> None:
+    def __init__(self, papers: Sequence[Paper], source: str = "") -> None:
         self.papers = list(papers)
-        self.corpus = shared_corpus(tuple(paper_text(p) for p in self.papers))
+        self.corpus = shared_corpus(source, tuple(paper_text(p) for p in self.papers))
         self.position = {p.id: i for i, p in enumerate(self.papers)}
         self.by_day: dict[date, int] = {}
         for i, p in enumerate(self.papers):
@@ -92,7 +94,7 @@ def window_candidates(session: Session, start: date, end: date) -> Candidates:
     papers = load_candidates(session, start, end)
     for paper in papers:  # kept beyond this session: a rollback must not expire them
         session.expunge(paper)
-    candidates = Candidates(papers)
+    candidates = Candidates(papers, key[0])
     if len(_CANDIDATES) >= _CANDIDATES_MAX:
         _CANDIDATES.clear()
     _CANDIDATES[key] = (version, candidates)

@@ -24,16 +24,16 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import null
+from sqlalchemy import null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
 from digest.db import session_scope
-from digest.models import IngestRun, Paper, utcnow
+from digest.models import IngestRun, Paper, PaperVector, utcnow
 from digest.papers.client import PapersClient, load_file, sample_items
 from digest.papers.items import Batch, PaperRecord, parse_items
-from digest.papers.vectors import represent
+from digest.papers.vectors import MODEL, represent
 
 #: Columns a re-ingest refreshes; everything else keeps its first-seen value.
 REFRESHED = (
@@ -142,6 +142,32 @@ def ingest_days(settings: Settings, days: Sequence[date], progress: bool = False
             advance(day, 1)
     label = days[0].isoformat() if len(days) == 1 else f"{days[0].isoformat()}..{days[-1].isoformat()}"
     return save(settings, Batch.combine(batches), f"{settings.source_url} ({label})", started_at)
+
+
+BACKFILL_BATCH = 1000  # papers represented and committed at a time by represent_stored
+
+
+def represent_stored(settings: Settings, batch: int = BACKFILL_BATCH, on_batch: Callable[[int], None] | None = None) -> int:
+    """Vectors for every stored paper that has none of the current model (papers stored before
+    vectors existed, or all of them after a model change): ``batch`` papers per transaction, in id
+    order (keyset), so an interrupted run keeps what it committed and the next one goes on from
+    there. Returns how many papers were represented."""
+    done, after = 0, 0
+    while True:
+        with session_scope(settings) as session:
+            ids = session.execute(
+                select(Paper.id, Paper.arxiv_id)
+                .outerjoin(PaperVector, PaperVector.paper_id == Paper.id)
+                .where(Paper.id > after, or_(PaperVector.paper_id.is_(None), PaperVector.model != MODEL))
+                .order_by(Paper.id)
+                .limit(batch)
+            ).all()
+            if not ids:
+                return done
+            done += represent(session, [arxiv_id for _, arxiv_id in ids])
+            after = ids[-1][0]
+        if on_batch is not None:
+            on_batch(done)
 
 
 def ingest_file(settings: Settings, path: Path) -> IngestReport:

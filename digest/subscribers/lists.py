@@ -17,7 +17,7 @@ from digest.config import Settings
 from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone, next_slot
 from digest.matching.topics import MAX_TOPICS_CHARS, TopicsError, parse_topics, shown_errors
 from digest.models import Frequency, Subscriber, SubscriberState, TopicFilter
-from digest.subscribers.subscriptions import has_left, normalize_email, request_subscription
+from digest.subscribers.subscriptions import has_left, normalize_email, request_subscription, set_seed_papers
 
 CSV_COLUMNS = ("email", "topics", "frequency", "timezone")
 COMMIT_EVERY = 500  # rows per transaction of `digest subscribers import`: SQLite's one writer is never held for long
@@ -145,19 +145,21 @@ def import_csv(
             report.left += 1
             continue
         if confirmed:
-            session.add(
-                Subscriber(
-                    email=email,
-                    frequency=Frequency(frequency),
-                    timezone=tz,
-                    delivery_hour=DEFAULT_HOUR,
-                    state=SubscriberState.active,
-                    created_at=now,
-                    confirmed_at=now,
-                    next_due_at=next_slot(frequency, tz, DEFAULT_HOUR, after=now),
-                    filters=[TopicFilter(position=i, text=f.text) for i, f in enumerate(filters)],
-                )
+            subscriber = Subscriber(
+                email=email,
+                frequency=Frequency(frequency),
+                timezone=tz,
+                delivery_hour=DEFAULT_HOUR,
+                state=SubscriberState.active,
+                created_at=now,
+                confirmed_at=now,
+                next_due_at=next_slot(frequency, tz, DEFAULT_HOUR, after=now),
+                filters=[TopicFilter(position=i, text=f.text) for i, f in enumerate(filters)],
             )
+            session.add(subscriber)
+            if any("like:" in f.key for f in filters):  # the papers it names count as seeds, as on the form
+                session.flush()
+                set_seed_papers(session, subscriber, (), [f.text for f in filters], now)
         else:
             subscriber = request_subscription(session, settings, email, filters, frequency, tz, now)
             if subscriber is not None:

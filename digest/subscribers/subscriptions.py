@@ -26,6 +26,7 @@ import enum
 import hmac
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -39,7 +40,9 @@ from digest.db import session_scope
 from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone, next_slot
 from digest.mail.confirmation import ConfirmationLinks, confirmation_context, confirmation_message
 from digest.mail.transport import PermanentError, make_transport
-from digest.matching.topics import Filter
+from digest.matching.profiles import seed_ids, set_seeds
+from digest.matching.similar import known_ids, like_ids
+from digest.matching.topics import Filter, FilterError, parse_filter
 from digest.models import (
     ConfirmationQuota,
     Frequency,
@@ -155,10 +158,12 @@ def request_subscription(
     frequency: str,
     timezone: str,
     now: datetime,
+    seeds: Sequence[str] = (),
 ) -> Subscriber | None:
     """Record a sign-up; return the subscriber to mail once committed, or None to mail nothing now.
 
-    ``email`` must come from :func:`normalize_email`. The request is stored beside the subscriber
+    ``email`` must come from :func:`normalize_email`; ``seeds`` are the arXiv ids of papers they
+    like (checked by the form: ids of stored papers), which count from the confirmation on. The request is stored beside the subscriber
     (created pending for a new address) with a fresh nonce; nothing of the subscriber changes. None
     means the mailbox had its mails for this window: the request waits for the next one.
     (``settings`` is part of the signature for callers' symmetry with :func:`confirm`.)
@@ -180,6 +185,7 @@ def request_subscription(
             subscriber_id=subscriber.id,
             nonce=secrets.token_urlsafe(12),
             topics="\n".join(f.text for f in filters),
+            seeds="\n".join(seeds),
             frequency=freq,
             timezone=timezone,
             requested_at=now,
@@ -280,7 +286,9 @@ def confirm(session: Session, settings: Settings, token: str, now: datetime) -> 
         return Confirmation.already_confirmed
     subscriber.frequency = request.frequency
     subscriber.timezone = request.timezone
-    _set_filters(session, subscriber, [line for line in request.topics.split("\n") if line])
+    texts = [line for line in request.topics.split("\n") if line]
+    _set_filters(session, subscriber, texts)
+    set_seed_papers(session, subscriber, request.seeds.split(), texts, now)
     subscriber.state = SubscriberState.active
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
@@ -306,6 +314,34 @@ def subscriber_for_link(session: Session, settings: Settings, purpose: str, toke
     return by_public_id(session, tokens.read_token(settings, purpose, token), lock=lock)
 
 
+def set_seed_papers(session: Session, subscriber: Subscriber, seeds: Sequence[str], filter_texts: Sequence[str], now: datetime) -> None:
+    """The reader's seed papers become ``seeds`` and the papers their ``like:`` filters name (so a
+    ``like:`` orders a digest as a seed does); ids of papers not stored are left out. Their votes stay."""
+    compiled = []
+    for text in filter_texts:
+        if "like:" in text.lower():
+            try:
+                compiled.append(parse_filter(text))
+            except FilterError:
+                continue
+    known = known_ids(session, set(seeds) | like_ids(compiled))
+    set_seeds(session, subscriber.id, known.values(), now)
+
+
+def seed_papers(session: Session, subscriber: Subscriber) -> list[str]:
+    """The arXiv ids of the reader's seed papers that their ``like:`` filters do not name (what the
+    preferences form shows in its "Papers you like" box), oldest first."""
+    named = like_ids(f for f in map(_parsed, (f.text for f in subscriber.filters)) if f is not None)
+    return [i for i in seed_ids(session, subscriber.id) if i not in named]
+
+
+def _parsed(text: str) -> Filter | None:
+    try:
+        return parse_filter(text)
+    except FilterError:
+        return None
+
+
 def update_preferences(
     session: Session,
     subscriber: Subscriber,
@@ -314,12 +350,16 @@ def update_preferences(
     timezone: str,
     delivery_hour: int,
     now: datetime,
+    seeds: Sequence[str] | None = None,
 ) -> None:
-    """Save new preferences; an active subscriber's next digest moves to the new slot."""
+    """Save new preferences; an active subscriber's next digest moves to the new slot. ``seeds``
+    (arXiv ids) replace the reader's seed papers; None leaves them (and what ``like:`` adds) as they were."""
     subscriber.frequency = _check_preferences(frequency, timezone, delivery_hour)
     subscriber.timezone = timezone
     subscriber.delivery_hour = delivery_hour
     _set_filters(session, subscriber, [f.text for f in filters])
+    if seeds is not None:
+        set_seed_papers(session, subscriber, seeds, [f.text for f in filters], now)
     if subscriber.state == SubscriberState.active:
         subscriber.next_due_at = next_slot(frequency, timezone, delivery_hour, now)
 

@@ -13,6 +13,8 @@ from wtforms import EmailField, StringField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
 from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone
+from digest.matching.paper_ids import MAX_SEEDS, paper_ids
+from digest.matching.similar import like_ids
 from digest.matching.topics import MAX_TOPICS_CHARS, Filter, TopicsError, parse_topics, shown_errors
 from digest.subscribers.subscriptions import MAX_EMAIL_LENGTH, normalize_email
 from digest.web.zones import menu_zone
@@ -64,12 +66,51 @@ class TopicsMixin:
             raise StopValidation() from None
 
 
-class SubscribeForm(TopicsMixin, FlaskForm):
+MAX_SEEDS_CHARS = 200 * MAX_SEEDS  # room for MAX_SEEDS long links
+
+
+class SeedsMixin:
+    """Papers the reader likes: arXiv ids or arXiv / Hugging Face paper links, any separator. Whether
+    each is a paper we have is the view's check (:meth:`unknown_papers`): it needs the database."""
+
+    seed_ids: list[str]
+
+    def validate_seeds(self, field) -> None:
+        text = (field.data or "").replace("\r\n", "\n")
+        field.data = text[:ECHO_TOPICS_CHARS]
+        if len(text) > MAX_SEEDS_CHARS:
+            raise StopValidation(f"Too long ({len(text)} characters, at most {MAX_SEEDS_CHARS}).")
+        self.seed_ids, problems = paper_ids(text)
+        if problems:
+            field.errors.extend(shown_errors(problems))
+            raise StopValidation()
+
+    def unknown_papers(self, known: set[str]) -> bool:
+        """Mark every seed and ``like:`` paper not in ``known`` as an error; True if there was one."""
+        missing = [i for i in self.seed_ids if i not in known]
+        for arxiv_id in missing:
+            self.seeds.errors.append(f"{arxiv_id}: no paper with this id has been on Hugging Face Daily Papers yet.")
+        for f in getattr(self, "filters", []):
+            for arxiv_id in sorted(like_ids([f]) - known):
+                self.topics.errors.append(f"“{f.text}”: no paper {arxiv_id} has been on Hugging Face Daily Papers yet.")
+                missing.append(arxiv_id)
+        return bool(missing)
+
+    def named_papers(self) -> set[str]:
+        """The arXiv ids of the seeds and of the ``like:`` terms (after validation)."""
+        return set(self.seed_ids) | like_ids(getattr(self, "filters", []))
+
+
+SEEDS_HELP = "arXiv ids or links (arxiv.org or huggingface.co/papers), one per line"
+
+
+class SubscribeForm(TopicsMixin, SeedsMixin, FlaskForm):
     email = EmailField(
         "Email address",
         render_kw={"autocomplete": "email", "maxlength": MAX_EMAIL_LENGTH, "required": True, "spellcheck": "false"},
     )
     topics = TextAreaField("Topics", render_kw={"rows": 5, "maxlength": MAX_TOPICS_CHARS, "spellcheck": "false"})
+    seeds = TextAreaField("Papers you like", render_kw={"rows": 2, "maxlength": MAX_SEEDS_CHARS, "spellcheck": "false"})
     frequency = StringField("How often", default="daily", validators=[_frequency])
     timezone = TimezoneField("Time zone", default="UTC", validators=[_timezone])
     website = StringField("Website", render_kw={"tabindex": "-1", "autocomplete": "off"})  # honeypot
@@ -88,8 +129,9 @@ def _hour(form, field) -> None:
         raise ValidationError("Choose an hour from the list.")
 
 
-class PreferencesForm(TopicsMixin, FlaskForm):
+class PreferencesForm(TopicsMixin, SeedsMixin, FlaskForm):
     topics = TextAreaField("Topics", render_kw={"rows": 6, "maxlength": MAX_TOPICS_CHARS, "spellcheck": "false"})
+    seeds = TextAreaField("Papers you like", render_kw={"rows": 3, "maxlength": MAX_SEEDS_CHARS, "spellcheck": "false"})
     frequency = StringField("How often", validators=[_frequency])
     timezone = TimezoneField("Time zone", validators=[_timezone])
     delivery_hour = StringField("Delivery time", default=str(DEFAULT_HOUR), validators=[_hour])

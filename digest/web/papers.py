@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from digest.mail.digest_email import paper_view
 from digest.matching.corpus import iter_bits
 from digest.matching.explain import why_nothing
+from digest.matching.similar import prepare_likes
 from digest.matching.topics import Filter
 from digest.matching.trending import in_trending_order, window_candidates
 from digest.models import Paper
@@ -97,6 +98,7 @@ def preview(session: Session, filters: list[Filter], days: int = PREVIEW_DAYS, l
         return Preview(None, None, 0, 0, [])
     first, last = min(recent), max(recent)
     candidates = window_candidates(session, first, last)  # indexed once per process, per window version
+    prepare_likes(session, candidates, filters)
     papers, corpus = candidates.papers, candidates.corpus
     mask = corpus.match_any(filters)
     matches = [

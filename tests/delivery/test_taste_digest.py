@@ -14,8 +14,10 @@ from sqlalchemy import select
 
 from digest.delivery.run import send_due
 from digest.matching.profiles import record_vote
+from digest.matching.topics import parse_topics
 from digest.models import Delivery, DeliveryItem, Paper
 from digest.papers.vectors import represent
+from digest.subscribers.subscriptions import update_preferences
 from digest.web import create_app
 
 QUANTIZATION = [
@@ -124,3 +126,29 @@ def test_a_confident_profile_adds_you_may_also_like_outside_the_filters_and_neve
     archive = re.search(r'href="https://digest\.example\.org(/digest/[^"]+)"', html).group(1)
     page = create_app(mail_settings).test_client().get(archive).get_data(as_text=True)
     assert "You may also like" in page and "4 trending papers for you" in page  # the archive shows it the same way
+
+
+def test_like_lines_send_the_papers_close_to_the_named_ones_and_order_the_digest_as_seeds_do(
+    session, mail_settings, smtp_server, make_paper
+):
+    q0, q1 = add(session, make_paper, QUANTIZATION[:2], "2611", (5, 4), BEFORE)
+    rotations, kernels, two_bit = add(session, make_paper, QUANTIZATION[2:], "2613", (3, 2, 1))
+    add(session, make_paper, DIFFUSION[2:], "2614", (40, 30, 20))  # "video": upvoted more
+    represent(session)
+    filters = parse_topics(f"video\nlike:{q0.arxiv_id}\nlike:https://huggingface.co/papers/{q1.arxiv_id}")
+    reader = add_subscriber(session, "reader@example.org", due=None)
+    update_preferences(session, reader, filters, "daily", "UTC", 7, AT - timedelta(hours=1), seeds=[])  # as the form saves them
+    add_subscriber(session, "plain@example.org", ["video"])
+    session.commit()
+    assert reader.next_due_at == AT
+
+    send_due(mail_settings, AT, retry_delays=())
+    (mine,) = smtp_server.to("reader@example.org")
+    shown, lines = shown_papers(mine), matched_lines(mine)
+    # the two papers within LIKE_SIMILARITY of 2611.00001 (cosines 0.44 and 0.53), not the third (0.22)
+    assert set(shown) == {kernels.arxiv_id, two_bit.arxiv_id} | {a for a in shown if a.startswith("2614")}
+    assert rotations.arxiv_id not in shown and len(shown) == 5
+    assert [a[:4] for a in shown[:2]] == ["2613", "2613"]  # the named papers' topic first, as two seeds put it
+    assert lines[0].startswith(f"like:{q0.arxiv_id} · like {q0.arxiv_id}, one of your seed papers")
+    (theirs,) = smtp_server.to("plain@example.org")
+    assert [a[:4] for a in shown_papers(theirs)] == ["2614"] * 3

@@ -8,9 +8,12 @@ import textwrap
 from datetime import date
 
 import numpy as np
+from click.testing import CliRunner
 from papers_api import GOOD_DAY
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from support import subprocess_env
 
+from digest.cli import main
 from digest.db import session_scope
 from digest.models import Paper, PaperVector, TermCount
 from digest.papers.client import PapersClient
@@ -102,3 +105,24 @@ def test_the_model_loads_and_embeds_with_no_network_and_no_cache(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(2, 256)"
     assert list(tmp_path.iterdir()) == []  # nothing cached, nothing downloaded
+
+
+def test_digest_represent_backfills_papers_stored_without_vectors_batch_by_batch(settings, api):
+    live = settings.with_(source_url=api.url)
+    api.scenario(GOOD_DAY, "good")
+    ingest(live)
+    before = {k: v.dense.astype(np.float32) for k, v in vectors(live).items()}
+    with session_scope(live) as session:  # as papers stored before migration 0005 are
+        session.execute(delete(PaperVector))
+        session.execute(delete(TermCount))
+
+    env = subprocess_env(live)
+    result = CliRunner().invoke(main, ["represent", "--batch", "2"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "represented 5 papers"
+    after = vectors(live)
+    assert after.keys() == before.keys() and all(v.model == MODEL for v in after.values())
+    assert all(np.allclose(after[k].dense.astype(np.float32), before[k], atol=2e-3) for k in before)
+
+    again = CliRunner().invoke(main, ["represent"], env=env, catch_exceptions=False)
+    assert again.exit_code == 0 and again.output.strip() == "every stored paper has its vectors already"

@@ -18,7 +18,8 @@ from support import subprocess_env
 
 from digest.db import session_factory, session_scope
 from digest.matching.topics import TopicsError, parse_topics
-from digest.models import SignupRequest, Subscriber, SubscriberState
+from digest.models import Paper, ReaderProfile, SignupRequest, Subscriber, SubscriberState, Vote, VoteSource
+from digest.papers.vectors import represent
 from digest.subscribers.lists import import_csv, neutralise, restore
 
 
@@ -70,6 +71,28 @@ def test_import_confirmed_makes_active_subscribers_with_a_due_time_and_sends_not
         assert cy.state == SubscriberState.active and cy.confirmed_at is not None
         local = cy.next_due_at.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
         assert (local.hour, local.minute) == (7, 0) and cy.next_due_at > datetime.now(timezone.utc)
+
+
+def test_import_confirmed_counts_the_papers_like_lines_name_as_seeds(settings, smtp_server, tmp_path, make_paper):
+    with session_scope(settings) as s:
+        make_paper("2611.00001", "Low-bit weight quantization of LLMs", session=s)
+        represent(s)
+    rows = [
+        {"email": "cy@example.org", "topics": "agents\nlike:https://arxiv.org/abs/2611.00001", "frequency": "daily", "timezone": "UTC"},
+        {"email": "di@example.org", "topics": "like:2611.09999", "frequency": "daily", "timezone": "UTC"},  # not stored yet
+    ]
+    result = run(settings, "subscribers", "import", "--confirmed", str(write_csv(tmp_path / "list.csv", rows)))
+    assert result.returncode == 0, result.stderr
+    assert "imported 2," in result.stdout
+    with session_scope(settings) as s:
+        votes = s.execute(
+            select(Subscriber.email, Paper.arxiv_id, Vote.source)
+            .join(Vote, Vote.subscriber_id == Subscriber.id)
+            .join(Paper, Paper.id == Vote.paper_id)
+        ).all()
+        assert [tuple(v) for v in votes] == [("cy@example.org", "2611.00001", VoteSource.seed)]
+        di = s.scalar(select(Subscriber).where(Subscriber.email == "di@example.org"))
+        assert di.topics_text == "like:2611.09999" and s.get(ReaderProfile, di.id) is None
 
 
 def test_import_reports_bad_rows_by_line_imports_the_rest_and_never_touches_existing(settings, tmp_path):
