@@ -126,6 +126,12 @@ def test_a_person_subscribes_confirms_edits_preferences_and_unsubscribes(chromiu
     screenshot(page, "02-form-errors")
 
     page.fill("#topics", "diffusion video\nrobot")
+    page.fill("#seeds", "2611.09999")  # a paper we do not have: said on the field, nothing stored
+    page.click("button:has-text('Subscribe')")
+    assert page.locator("#seeds-error").inner_text() == "2611.09999: no paper with this id has been on Hugging Face Daily Papers yet."
+    assert page.locator("#topics").input_value() == "diffusion video\nrobot"
+
+    page.fill("#seeds", "https://arxiv.org/abs/2611.00003v1")
     page.check("#frequency-1")  # weekly
     page.click("button:has-text('Subscribe')")
     page.wait_for_url("**/check-your-inbox")
@@ -142,6 +148,7 @@ def test_a_person_subscribes_confirms_edits_preferences_and_unsubscribes(chromiu
     inbox.close()
     page.goto(confirm_url)
     assert subscriber_row(settings, "ann@example.org").state == SubscriberState.pending  # opening is not confirming
+    assert "2611.00003" in page.locator("ul.topics").last.inner_text()  # the seed paper it would confirm
     screenshot(page, "05-confirm")
     page.click("button:has-text('Yes, start my digest')")
     assert page.locator("h1").inner_text() == "You're subscribed"
@@ -156,6 +163,7 @@ def test_a_person_subscribes_confirms_edits_preferences_and_unsubscribes(chromiu
         "Scaling video diffusion transformers to minute-long clips",
         "A generalist robot policy from a million demonstrations",
     ]
+    assert page.locator("#seeds").input_value().strip() == "2611.00003"
     page.fill("#topics", "title:reasoning\norg:meta")
     page.select_option("#delivery_hour", "9")
     page.click("button:has-text('Save preferences')")
