@@ -1,0 +1,57 @@
+"""The data model: papers and their vectors, subscribers with their topic filters, votes and taste
+profiles, and the delivery ledger.
+
+SQLAlchemy 2.0 typed models that work on PostgreSQL and SQLite. Every schema change is an
+Alembic migration in ``alembic/versions``; server defaults are declared so Alembic sees them.
+
+Split by subject: :mod:`~digest.models.base` (the base and shared column types),
+:mod:`~digest.models.papers`, :mod:`~digest.models.subscribers`, :mod:`~digest.models.delivery` and
+:mod:`~digest.models.taste`; every name is importable from ``digest.models`` as before.
+"""
+
+from digest.models.base import ID, NAMING, Base, UTCDateTime, new_public_id, utcnow
+from digest.models.delivery import Delivery, DeliveryItem, DeliveryStatus
+from digest.models.papers import IngestRun, Paper
+from digest.models.subscribers import (
+    ConfirmationQuota,
+    Frequency,
+    SignupRequest,
+    Subscriber,
+    SubscriberState,
+    Suppression,
+    TopicFilter,
+    address_hash,
+    mailbox_hash,
+)
+from digest.models.taste import HalfFloats, PackedTerms, PaperVector, ReaderProfile, SparseVector, TermCount, Vote, VoteSource
+
+__all__ = [
+    "ID",
+    "NAMING",
+    "Base",
+    "UTCDateTime",
+    "new_public_id",
+    "utcnow",
+    "Delivery",
+    "DeliveryItem",
+    "DeliveryStatus",
+    "IngestRun",
+    "Paper",
+    "ConfirmationQuota",
+    "Frequency",
+    "SignupRequest",
+    "Subscriber",
+    "SubscriberState",
+    "Suppression",
+    "TopicFilter",
+    "address_hash",
+    "mailbox_hash",
+    "HalfFloats",
+    "PackedTerms",
+    "PaperVector",
+    "ReaderProfile",
+    "SparseVector",
+    "TermCount",
+    "Vote",
+    "VoteSource",
+]
