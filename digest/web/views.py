@@ -19,6 +19,7 @@ from digest import tokens
 from digest.config import Settings
 from digest.db import engine_for, session_scope
 from digest.delivery.schedule import zone
+from digest.matching.similar import known_ids
 from digest.matching.topics import TopicsError, parse_topics
 from digest.models import SubscriberState
 from digest.subscribers import subscriptions
@@ -69,20 +70,26 @@ def home():
             return redirect(url_for("check_inbox"), 303)
         if form.validate():
             with session_scope(settings) as session:
-                subscriber = subscriptions.request_subscription(
-                    session,
-                    settings,
-                    form.normalized_email,
-                    form.filters,
-                    form.frequency.data,
-                    form.timezone.data,
-                    _now(),
-                )
-                subscriber_id = subscriber.id if subscriber is not None else None
+                if form.unknown_papers(set(known_ids(session, form.named_papers()))):
+                    subscriber_id, status = None, 400
+                else:
+                    subscriber = subscriptions.request_subscription(
+                        session,
+                        settings,
+                        form.normalized_email,
+                        form.filters,
+                        form.frequency.data,
+                        form.timezone.data,
+                        _now(),
+                        seeds=form.seed_ids,
+                    )
+                    subscriber_id, status = (subscriber.id if subscriber is not None else None), 303
             if subscriber_id is not None:  # committed: now the mail may go
                 current_app.config["DIGEST_QUEUE"].send_confirmation(subscriber_id)
-            return redirect(url_for("check_inbox"), 303)
-        status = 400
+            if status == 303:
+                return redirect(url_for("check_inbox"), 303)
+        else:
+            status = 400
     with session_scope(settings) as session:
         trending = papers.trending(session)
     return render_template("home.html", form=form, trending=trending, papers=papers), status
@@ -115,6 +122,7 @@ def confirm(token: str):
             next_digest=local_time(subscriber.next_due_at, subscriber.timezone),
             frequency=(asked or subscriber).frequency.value,
             topics=[line for line in asked.topics.split("\n") if line] if asked is not None else [],
+            seeds=asked.seeds.split() if asked is not None else [],
             preferences_token=tokens.make_token(settings, "preferences", subscriber.public_id),
         )
 
@@ -138,13 +146,14 @@ def preferences(token: str):
             "timezone": subscriber.timezone,
             "delivery_hour": str(subscriber.delivery_hour),
         }
+        saved["seeds"] = "\n".join(subscriptions.seed_papers(session, subscriber))
         form = PreferencesForm(data=saved)  # a POST's values take precedence
         status = 200
         filters = None
         if request.method == "POST" and not editable:
             status = 409  # a stale form: they unsubscribed since; the page says how to come back
         elif request.method == "POST":
-            if form.validate():
+            if form.validate() and not form.unknown_papers(set(known_ids(session, form.named_papers()))):
                 filters = form.filters
                 if request.form.get("action") != "preview":
                     subscriptions.update_preferences(
@@ -155,6 +164,7 @@ def preferences(token: str):
                         form.timezone.data,
                         int(form.delivery_hour.data),
                         _now(),
+                        seeds=form.seed_ids,
                     )
                     flash("Your preferences are saved.")
                     return redirect(url_for("preferences", token=token), 303)
