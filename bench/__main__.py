@@ -53,11 +53,13 @@ def run_stage(stage: str, args) -> list[Row]:
     if stage == "e2e":
         from bench import e2e
 
-        return e2e.run_e2e(_size(stage, "subscribers", q, args.subscribers), workers=args.workers)
+        return e2e.run_e2e(
+            _size(stage, "subscribers", q, args.subscribers), workers=args.workers, profiles=args.profiles, naive=not args.no_naive
+        )
     if stage == "memory":
         from bench import e2e
 
-        return e2e.run_memory(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, quick=q)
+        return e2e.run_memory(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, quick=q, profiles=args.profiles)
     if stage == "ranking":
         from bench import ranking
 
@@ -80,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         default=(os.cpu_count() or 1) + 1,
         help="Celery worker processes (default: one per core plus one, since a sender waits on SMTP and PostgreSQL part of the time)",
     )
+    parser.add_argument(
+        "--profiles",
+        type=float,
+        default=0.0,
+        help="e2e / memory: the share of subscribers with votes and a taste profile (0-1; default 0, as the figures before issue 14)",
+    )
+    parser.add_argument("--no-naive", action="store_true", help="e2e: skip the naive cron script baseline (its ~20 s)")
     parser.add_argument("--json", type=Path, help="where to write results (default bench/results/latest.json)")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the stages stop the workers and the sink they started

@@ -94,8 +94,10 @@ def fresh_database(log=print) -> str:
     return url
 
 
-def populate(n: int, at: datetime, seed: int = 21, log=print) -> dict:
-    """Papers for the last DAYS days and ``n`` due daily subscribers with filters, by COPY."""
+def populate(n: int, at: datetime, seed: int = 21, log=print, profiles: float = 0.0) -> dict:
+    """Papers for the last DAYS days and ``n`` due daily subscribers with filters, by COPY; the
+    papers' vectors as ingest stores them, a day at a time; ``profiles``: the share of subscribers
+    with votes and a taste profile (:func:`taste_profiles`)."""
     import psycopg
 
     t0 = time.perf_counter()
@@ -158,18 +160,124 @@ def populate(n: int, at: datetime, seed: int = 21, log=print) -> dict:
             for table in ("papers", "subscribers", "deliveries"):
                 cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         conn.commit()
+        represent_days(papers)
+        voters = taste_profiles(conn, n, profiles, papers, at, seed, log) if profiles > 0 else {"readers": 0, "votes": 0}
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
     seconds = time.perf_counter() - t0
-    log(f"e2e: {n:,} subscribers, {filters:,} filters, {len(papers)} papers, yesterday's {history:,} sent items loaded in {seconds:.0f} s")
+    log(
+        f"e2e: {n:,} subscribers, {filters:,} filters, {len(papers)} papers (with vectors), yesterday's {history:,} sent items, "
+        f"{voters['readers']:,} readers with a taste profile ({voters['votes']:,} votes) loaded in {seconds:.0f} s"
+    )
     return {
         "subscribers": n,
         "filters": filters,
         "papers": len(papers),
         "papers_per_day": PAPERS_PER_DAY,
         "history_items": history,
+        "profiles_share": profiles,
+        "profile_readers": voters["readers"],
+        "votes": voters["votes"],
         "load_seconds": seconds,
     }
+
+
+def represent_days(papers) -> None:
+    """Every paper's dense embedding and TF-IDF terms, by ``digest.papers.vectors.represent`` one
+    Daily Papers day at a time, oldest first, as the day's ingest would have stored them."""
+    from digest.db import session_scope
+    from digest.papers.vectors import represent
+
+    settings = _settings()
+    days: dict = {}
+    for p in papers:
+        days.setdefault(p.daily_date, []).append(p.arxiv_id)
+    for day in sorted(days):
+        with session_scope(settings) as session:
+            represent(session, days[day])
+
+
+#: Distinct vote sets fitted through the product's own code; readers with a profile share them
+#: cyclically (each gets the set's votes and its fitted profile bytes, by COPY).
+VOTE_SETS = 300
+#: Signals (votes) per vote set: a few for most readers, enough for the learned model for some.
+VOTE_COUNTS = (1, 1, 2, 2, 3, 3, 4, 5, 6, 8, 10, 14, 20, 30)
+
+
+def taste_profiles(conn, n: int, share: float, papers, at: datetime, seed: int, log=print) -> dict:
+    """``share`` of the ``n`` subscribers (drawn at random) get votes and a taste profile.
+
+    ``VOTE_SETS`` of them vote through :func:`digest.matching.profiles.record_vote` (the rows a
+    "more / less like this" POST writes: ``votes``, and ``reader_profiles`` refitted by
+    ``taste.fit`` on each vote); every other one copies one of those sets' votes and profile bytes.
+    A set likes papers near one paper of an earlier day (by their stored embeddings: a topic) and
+    dislikes a few others at random; no vote is on a paper of the days this run sends.
+    """
+    import numpy as np
+    from sqlalchemy import select
+
+    from digest.db import session_scope
+    from digest.matching.profiles import record_vote
+    from digest.models import PaperVector, ReaderProfile, Vote
+
+    rng = random.Random(seed + 7)
+    voters = sorted(rng.sample(range(1, n + 1), round(n * share)))
+    if not voters:
+        return {"readers": 0, "votes": 0}
+    latest = max(p.daily_date for p in papers)
+    earlier = [p.id for p in papers if p.daily_date < latest - timedelta(days=1)]  # shown in past digests
+    settings = _settings()
+    with session_scope(settings) as session:
+        rows = session.execute(select(PaperVector.paper_id, PaperVector.dense).where(PaperVector.paper_id.in_(earlier))).all()
+    ids = np.array([r[0] for r in rows])
+    dense = np.stack([r[1] for r in rows])
+    templates = voters[:VOTE_SETS]
+    t0 = at - timedelta(days=20)
+    for subscriber_id in templates:
+        count = rng.choice(VOTE_COUNTS)
+        centre = rng.randrange(len(ids))
+        near = ids[np.argsort(-(dense @ dense[centre]))[: max(12, 2 * count)]].tolist()
+        likes = rng.sample(near, max(1, round(count * 0.7)))
+        others = [i for i in rng.sample(ids.tolist(), min(len(ids), 4 * count + 4)) if i not in near]
+        ballots = [(i, 1) for i in likes] + [(i, -1) for i in others[: count - len(likes)]]
+        rng.shuffle(ballots)
+        with session_scope(settings) as session:
+            for j, (paper_id, vote) in enumerate(ballots):
+                record_vote(session, subscriber_id, int(paper_id), vote, t0 + timedelta(minutes=j))
+    with session_scope(settings) as session:
+        sets = {sid: [] for sid in templates}
+        for sid, paper_id, vote, source, created in session.execute(
+            select(Vote.subscriber_id, Vote.paper_id, Vote.vote, Vote.source, Vote.created_at).where(Vote.subscriber_id.in_(templates))
+        ):
+            sets[sid].append((paper_id, vote, source.value, created))
+        fitted = dict(
+            session.execute(
+                select(ReaderProfile.subscriber_id, ReaderProfile.profile).where(ReaderProfile.subscriber_id.in_(templates))
+            ).all()
+        )
+    copies = [(sid, templates[k % len(templates)]) for k, sid in enumerate(voters) if k >= len(templates)]
+    votes = sum(len(v) for v in sets.values())
+    with conn.cursor() as cur:
+        with cur.copy("COPY votes (subscriber_id, paper_id, vote, source, created_at) FROM STDIN") as copy:
+            for sid, template in copies:
+                for row in sets[template]:
+                    copy.write_row((sid, *row))
+                votes += len(sets[template])
+        with cur.copy("COPY reader_profiles (subscriber_id, profile, updated_at) FROM STDIN") as copy:
+            for sid, template in copies:
+                copy.write_row((sid, fitted[template], t0))
+    conn.commit()
+    sizes = [len(b) for b in fitted.values()]
+    log(
+        f"e2e: {len(voters):,} readers with a profile ({len(templates)} vote sets fitted by record_vote, profiles {min(sizes)}–{max(sizes)} bytes)"
+    )
+    return {"readers": len(voters), "votes": votes}
+
+
+def _settings():
+    from digest.config import load_settings
+
+    return load_settings({"DIGEST_DATABASE_URL": database_url(), "DIGEST_SECRET_KEY": "bench-secret-key-0123456789abcdef"})
 
 
 def _yesterday(cur, zones: list[tuple[str, int]], at: datetime, papers, rng: random.Random) -> int:
@@ -417,7 +525,7 @@ class Run:
     cpu_seconds: dict = field(default_factory=dict)  # CPU per kind of process during the run
 
 
-def run_pipeline(n: int, workers: int, *, cap_seconds: float, log=print) -> Run:
+def run_pipeline(n: int, workers: int, *, cap_seconds: float, profiles: float = 0.0, log=print) -> Run:
     """Fill, start workers, send the plan task, wait for the ledger to settle; measure."""
     import redis
 
@@ -425,7 +533,7 @@ def run_pipeline(n: int, workers: int, *, cap_seconds: float, log=print) -> Run:
 
     at = run_moment()
     url = fresh_database(log)
-    workload = populate(n, at, log=log)
+    workload = populate(n, at, log=log, profiles=profiles)
     redis.Redis.from_url(REDIS_URL).flushdb()
     from sqlalchemy import create_engine
 
@@ -543,11 +651,14 @@ def naive_baseline(n: int, sample: int, log=print) -> tuple[float, dict]:
 # ---------------------------------------------------------------- stages
 
 
-def run_e2e(n: int, *, workers: int = 3, log=print) -> list[Row]:
-    run = run_pipeline(n, workers, cap_seconds=max(900.0, n / 100), log=log)
-    label = ""
+def run_e2e(n: int, *, workers: int = 3, profiles: float = 0.0, naive: bool = True, log=print) -> list[Row]:
+    run = run_pipeline(n, workers, cap_seconds=max(900.0, n / 100), profiles=profiles, log=log)
+    label = f", {profiles:.0%} with a taste profile" if profiles else ""
     stage = "e2e"
-    base_s, base_detail = naive_baseline(n, min(1000, max(200, n // 100)), log=log)
+    if naive:
+        base_s, base_detail = naive_baseline(n, min(1000, max(200, n // 100)), log=log)
+    else:
+        base_s, base_detail = None, {"sample": 0, "sample_seconds": None, "sample_sent": 0}
     sent = run.counts.get("sent", 0)
     detail = (
         {
@@ -578,7 +689,7 @@ def run_e2e(n: int, *, workers: int = 3, log=print) -> list[Row]:
             f"digests delivered per second{label}",
             sent / run.seconds if run.seconds else 0.0,
             "digests/s",
-            base_detail["sample_sent"] / base_detail["sample_seconds"],
+            base_detail["sample_sent"] / base_detail["sample_seconds"] if naive else None,
             baseline_label="naive cron script",
         ),
         Row(
@@ -593,10 +704,10 @@ def run_e2e(n: int, *, workers: int = 3, log=print) -> list[Row]:
     return rows
 
 
-def run_memory(n: int, *, workers: int = 3, quick: bool = False, log=print) -> list[Row]:
+def run_memory(n: int, *, workers: int = 3, quick: bool = False, profiles: float = 0.0, log=print) -> list[Row]:
     cap = 900.0 if not quick else 300.0
-    run = run_pipeline(n, workers, cap_seconds=cap, log=log)
-    label = ""
+    run = run_pipeline(n, workers, cap_seconds=cap, profiles=profiles, log=log)
+    label = f", {profiles:.0%} with a taste profile" if profiles else ""
     peak = run.rss["peak_rss_mb_max_process"]
     sent = run.counts.get("sent", 0)
     return [

@@ -1,13 +1,14 @@
 """The digest email: per-paper blocks rendered once per batch, a context per recipient, the message.
 
 Rendering cost is dominated by what is done per recipient, so a batch renders each paper's block
-(HTML with its CSS inlined, and text) ONCE into a string; a recipient's digest is then a Jinja
-render of ``email_templates/digest`` that strings the blocks together with the only per-recipient
-parts: each paper's number (the HTML block is cut in two around it), the "matched: <filter>" lines
-(with the reader's taste's "why"), each card's two signed "more / less like this" links, the
-"You may also like" block, the inbox preview line, the footer and its signed links. The first
-paper, the top pick, has a block of its own (its "#1 today" label and a large thumbnail), rendered
-once too.
+(HTML with its CSS inlined, and text) ONCE into a string. The markup around a block in a digest
+(``digest/card.html`` and ``card.txt``: the paper's number, the "matched: <filter>" line with the
+reader's taste's "why", the two "more / less like this" links) is rendered once per process and
+shape with placeholders and cut at them (:class:`CardFrames`): a recipient's cards are those pieces
+interleaved with the blocks and the reader's parts, and the Jinja render of ``email_templates/digest``
+per recipient is only the frame around them — the inbox preview line, the heading, the "You may
+also like" heading, the footer and its signed links. The first paper, the top pick, has a block of
+its own (its "#1 today" label and a large thumbnail), rendered once too.
 
 Paper data is untrusted: every text is autoescaped in HTML, whitespace (CR/LF included) is collapsed
 in titles, names and excerpts, and only ``http(s)`` URLs are ever linked or shown as images. LaTeX
@@ -20,12 +21,13 @@ import functools
 import math
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain
 from urllib.parse import quote, urlsplit
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from digest import tokens
 from digest.config import Settings
@@ -41,6 +43,7 @@ TITLE_CHARS = 300
 MAX_AUTHORS = 3
 ALL_PAPERS = "all trending papers"
 _BLOCK_START, _BLOCK_END = "<!--block-->", "<!--/block-->"
+_CARD_START, _CARD_END = "<!--card-->", "<!--/card-->"
 _ARXIV_SAFE = "./-"
 _TRAILING = re.compile(r"[\s,;:.\-–—(]+$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
@@ -195,6 +198,7 @@ class PaperBlocks:
         self.templates = email_templates or templates()
         self.html_template = self.templates.fragment(f"{TEMPLATE}/paper.html", _BLOCK_START, _BLOCK_END)
         self.text_template = self.templates.text_env.get_template(f"{TEMPLATE}/paper.txt")
+        self.frames = _frames_for(self.templates)
         self._seen: dict[tuple[int, str | None], tuple[Paper, Block]] = {}
 
     def get(self, paper: Paper, lead: str | None = None) -> Block:
@@ -216,6 +220,11 @@ class PaperBlocks:
             _SHARED_BLOCKS[key] = block
         self._seen[id(paper), lead] = (paper, block)
         return block
+
+
+@functools.lru_cache(maxsize=8)
+def _frames_for(email_templates: EmailTemplates) -> CardFrames:
+    return CardFrames(email_templates)
 
 
 #: Blocks kept across batches in one worker process: a day's papers appear in every batch of a
@@ -245,6 +254,46 @@ def _block_key(paper: Paper) -> tuple:
     )
 
 
+class CardFrames:
+    """The markup around a paper's block in a digest (``digest/card.html``, ``digest/card.txt``):
+    its number, its "why" line, its "more / less like this" links. Rendered once per process and
+    shape (HTML or text, in the "You may also like" part or not, with or without a why or vote
+    links, the top pick's label or not) with a placeholder for each per-reader part, and kept cut
+    at them: a recipient's card is its pieces interleaved with its parts, not a template render.
+    """
+
+    _HOLES = {
+        "card": "\0head\0\0number\0\0tail\0",  # the HTML block, cut around its number
+        "number": "\0number\0",
+        "text": "\0text\0",
+        "why": "\0why\0",
+        "lead": "\0lead\0",
+        "more": "\0vote\0/\0paper\0/more",
+        "less": "\0vote\0/\0paper\0/less",
+    }
+
+    def __init__(self, email_templates: EmailTemplates) -> None:
+        self.templates = email_templates
+        self._frames: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def frame(self, html: bool, also: bool, why: bool, votes: bool, lead: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(pieces, parts)``: the card is ``pieces[0] + value(parts[0]) + pieces[1] + … + pieces[-1]``."""
+        key = (html, also, why, votes, lead)
+        frame = self._frames.get(key)
+        if frame is None:
+            holes = {k: Markup(v) for k, v in self._HOLES.items()} | {"also": also, "votes": votes}
+            holes["why"] = holes["why"] if why else ""
+            if html:
+                template = self.templates.fragment(f"{TEMPLATE}/card.html", _CARD_START, _CARD_END)
+                rendered = "\n" + template.render(holes) + "\n"
+            else:
+                holes["lead"] = holes["lead"] if lead else ""
+                rendered = self.templates.text_env.get_template(f"{TEMPLATE}/card.txt").render(holes)
+            cut = rendered.split("\0")
+            frame = self._frames[key] = (tuple(cut[0::2]), tuple(cut[1::2]))
+        return frame
+
+
 def _wrap(text: str, first: str = "    ", rest: str = "    ") -> str:
     return textwrap.fill(text, width=76, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False)
 
@@ -257,19 +306,20 @@ class DigestLinks:
     unsubscribe: str
     preferences: str
     archive: str | None  # None on the archive page itself
-    #: a paper id -> its card's ("More like this", "Less like this") links; None: cards without them
-    vote: Callable[[int], tuple[str, str]] | None = None
+    #: the reader's vote link without its last parts: a card's "More like this" and "Less like this"
+    #: links are ``<vote>/<paper id>/more`` and ``…/less``; None: cards without them
+    vote: str | None = None
 
 
-def vote_links(settings: Settings, subscriber_public_id: str) -> Callable[[int], tuple[str, str]]:
-    """A card's "More like this" and "Less like this" links: ``/vote/<token>/<paper id>/<more|less>``.
+def vote_links(settings: Settings, subscriber_public_id: str) -> str:
+    """The start of a reader's "More like this" / "Less like this" links, ``/vote/<token>``; a card
+    adds ``/<paper id>/<more|less>``.
 
     One signature per reader (the token signs the reader; the paper and the way are plain path
     parts, checked when the vote arrives: only papers of that reader's sent digests count, and
     either way is theirs to choose), so a digest's cards cost string joins, not 20 HMACs.
     """
-    base = tokens.link(settings, "vote", subscriber_public_id)
-    return lambda paper_id: (f"{base}/{paper_id}/more", f"{base}/{paper_id}/less")
+    return tokens.link(settings, "vote", subscriber_public_id)
 
 
 def links_for(settings: Settings, subscriber_public_id: str, delivery_public_id: str | None) -> DigestLinks:
@@ -304,10 +354,6 @@ def lead_label(window: tuple[date, date], frequency: str) -> str:
     return "#1 this week" if frequency == "weekly" else "#1 in this digest"
 
 
-def _no_votes(paper_id: int) -> None:
-    return None
-
-
 def why_line(pick: Pick) -> str:
     """The card's last line: the filter that matched, and what the reader's taste saw in it."""
     matched = f"matched: {pick.matched or ALL_PAPERS}"
@@ -330,7 +376,8 @@ def digest_context(
     label = lead_label(window, reader.frequency)
     shown = [blocks.get(p.paper, lead=label if i == 0 else None) for i, p in enumerate(main)]
     also = [p for p in picks if p.also]
-    vote = links.vote or _no_votes
+    cards = _cards(blocks, zip(shown, main), 1, links.vote, label)
+    also_cards = _cards(blocks, ((blocks.get(p.paper), p) for p in also), count + 1, links.vote, None)
     return {
         "count": count,
         "top_title": shown[0].title if shown else "",
@@ -339,12 +386,10 @@ def digest_context(
         "heading": f"{count} trending paper{'' if count == 1 else 's'} for you",
         "window": window_label(*window),
         "lead_label": label,
-        # (the card's HTML, numbered; its text; why it is there; its vote links), in the digest's order
-        "items": [(block.numbered(n), block.text, why_line(p), vote(p.paper.id)) for n, (block, p) in enumerate(zip(shown, main), 1)],
-        "also": [
-            (blocks.get(p.paper).numbered(n), blocks.get(p.paper).text, p.why or "", vote(p.paper.id))
-            for n, p in enumerate(also, count + 1)
-        ],
+        # the cards, numbered, each with why it is there and its vote links, in the digest's order
+        "cards": cards,
+        "also": bool(also),
+        "also_cards": also_cards,
         "email": reader.email,
         "frequency": reader.frequency,
         "when": f"{'Mondays' if reader.frequency == 'weekly' else 'every day'} at {reader.delivery_hour:02d}:00 ({reader.timezone})",
@@ -353,6 +398,58 @@ def digest_context(
         "preferences_url": links.preferences,
         "archive_url": links.archive,
     }
+
+
+def _cards(blocks: PaperBlocks, cards, first: int, vote: str | None, lead: str | None) -> _Cards:
+    """The HTML and the text of these (block, pick) cards numbered from ``first``: each its frame's
+    pieces (:class:`CardFrames`) interleaved with its block and the reader's parts, escaped for HTML
+    as the templates' autoescaping would, joined once."""
+    frame = blocks.frames.frame
+    votes = vote is not None
+    vote_html = _escaped(vote) if votes else ""
+    html: list[str] = []
+    text: list[str] = []
+    for number, (block, pick) in enumerate(cards, first):
+        why = (pick.why or "") if pick.also else why_line(pick)
+        paper = str(pick.paper.id) if votes else ""
+        values = {"head": block.head, "number": str(number), "tail": block.tail, "why": _escaped(why), "vote": vote_html, "paper": paper}
+        _fill(html, frame(True, pick.also, bool(why), votes, False), values)
+        values = {"number": f"{number:2d}", "text": block.text, "why": why, "vote": vote, "paper": paper, "lead": lead}
+        _fill(text, frame(False, pick.also, bool(why), votes, number == first and lead is not None), values)
+    return _Cards(Markup("".join(html)), "".join(text))
+
+
+def _fill(out: list[str], frame: tuple[tuple[str, ...], tuple[str, ...]], values: dict[str, str]) -> None:
+    pieces, parts = frame
+    out.extend(chain.from_iterable(zip(pieces, map(values.__getitem__, parts))))
+    out.append(pieces[-1])
+
+
+_HTML_SPECIAL = re.compile(r"[&<>'\"]")
+
+
+def _escaped(value: str) -> str:
+    """``value`` as Jinja's autoescaping prints it (``markupsafe.escape``), without making a
+    ``Markup`` of a value that has nothing to escape (a why line, a link: most have not)."""
+    return str(escape(value)) if _HTML_SPECIAL.search(value) else value
+
+
+@dataclass(frozen=True)
+class _Cards:
+    """Cards as the two templates print them: ``{{ cards }}`` is the HTML in ``body.html`` (already
+    escaped), the text in ``body.txt``."""
+
+    html: Markup
+    text: str
+
+    def __html__(self) -> str:
+        return self.html
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __bool__(self) -> bool:
+        return bool(self.text)
 
 
 def render_digest(context: dict, email_templates: EmailTemplates | None = None) -> Rendered:
@@ -380,6 +477,8 @@ class DigestMailer:
         shown = list(picks)
         while True:
             rendered = render_digest(digest_context(self.blocks, shown, reader, window, links), self.templates)
+            if len(rendered.html) * 4 <= MAX_HTML_BYTES:  # UTF-8 is at most 4 bytes a character: no need to encode it to know
+                return rendered, shown
             size = len(rendered.html.encode("utf-8"))
             if size <= MAX_HTML_BYTES or len(shown) <= 1:
                 return rendered, shown

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import formataddr, formatdate
 
+import numpy as np
+
 
 def one_line(value: str, limit: int = 250) -> str:
     """Collapse every run of whitespace (CR/LF included) to one space: safe in a header."""
@@ -43,11 +45,22 @@ def _address(display: str, address: str) -> str:
 
 
 def _b64(text: str) -> bytes:
-    """Base64 in CRLF-terminated lines of 76 characters (what ``base64.encodebytes`` makes, 25% faster)."""
+    """Base64 in CRLF-terminated lines of 76 characters (what ``base64.encodebytes`` makes, with CRLF).
+
+    The full lines are one array of 78-byte rows (76 characters, CR, LF) filled by two numpy
+    copies: a 20 KB part is ~400 lines, and cutting them one slice at a time was half the cost.
+    """
     encoded = base64.b64encode(text.encode("utf-8"))
     if not encoded:
         return b""
-    return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
+    full, rest = divmod(len(encoded), 76)
+    lines = np.empty((full, 78), dtype=np.uint8)
+    lines[:, :76] = np.frombuffer(encoded, dtype=np.uint8, count=full * 76).reshape(full, 76)
+    lines[:, 76:] = _CRLF
+    return lines.tobytes() + (encoded[full * 76 :] + b"\r\n" if rest else b"")
+
+
+_CRLF = np.frombuffer(b"\r\n", dtype=np.uint8)
 
 
 @dataclass

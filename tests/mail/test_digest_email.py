@@ -125,6 +125,20 @@ def test_digest_text_matches_snapshot(papers):
     assert_snapshot("digest.txt", rendered.text)
 
 
+def test_digest_with_vote_links_why_and_you_may_also_like_snapshot(papers):
+    """Each card's frame (number, why, "more / less like this") is spliced, not rendered, per reader."""
+    links = replace(LINKS, vote="https://digest.example.org/vote/VOTE-TOKEN")
+    picks = [
+        Pick(papers[0], '"video diffusion"', why="like 2611.09999, which you liked"),
+        Pick(papers[1], "agents -robot"),
+        Pick(papers[2], None, why='like <b>"2611.0&"</b>, one of your seed papers', also=True),
+    ]
+    rendered, _ = DigestMailer(SETTINGS).render(picks, READER, WINDOW, links)
+    assert rendered.html.count("https://digest.example.org/vote/VOTE-TOKEN/") == 6
+    assert_snapshot("digest_votes.html", rendered.html)
+    assert_snapshot("digest_votes.txt", rendered.text)
+
+
 def test_digest_without_filters_snapshot(papers):
     rendered, _ = render(papers[:1], None, Reader("bob@example.org", "weekly", "UTC", 9, ()))
     assert_snapshot("digest_all_papers.txt", rendered.text)
@@ -264,7 +278,7 @@ def test_css_is_inlined_once_per_template_not_per_recipient(monkeypatch, papers)
     for name in ("a", "b", "c"):
         mailer.render([Pick(p, None) for p in papers], replace(READER, email=f"{name}@x.org"), WINDOW, LINKS)
     DigestMailer(SETTINGS, templates).render([Pick(p, None) for p in papers], READER, WINDOW, LINKS)
-    assert len(calls) == 2  # the body template and the paper block template, once each
+    assert len(calls) == 3  # the body template, the paper block and the card around it, once each
 
 
 def test_paper_blocks_are_rendered_once_per_batch(papers):
@@ -439,3 +453,14 @@ def test_preview_text_lists_the_top_two_titles_before_anything_else(papers):
     body = rendered.html.split("<body", 1)[1].split(">", 1)[1].lstrip()
     assert body.startswith('<div class="preheader" style="display:none')
     assert body.split(">", 1)[1].startswith("Video Diffusion Transformers at Scale · Agents That Read Papers · and 1 more&#847;")
+
+
+@pytest.mark.parametrize("length", [0, 1, 56, 57, 58, 114, 1000, 22_222])
+def test_body_parts_are_base64_in_lines_of_76_with_crlf(length):
+    """What ``base64.encodebytes`` makes, with CRLF: every full line 76 characters, the last shorter."""
+    import base64
+
+    from digest.mail.mime import _b64
+
+    text = ("Über · ▲ 10× faster\n" * (length // 20 + 1))[:length]
+    assert _b64(text) == base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")

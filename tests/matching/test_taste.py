@@ -223,3 +223,87 @@ def test_a_disliked_paper_is_moved_down_by_a_bounded_amount():
     parts = taste.parts(1, 0)
     assert parts.personal < 0 and parts.final >= parts.trending - parts.weight * PERSONAL_CLIP
     assert 0 in taste.order(1, range(12))
+
+
+def test_a_batch_scores_as_the_plain_matrix_products_and_why_as_a_scan_of_the_anchors():
+    """The scores are W_d · Dᵀ and W_s · Sᵀ (without BLAS, term postings instead of a matrix over the
+    vocabulary): checked against the products written plainly; "why" names the last of the nearest
+    liked anchors at least WHY_SIMILARITY near, as a scan keeping the best with >= would."""
+    from digest.matching.scoring import DENSE_SHARE, SPARSE_SHARE, WHY_SIMILARITY, standardize
+
+    candidates = random_signals(40, seed=5)
+    vectors = [(s.dense, s.sparse) if i % 9 else None for i, s in enumerate(candidates)]  # some without vectors
+    shared = candidates[3].sparse.terms[:10]  # profiles that share terms with the candidates
+    for s in candidates[:8]:
+        s.sparse.terms[:10] = shared
+    window = Window([s.paper_id for s in candidates], vectors)
+    liked = [Signal(s.paper_id, s.arxiv_id, 1, False, s.dense, s.sparse) for s in candidates]
+    profiles = {r: fit(liked[r + 1 : r + 4] + random_signals(5 + 7 * r, seed=20 + r)) for r in range(6)}  # newest first: the anchors
+    profiles[6] = fit([Signal(s.paper_id, s.arxiv_id, -1, False, s.dense, s.sparse) for s in candidates[:3]])  # dislikes only
+    profiles[7] = fit(liked[1:2] * 2 + random_signals(3, seed=7))  # two anchors alike: a tie
+    present = np.array([v is not None for v in vectors])
+    dense = np.array([v[0] if v else np.zeros(DIM) for v in vectors])
+    for p in profiles.values():
+        sparse = np.array(
+            [
+                sum(
+                    w * dict(zip(v[1].terms.tolist(), v[1].weights.tolist())).get(t, 0.0)
+                    for t, w in zip(p.terms.tolist(), p.weights.tolist())
+                )
+                if v
+                else 0.0
+                for v in vectors
+            ]
+        )
+        mixed = DENSE_SHARE * standardize(dense @ p.dense, present) + SPARSE_SHARE * standardize(sparse, present)
+        expected = np.clip(standardize(mixed, present), -PERSONAL_CLIP, PERSONAL_CLIP)[0]
+        np.testing.assert_allclose(window.personal([p])[0], expected, atol=1e-4)
+        assert np.any(sparse != 0)
+
+    taste = Taste(window, profiles)
+    named = 0
+    for r, p in profiles.items():
+        for position in range(window.size):
+            best, similarity = None, WHY_SIMILARITY
+            for anchor in p.anchors:
+                s = float(anchor.sketch @ window.sketch[position])
+                if anchor.vote > 0 and s >= similarity:
+                    best, similarity = anchor, s
+            expected = None
+            if best is not None and present[position] and taste.personal[r, position] > 0:
+                expected = f"like {best.arxiv_id}, " + ("one of your seed papers" if best.seed else "which you liked")
+                named += 1
+            assert taste.why(r, position) == expected
+    assert named >= 6  # the candidates each profile voted on are near their own anchors
+
+
+def test_a_profile_decodes_its_anchors_as_written():
+    signals = [Signal(s.paper_id, s.arxiv_id, 1 if s.seed else s.vote, s.seed, s.dense, s.sparse) for s in random_signals(30, seed=9)]
+    profile = fit(signals)  # a seed is a like
+    again = Profile.from_bytes(profile.to_bytes())
+    assert any(a.seed for a in again.anchors) and any(a.vote < 0 for a in again.anchors)
+    assert [(a.paper_id, a.arxiv_id, a.vote, a.seed) for a in again.anchors] == [
+        (a.paper_id, a.arxiv_id, a.vote, a.seed) for a in profile.anchors
+    ]
+    for a, b in zip(again.anchors, profile.anchors):
+        assert abs(float(np.linalg.norm(a.sketch)) - 1.0) < 1e-6
+        assert float(a.sketch @ b.sketch) > 0.999  # int8 sketch, unit again
+    with pytest.raises(ValueError):
+        Profile.from_bytes(profile.to_bytes()[:-1])  # an anchor cut short
+
+
+def test_a_readers_order_is_the_blend_sorted_ties_in_todays_order():
+    candidates = random_signals(50, seed=11)
+    window = Window([s.paper_id % 5 for s in candidates], [(s.dense, s.sparse) for s in candidates])  # many trending ties
+    profiles = {1: fit(random_signals(4, seed=12)), 2: fit(random_signals(30, seed=13))}
+    taste = Taste(window, profiles)
+    for subscriber_id in profiles:
+        for positions in (range(50), range(0, 50, 3), [7], [40, 2, 19, 33]):
+            parts = {p: taste.parts(subscriber_id, p) for p in positions}  # the blend in float32, as scored
+            final = {p: np.float32(x.trending) + np.float32(x.weight) * np.float32(x.personal) for p, x in parts.items()}
+            assert taste.order(subscriber_id, positions) == sorted(positions, key=lambda p: (-final[p], p))
+    assert taste.order(3, [5, 1, 9]) == [5, 1, 9]  # no profile: as given
+    flat = Taste(window, {4: fit(random_signals(3, seed=14))}, parts=())  # no personal part: today's order
+    assert taste.order(4, range(50)) == list(range(50)) and flat.order(4, range(50)) == sorted(
+        range(50), key=lambda p: (-window.trend[p], p)
+    )
