@@ -4,7 +4,7 @@ paper a reader was already sent (the windows themselves are in :mod:`digest.deli
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from digest.matching.profiles import load_profiles, load_window
 from digest.matching.scoring import Taste
 from digest.matching.select import FilterCache, Matcher, Pick, Recipient, select_for
 from digest.matching.similar import prepare_likes
+from digest.matching.taste import Profile
 from digest.matching.trending import window_candidates
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFilter
 
@@ -60,15 +61,20 @@ def load_filters(session: Session, subscriber_ids: Iterable[int]) -> dict[int, t
 
 
 def compose(
-    session: Session, recipients: Sequence[tuple[object, Recipient]], size: int, filters: FilterCache | None = None
+    session: Session,
+    recipients: Sequence[tuple[object, Recipient]],
+    size: int,
+    filters: FilterCache | None = None,
+    profiles: Mapping[int, Profile] | None = None,
 ) -> dict[object, list[Pick]]:
     """The papers of every recipient of a batch, in four queries whatever the batch size.
 
     ``recipients`` are ``(key, Recipient)`` pairs, in the order their digests go out (a subscriber's
     older digest first). The candidates are the papers of the union of the windows; the batch's
-    taste profiles (votes and seeds) order each reader's matches, all scored at once
-    (:func:`digest.matching.profiles.load_profiles`, then, when a reader has one, the window's vectors, cached
-    per process while the window stays the same).
+    taste profiles (votes and seeds) order each reader's matches, all scored at once: ``profiles``
+    as the caller read them with its own rows (:func:`digest.matching.profiles.decode_profiles`), else
+    one query (:func:`~digest.matching.profiles.load_profiles`); then, when a reader has one, the
+    window's vectors, cached per process while the window stays the same.
     """
     windows = [(r.window_start, r.window_end) for _, r in recipients if r.window_start <= r.window_end]
     if not windows:
@@ -81,6 +87,7 @@ def compose(
         prepare_likes(session, candidates, [f for f in map(matcher.filters.get, likes) if f is not None])
     subscriber_ids = {r.subscriber_id for _, r in recipients}
     sent = load_sent(session, subscriber_ids, start, end)
-    profiles = load_profiles(session, subscriber_ids)  # a batch where nobody voted skips the vectors
+    if profiles is None:
+        profiles = load_profiles(session, subscriber_ids)  # a batch where nobody voted skips the vectors
     taste = Taste(load_window(session, matcher.papers), profiles) if profiles else None
     return select_for(matcher, recipients, sent, size, taste)

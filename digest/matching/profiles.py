@@ -139,10 +139,18 @@ def load_profiles(session: Session, subscriber_ids: Iterable[int]) -> dict[int, 
     ids = list(subscriber_ids)
     if not ids:
         return {}
+    return decode_profiles(
+        session.execute(select(ReaderProfile.subscriber_id, ReaderProfile.profile).where(among(session, ReaderProfile.subscriber_id, ids)))
+    )
+
+
+def decode_profiles(rows: Iterable[tuple[int, bytes | None]]) -> dict[int, Profile]:
+    """``(subscriber id, stored profile or None)`` rows, as a query that joins ``reader_profiles``
+    gives them, to the profiles of the readers that have one."""
     out: dict[int, Profile] = {}
-    for subscriber_id, data in session.execute(
-        select(ReaderProfile.subscriber_id, ReaderProfile.profile).where(among(session, ReaderProfile.subscriber_id, ids))
-    ):
+    for subscriber_id, data in rows:
+        if data is None or subscriber_id in out:
+            continue
         try:
             out[subscriber_id] = Profile.from_bytes(data)
         except ValueError as exc:
