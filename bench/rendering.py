@@ -83,10 +83,13 @@ class Naive:
     """The same templates, inlined by premailer per email, and the stdlib's EmailMessage."""
 
     def __init__(self) -> None:
-        from digest.mail.digest_email import _BLOCK_END, _BLOCK_START, TEMPLATE
+        from digest.mail.cards import _BLOCK_END, _BLOCK_START, TEMPLATE, CardFrames
         from digest.mail.templates import flatten, templates
 
         t = templates()
+        # the markup around each card (its number, why line, vote links) as the send path makes it:
+        # the naive side renders every paper block and inlines every email, which is most of its cost
+        self.frames = CardFrames(t)
         self.env = t.html_env
         source = flatten(t.loader, t.html_env, f"{TEMPLATE}/paper.html")
         fragment = source.split(_BLOCK_START, 1)[1].split(_BLOCK_END, 1)[0].strip()
@@ -98,7 +101,7 @@ class Naive:
 
     def get(self, paper, lead: str | None = None):
         """A paper's block rendered afresh for each recipient (the ``PaperBlocks.get`` of the naive way)."""
-        from digest.mail.digest_email import NUMBER, Block, _wrap, paper_view
+        from digest.mail.cards import NUMBER, Block, _wrap, paper_view
 
         view = paper_view(paper)
         html = self.paper_html.render(p=view, lead=lead, number=NUMBER)

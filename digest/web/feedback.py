@@ -1,8 +1,7 @@
-""" "More like this" / "Less like this" from the email: ``/vote/<signed token>``.
+""" "More like this" / "Less like this" from the email: ``/vote/<token>/<paper id>/<more|less>``.
 
-Each card of a digest links here with a token signed for one reader, one paper and one vote
-(``<subscriber public id>.<paper id>.<+1|-1>``, :func:`digest.mail.digest_email.vote_value`): the
-token is the credential, no login. Link scanners (Safe Links, Proofpoint, Mimecast) fetch every
+Each card of a digest links here; the token is signed for the reader (:func:`digest.mail.digest_email.vote_links`),
+and the paper and the way are checked when the vote arrives: the token is the credential, no login. Link scanners (Safe Links, Proofpoint, Mimecast) fetch every
 link in a mail, so a GET never records anything: it shows one button. The POST records the vote
 (a second vote on the paper replaces the first; the same vote twice changes nothing), then offers
 "undo" (a POST that removes it) and the papers most like that one.

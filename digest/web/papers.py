@@ -12,7 +12,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.mail.digest_email import paper_view
+from digest.mail.cards import paper_view
 from digest.matching.corpus import iter_bits
 from digest.matching.explain import why_nothing
 from digest.matching.similar import prepare_likes

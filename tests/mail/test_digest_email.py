@@ -22,7 +22,8 @@ from sqlalchemy import select
 
 from digest.config import Settings
 from digest.db import session_factory, session_scope
-from digest.mail.digest_email import MAX_HTML_BYTES, DigestLinks, DigestMailer, PaperBlocks, Reader, safe_url
+from digest.mail.cards import PaperBlocks, safe_url
+from digest.mail.digest_email import MAX_HTML_BYTES, DigestLinks, DigestMailer, Reader
 from digest.mail.templates import EmailTemplates
 from digest.matching.select import Pick
 from digest.models import Paper

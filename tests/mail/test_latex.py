@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from digest.mail.digest_email import PaperBlocks, paper_view
+from digest.mail.cards import PaperBlocks, paper_view
 from digest.mail.latex import readable
 
 
