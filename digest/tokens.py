@@ -10,7 +10,7 @@ import functools
 import hmac
 import json
 
-from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 
 from digest.config import Settings
@@ -47,34 +47,34 @@ def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
     return _serializer_for(settings.secret_key, purpose)
 
 
+def _require(secret_key: str) -> None:
+    if not secret_key:  # settings loaded for a read-only command (load_settings(signs=False))
+        raise RuntimeError("no DIGEST_SECRET_KEY: this command was started to read only, and signs no link")
+
+
 @functools.lru_cache(maxsize=32)
 def _serializer_for(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
     """Built once per key and purpose: a digest batch makes three links per recipient."""
-    if not secret_key:  # settings loaded for a read-only command (load_settings(signs=False))
-        raise RuntimeError("no DIGEST_SECRET_KEY: this command was started to read only, and signs no link")
+    _require(secret_key)
     return URLSafeTimedSerializer(secret_key, salt=f"digest.{purpose}")
 
 
 @functools.lru_cache(maxsize=32)
-def _timestamp_signer_for(secret_key: str, purpose: str) -> TimestampSigner:
-    """The signer the serializer of ``purpose`` makes for each token, made once (same key, salt, defaults)."""
-    if not secret_key:
-        raise RuntimeError("no DIGEST_SECRET_KEY: this command was started to read only, and signs no link")
-    return TimestampSigner(secret_key, salt=f"digest.{purpose}")
+def _timestamp_signer_for(secret_key: str, purpose: str) -> Signer:
+    """The signer the serializer of ``purpose`` signs its tokens with, made once."""
+    return _serializer_for(secret_key, purpose).make_signer()
 
 
 @functools.lru_cache(maxsize=32)
 def _signer_for(secret_key: str, purpose: str) -> Signer:
-    if not secret_key:
-        raise RuntimeError("no DIGEST_SECRET_KEY: this command was started to read only, and signs no link")
+    _require(secret_key)
     return Signer(secret_key, salt=f"digest.{purpose}")
 
 
 @functools.lru_cache(maxsize=32)
 def _compact_key(secret_key: str, purpose: str) -> bytes:
     """The purpose's own HMAC key, derived from the secret (so a tag of one purpose is no tag of another)."""
-    if not secret_key:
-        raise RuntimeError("no DIGEST_SECRET_KEY: this command was started to read only, and signs no link")
+    _require(secret_key)
     return hmac.digest(secret_key.encode("utf-8"), f"digest.{purpose}.compact".encode(), "sha256")
 
 
