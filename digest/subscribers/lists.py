@@ -159,7 +159,7 @@ def import_csv(
             session.add(subscriber)
             if any("like:" in f.key for f in filters):  # the papers it names count as seeds, as on the form
                 session.flush()
-                set_seed_papers(session, subscriber, (), [f.text for f in filters], now)
+                set_seed_papers(session, subscriber, (), filters, now)
         else:
             subscriber = request_subscription(session, settings, email, filters, frequency, tz, now)
             if subscriber is not None:

@@ -41,8 +41,9 @@ from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone, next_slot
 from digest.mail.confirmation import ConfirmationLinks, confirmation_context, confirmation_message
 from digest.mail.transport import PermanentError, make_transport
 from digest.matching.profiles import seed_ids, set_seeds
+from digest.matching.select import FilterCache
 from digest.matching.similar import known_ids, like_ids
-from digest.matching.topics import Filter, FilterError, parse_filter
+from digest.matching.topics import Filter
 from digest.models import (
     ConfirmationQuota,
     Frequency,
@@ -288,7 +289,7 @@ def confirm(session: Session, settings: Settings, token: str, now: datetime) -> 
     subscriber.timezone = request.timezone
     texts = [line for line in request.topics.split("\n") if line]
     _set_filters(session, subscriber, texts)
-    set_seed_papers(session, subscriber, request.seeds.split(), texts, now)
+    set_seed_papers(session, subscriber, request.seeds.split(), _compiled(texts), now)
     subscriber.state = SubscriberState.active
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
@@ -314,32 +315,23 @@ def subscriber_for_link(session: Session, settings: Settings, purpose: str, toke
     return by_public_id(session, tokens.read_token(settings, purpose, token), lock=lock)
 
 
-def set_seed_papers(session: Session, subscriber: Subscriber, seeds: Sequence[str], filter_texts: Sequence[str], now: datetime) -> None:
+def set_seed_papers(session: Session, subscriber: Subscriber, seeds: Sequence[str], filters: Sequence[Filter], now: datetime) -> None:
     """The reader's seed papers become ``seeds`` and the papers their ``like:`` filters name (so a
     ``like:`` orders a digest as a seed does); ids of papers not stored are left out. Their votes stay."""
-    compiled = []
-    for text in filter_texts:
-        if "like:" in text.lower():
-            try:
-                compiled.append(parse_filter(text))
-            except FilterError:
-                continue
-    known = known_ids(session, set(seeds) | like_ids(compiled))
+    known = known_ids(session, set(seeds) | like_ids(filters))
     set_seeds(session, subscriber.id, known.values(), now)
+
+
+def _compiled(texts: Sequence[str]) -> list[Filter]:
+    """Stored filter lines as filters (one that no longer parses is left out, as a send leaves it)."""
+    return [f for f in map(FilterCache().get, texts) if f is not None]
 
 
 def seed_papers(session: Session, subscriber: Subscriber) -> list[str]:
     """The arXiv ids of the reader's seed papers that their ``like:`` filters do not name (what the
     preferences form shows in its "Papers you like" box), oldest first."""
-    named = like_ids(f for f in map(_parsed, (f.text for f in subscriber.filters)) if f is not None)
+    named = like_ids(_compiled([f.text for f in subscriber.filters]))
     return [i for i in seed_ids(session, subscriber.id) if i not in named]
-
-
-def _parsed(text: str) -> Filter | None:
-    try:
-        return parse_filter(text)
-    except FilterError:
-        return None
 
 
 def update_preferences(
@@ -359,7 +351,7 @@ def update_preferences(
     subscriber.delivery_hour = delivery_hour
     _set_filters(session, subscriber, [f.text for f in filters])
     if seeds is not None:
-        set_seed_papers(session, subscriber, seeds, [f.text for f in filters], now)
+        set_seed_papers(session, subscriber, seeds, filters, now)
     if subscriber.state == SubscriberState.active:
         subscriber.next_due_at = next_slot(frequency, timezone, delivery_hour, now)
 

@@ -9,12 +9,13 @@ here: a hostile client can post anything. The choice fields are plain strings ch
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
 from wtforms import EmailField, StringField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
 from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone
 from digest.matching.paper_ids import MAX_SEEDS, paper_ids
-from digest.matching.similar import like_ids
+from digest.matching.similar import known_ids, like_ids
 from digest.matching.topics import MAX_TOPICS_CHARS, Filter, TopicsError, parse_topics, shown_errors
 from digest.subscribers.subscriptions import MAX_EMAIL_LENGTH, normalize_email
 from digest.web.zones import menu_zone
@@ -70,10 +71,12 @@ MAX_SEEDS_CHARS = 200 * MAX_SEEDS  # room for MAX_SEEDS long links
 
 
 class SeedsMixin:
-    """Papers the reader likes: arXiv ids or arXiv / Hugging Face paper links, any separator. Whether
-    each is a paper we have is the view's check (:meth:`unknown_papers`): it needs the database."""
+    """Papers the reader likes (beside :class:`TopicsMixin`): arXiv ids or arXiv / Hugging Face paper
+    links, any separator. Whether each is a paper we have is checked after validation, with the
+    database (:meth:`unknown_papers`), for the seeds and the ``like:`` lines alike."""
 
     seed_ids: list[str]
+    filters: list[Filter]
 
     def validate_seeds(self, field) -> None:
         text = (field.data or "").replace("\r\n", "\n")
@@ -85,23 +88,18 @@ class SeedsMixin:
             field.errors.extend(shown_errors(problems))
             raise StopValidation()
 
-    def unknown_papers(self, known: set[str]) -> bool:
-        """Mark every seed and ``like:`` paper not in ``known`` as an error; True if there was one."""
+    def unknown_papers(self, session: Session) -> bool:
+        """Mark every seed and ``like:`` paper that is not a stored paper as an error on its field
+        (one query); True if there was one. After validation."""
+        known = known_ids(session, set(self.seed_ids) | like_ids(self.filters)).keys()
         missing = [i for i in self.seed_ids if i not in known]
         for arxiv_id in missing:
             self.seeds.errors.append(f"{arxiv_id}: no paper with this id has been on Hugging Face Daily Papers yet.")
-        for f in getattr(self, "filters", []):
+        for f in self.filters:
             for arxiv_id in sorted(like_ids([f]) - known):
                 self.topics.errors.append(f"“{f.text}”: no paper {arxiv_id} has been on Hugging Face Daily Papers yet.")
                 missing.append(arxiv_id)
         return bool(missing)
-
-    def named_papers(self) -> set[str]:
-        """The arXiv ids of the seeds and of the ``like:`` terms (after validation)."""
-        return set(self.seed_ids) | like_ids(getattr(self, "filters", []))
-
-
-SEEDS_HELP = "arXiv ids or links (arxiv.org or huggingface.co/papers), one per line"
 
 
 class SubscribeForm(TopicsMixin, SeedsMixin, FlaskForm):

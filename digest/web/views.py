@@ -19,7 +19,6 @@ from digest import tokens
 from digest.config import Settings
 from digest.db import engine_for, session_scope
 from digest.delivery.schedule import zone
-from digest.matching.similar import known_ids
 from digest.matching.topics import TopicsError, parse_topics
 from digest.models import SubscriberState
 from digest.subscribers import subscriptions
@@ -70,7 +69,7 @@ def home():
             return redirect(url_for("check_inbox"), 303)
         if form.validate():
             with session_scope(settings) as session:
-                if form.unknown_papers(set(known_ids(session, form.named_papers()))):
+                if form.unknown_papers(session):
                     subscriber_id, status = None, 400
                 else:
                     subscriber = subscriptions.request_subscription(
@@ -153,7 +152,7 @@ def preferences(token: str):
         if request.method == "POST" and not editable:
             status = 409  # a stale form: they unsubscribed since; the page says how to come back
         elif request.method == "POST":
-            if form.validate() and not form.unknown_papers(set(known_ids(session, form.named_papers()))):
+            if form.validate() and not form.unknown_papers(session):
                 filters = form.filters
                 if request.form.get("action") != "preview":
                     subscriptions.update_preferences(
