@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
+from support import free_port
+from werkzeug.serving import make_server
 
+from digest.config import Settings
 from digest.models import Subscriber
+from digest.web import create_app
 
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 LINK_RE = re.compile(r"https?://\S+/(confirm|preferences|unsubscribe)/([A-Za-z0-9_.\-]+)")
@@ -78,3 +85,18 @@ def old_token(settings, purpose: str, value: str, age: timedelta) -> str:
             return int(time.time() - age.total_seconds())
 
     return URLSafeTimedSerializer(settings.secret_key, salt=f"digest.{purpose}", signer=PastSigner).dumps(value)
+
+
+@contextmanager
+def serving(settings: Settings, port: int | None = None) -> Iterator[str]:
+    """The real app (``create_app(settings)``) on a werkzeug server thread, for a browser; yields
+    its ``http://127.0.0.1:<port>`` (``port``: one the settings' base URL already names)."""
+    port = port or free_port()
+    server = make_server("127.0.0.1", port, create_app(settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        thread.join(5)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 from digest_helpers import AT, add_subscriber, parts
-from support import free_port
-from werkzeug.serving import make_server
+from web_helpers import serving
 
 from digest import tokens
 from digest.delivery.run import send_due
@@ -83,15 +81,11 @@ def test_a_well_signed_link_to_no_sent_digest_is_404(settings):
 @pytest.mark.browser
 def test_archive_page_renders_with_its_styles_in_chromium(sent, chromium, screenshot):
     settings, _, path = sent
-    port = free_port()
-    server = make_server("127.0.0.1", port, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(settings) as site:
         page = chromium.new_page(viewport={"width": 390, "height": 900})
         console: list[str] = []
         page.on("console", lambda message: console.append(message.text))
-        response = page.goto(f"http://127.0.0.1:{port}{path}")
+        response = page.goto(f"{site}{path}")
         assert response.status == 200
         card = page.locator(".card").nth(1)
         assert card.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(255, 255, 255)"
@@ -100,5 +94,3 @@ def test_archive_page_renders_with_its_styles_in_chromium(sent, chromium, screen
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         assert not [m for m in console if "Content Security Policy" in m], console
         screenshot(page, "archive-390")
-    finally:
-        server.shutdown()

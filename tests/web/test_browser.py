@@ -8,21 +8,18 @@ Screenshots land in ``tests/artifacts/`` (gitignored).
 from __future__ import annotations
 
 import re
-import threading
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from support import free_port
-from web_helpers import body_html, body_text
-from werkzeug.serving import make_server
+from web_helpers import body_html, body_text, serving
 
 from digest import tokens
 from digest.config import Settings, SmtpSettings
 from digest.db import engine_for, session_scope, upgrade
 from digest.models import Subscriber, SubscriberState
-from digest.web import create_app
 
 pytestmark = pytest.mark.browser
 
@@ -77,12 +74,8 @@ def live_site(tmp_path, smtp_server, make_paper):
                 org_name=org,
                 session=session,
             )
-    server = make_server("127.0.0.1", port, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield settings
-    server.shutdown()
-    thread.join(5)
+    with serving(settings, port):
+        yield settings
     engine_for(url).dispose()
 
 

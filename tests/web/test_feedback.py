@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import html
 import re
-import threading
 
 import pytest
 from digest_helpers import AT, add_subscriber, parts
 from sqlalchemy import func, select
-from support import free_port
-from werkzeug.serving import make_server
+from web_helpers import serving
 
 from digest import tokens
 from digest.delivery.run import send_due
 from digest.models import ReaderProfile, Subscriber, SubscriberState, Vote
 from digest.papers.vectors import represent
-from digest.web import create_app
 
 VOTE_LINK = re.compile(r'href="https://digest\.example\.org(/vote/[^"]+)"[^>]*>(More|Less) like this</a>')
 
@@ -125,13 +122,9 @@ def test_a_vote_by_an_unsubscribed_reader_stores_nothing(session, client, sent):
 @pytest.mark.browser
 def test_a_reader_votes_from_the_page_in_a_browser_and_undoes_it(session, mail_settings, sent, chromium, screenshot):
     alice, papers, links = sent
-    port = free_port()
-    server = make_server("127.0.0.1", port, create_app(mail_settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(mail_settings) as site:
         page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.goto(f"http://127.0.0.1:{port}{links[0][0]}")
+        page.goto(f"{site}{links[0][0]}")
         assert page.locator("h1").inner_text() == "More like this?"
         assert votes(session) == []  # the browser's GET recorded nothing
         screenshot(page, "vote-ask")
@@ -143,6 +136,3 @@ def test_a_reader_votes_from_the_page_in_a_browser_and_undoes_it(session, mail_s
         page.get_by_role("button", name="Undo").click()
         page.wait_for_selector("text=Vote removed")
         assert votes(session) == []
-    finally:
-        server.shutdown()
-        thread.join(5)

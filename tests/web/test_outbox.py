@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 
 import pytest
+from web_helpers import serving
 
 from digest.config import SmtpSettings
 from digest.mail.catcher import MailCatcher
@@ -119,16 +119,8 @@ LINES_JS = """element => {
 @pytest.fixture
 def outbox_site(demo_settings, catcher):
     """The demo's app on a real server thread (the frame-sizing script runs in the browser)."""
-    from support import free_port
-    from werkzeug.serving import make_server
-
-    port = free_port()
-    server = make_server("127.0.0.1", port, create_app(demo_settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-    thread.join(5)
+    with serving(demo_settings) as site:
+        yield site
 
 
 @pytest.mark.browser

@@ -4,17 +4,15 @@ show, images only from https (as the pages' Content-Security-Policy allows), lai
 from __future__ import annotations
 
 import re
-import threading
 from datetime import date
 
 import lxml.html
 import pytest
 from support import free_port
-from werkzeug.serving import make_server
+from web_helpers import serving
 
 from digest.config import Settings
 from digest.db import session_scope
-from digest.web import create_app
 from digest.web.site import CSP
 
 DAY = date(2026, 11, 25)
@@ -157,12 +155,8 @@ def site(sqlite_database, tmp_path, make_paper):
     )
     with session_scope(settings) as session:
         add_papers(session, make_paper)
-    server = make_server("127.0.0.1", port, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield settings.base_url
-    server.shutdown()
-    thread.join(5)
+    with serving(settings, port) as site:
+        yield site
 
 
 @pytest.mark.browser
