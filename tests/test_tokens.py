@@ -27,8 +27,9 @@ def test_a_vote_link_in_the_older_form_still_reads():
     public_id = new_public_id()
     older = Signer(SETTINGS.secret_key, salt="digest.vote").sign(public_id).decode()
     assert tokens.read_token(SETTINGS, "vote", older) == public_id
+    at = older.index(".") + 1  # the signature's first character: the last one also carries padding bits, which decoding ignores
     with pytest.raises(tokens.BadToken):
-        tokens.read_token(SETTINGS, "vote", older[:-1] + ("A" if older[-1] != "A" else "B"))
+        tokens.read_token(SETTINGS, "vote", older[:at] + ("A" if older[at] != "A" else "B") + older[at + 1 :])
 
 
 def test_a_vote_token_changed_anywhere_or_signed_otherwise_is_refused():
