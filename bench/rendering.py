@@ -2,7 +2,7 @@
 
 Ours, per recipient, exactly what a send batch does (``digest.mail.digest_email``): signed links, the digest
 context with paper blocks rendered once per batch of 100 (``PaperBlocks``), a Jinja render of the
-pre-inlined templates, and ``build_message`` (headers + base64 bodies assembled directly).
+pre-inlined templates, and ``build_message`` (headers, a base64 text body and a 7bit HTML body, assembled directly).
 
 Baseline, per recipient, the straightforward way: the same Jinja templates *without* pre-inlined CSS
 (each paper block rendered for each recipient), premailer on the whole HTML, then an

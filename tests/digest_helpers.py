@@ -86,13 +86,22 @@ def expected_picks(session: Session, subscriber: Subscriber, start: date, end: d
     return out[:size]
 
 
+def as_read(html: str) -> str:
+    """HTML as a mail client reads it: character references to non-ASCII characters (``&#220;``,
+    how a 7bit HTML part carries Ü) as the characters, and CRLF line ends as LF."""
+    return _CHARACTER_REFERENCE.sub(lambda m: chr(int(m.group(1))) if int(m.group(1)) > 127 else m.group(0), html.replace("\r\n", "\n"))
+
+
+_CHARACTER_REFERENCE = re.compile(r"&#(\d+);")
+
+
 def parts(message: EmailMessage) -> tuple[str, str]:
-    """The text and HTML bodies of a multipart/alternative digest."""
+    """The text and HTML bodies of a multipart/alternative digest, the HTML as a client reads it."""
     assert message.get_content_type() == "multipart/alternative"
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
     assert text is not None and html is not None
-    return text.get_content(), html.get_content()
+    return text.get_content(), as_read(html.get_content())
 
 
 def shown_papers(message: EmailMessage) -> list[str]:

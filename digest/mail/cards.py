@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 from markupsafe import Markup, escape
 
 from digest.mail.latex import readable
+from digest.mail.mime import ascii_html
 from digest.mail.templates import EmailTemplates, one_line, templates
 from digest.matching.select import Pick
 from digest.models import Paper
@@ -306,9 +307,10 @@ _HTML_SPECIAL = re.compile(r"[&<>'\"]")
 
 
 def _escaped(value: str) -> str:
-    """``value`` as Jinja's autoescaping prints it (``markupsafe.escape``), without making a
-    ``Markup`` of a value that has nothing to escape (a why line, a link: most have not)."""
-    return str(escape(value)) if _HTML_SPECIAL.search(value) else value
+    """``value`` as the HTML templates print it (``markupsafe.escape``, non-ASCII characters as
+    references: :mod:`digest.mail.templates`), without making a ``Markup`` of a value that has
+    nothing to escape (a why line, a link: most have not)."""
+    return ascii_html(str(escape(value)) if _HTML_SPECIAL.search(value) else value)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 CSS is inlined by premailer ONCE per template, when the template is first loaded: the HTML
 template's source (with its base flattened in) goes through premailer and the result is compiled
 by Jinja. Per recipient there is only a Jinja render of pre-inlined HTML.
+
+HTML templates render ASCII (every other character as a character reference, which an HTML reader
+reads as the same character), so that the message can carry them 7bit without a per-recipient
+encoding (:func:`digest.mail.mime.ascii_html`): the compiled source is made ASCII once, and the
+values a template prints on the way out.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Any
 from urllib.parse import unquote
 
 import jinja2
+from markupsafe import Markup, escape
 from premailer import Premailer
 
-from digest.mail.mime import MessageSpec, build_message, one_line
+from digest.mail.mime import MessageSpec, ascii_html, build_message, one_line
 from digest.resources import resource_path
 
 TEMPLATES_DIR = resource_path("email_templates")
@@ -79,12 +85,22 @@ def inline_css(source: str) -> str:
         disable_validation=True,
         allow_network=False,
     ).transform()
-    # premailer URL-quotes attribute values: give Jinja back its expressions.
-    return _ENCODED_EXPR.sub(lambda m: unquote(m.group(0)), html)
+    # premailer URL-quotes attribute values: give Jinja back its expressions; its serialiser writes
+    # entities (&middot;) as characters: give them back as references
+    return ascii_html(_ENCODED_EXPR.sub(lambda m: unquote(m.group(0)), html))
 
 
 def _finalize(value: Any) -> Any:
     return "" if value is None else value
+
+
+def _finalize_html(value: Any) -> Any:
+    """A printed value as HTML autoescaping prints it, with non-ASCII characters as references."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and not value.isascii():
+        return Markup(ascii_html(value if isinstance(value, Markup) else escape(value)))
+    return value
 
 
 class EmailTemplates:
@@ -94,9 +110,9 @@ class EmailTemplates:
         self.loader = jinja2.FileSystemLoader(str(folder))
         # auto_reload off: templates do not change under a running process, and with it on every
         # render of a template that extends another stats the base's file (a syscall per email)
-        common = dict(loader=self.loader, undefined=jinja2.StrictUndefined, finalize=_finalize, auto_reload=False)
-        self.html_env = jinja2.Environment(autoescape=True, **common)
-        self.text_env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, **common)
+        common = dict(loader=self.loader, undefined=jinja2.StrictUndefined, auto_reload=False)
+        self.html_env = jinja2.Environment(autoescape=True, finalize=_finalize_html, **common)
+        self.text_env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, finalize=_finalize, **common)
         self._cache: dict[str, Any] = {}
         self._lock = threading.Lock()
 

@@ -17,14 +17,17 @@ from pathlib import Path
 
 import premailer
 import pytest
-from digest_helpers import UTC
+from hypothesis import given
+from hypothesis import strategies as st
+from digest_helpers import UTC, as_read
 from sqlalchemy import select
 
 from digest.config import Settings
 from digest.db import session_factory, session_scope
 from digest.mail.cards import PaperBlocks, safe_url
 from digest.mail.digest_email import MAX_HTML_BYTES, DigestLinks, DigestMailer, Reader
-from digest.mail.templates import EmailTemplates
+from digest.mail.mime import MessageSpec, _lines_fit, build_message
+from digest.mail.templates import TEMPLATES_DIR, EmailTemplates
 from digest.matching.select import Pick
 from digest.models import Paper
 
@@ -157,7 +160,8 @@ def test_subject_has_the_count_and_the_top_title(papers):
 
 def test_each_paper_shows_everything_the_reader_needs(papers):
     rendered, _ = render(papers)
-    html, text = rendered.html, rendered.text
+    html, text = as_read(rendered.html), rendered.text
+    assert rendered.html.isascii()  # other characters as references: the HTML part goes 7bit
     assert 'href="https://huggingface.co/papers/2611.01234"' in html
     assert "Ada Lovelace, Alan Turing, Grace Hopper et al." in html and "Edsger" not in html
     assert "Katherine Johnson, Claude Shannon" in html and "Claude Shannon et al." not in html
@@ -303,7 +307,9 @@ def test_message_is_multipart_alternative_utf8_text_then_html(papers):
     kinds = [(part.get_content_type(), part.get_content_charset()) for part in msg.iter_parts()]
     assert kinds == [("text/plain", "utf-8"), ("text/html", "utf-8")]
     assert "Über-efficient LLMs" in msg.get_body(("plain",)).get_content()
-    assert "Über-efficient LLMs" in msg.get_body(("html",)).get_content()
+    html = msg.get_body(("html",))
+    assert html["Content-Transfer-Encoding"] == "7bit" and "&#220;ber-efficient LLMs" in html.get_content()
+    assert as_read(html.get_content()) == as_read(render(papers)[0].html)  # what was rendered, as a client reads it
 
 
 def test_message_headers(papers):
@@ -453,7 +459,43 @@ def test_preview_text_lists_the_top_two_titles_before_anything_else(papers):
     rendered, _ = render(papers)
     body = rendered.html.split("<body", 1)[1].split(">", 1)[1].lstrip()
     assert body.startswith('<div class="preheader" style="display:none')
-    assert body.split(">", 1)[1].startswith("Video Diffusion Transformers at Scale · Agents That Read Papers · and 1 more&#847;")
+    assert body.split(">", 1)[1].startswith("Video Diffusion Transformers at Scale &#183; Agents That Read Papers &#183; and 1 more&#847;")
+
+
+def spec(html: str, text: str = "Über · ▲\n") -> MessageSpec:
+    return MessageSpec("Trending Papers", "digest@example.org", "alice@example.org", "Subject", text, html, "m1@example.org")
+
+
+def test_the_html_part_is_7bit_ascii_other_characters_as_references_lines_crlf():
+    data = build_message(spec("<p>Über · ▲ 10× &#847;</p>\n<p>two\rthree\r\nfour</p>"))
+    assert data.isascii() and max(map(len, data.split(b"\r\n"))) <= 998 and b"\n" not in data.replace(b"\r\n", b"")
+    html = parse(data).get_body(("html",))
+    assert html["Content-Transfer-Encoding"] == "7bit"
+    # (the CRLF before the closing boundary belongs to the boundary, RFC 2046 5.1.1)
+    assert html.get_payload() == "<p>&#220;ber &#183; &#9650; 10&#215; &#847;</p>\r\n<p>two\r\nthree\r\nfour</p>"
+    text = parse(data).get_body(("plain",))  # the text part keeps its characters: base64
+    assert text["Content-Transfer-Encoding"] == "base64" and text.get_content() == "Über · ▲\n"
+
+
+@pytest.mark.parametrize(("line", "encoding"), [(998, "7bit"), (999, "base64")])
+def test_an_html_line_longer_than_998_characters_as_sent_goes_base64(line, encoding):
+    source = "<p>" + "Ü" * ((line - 7) // 6) + "x" * ((line - 7) % 6) + "</p>\n"  # Ü is 6 characters sent: &#220;
+    html = parse(build_message(spec(source))).get_body(("html",))
+    assert html["Content-Transfer-Encoding"] == encoding
+    assert as_read(html.get_content()).rstrip("\n") == source.rstrip("\n")
+    assert max(len(raw) for raw in html.get_payload().split("\r\n")) == (line if encoding == "7bit" else 76)
+
+
+@given(st.lists(st.sampled_from([b"a", b"\n"]), max_size=80).map(b"".join), st.integers(1, 12))
+def test_lines_fit_agrees_with_measuring_every_line(data, limit):
+    assert _lines_fit(data, limit) == (max(map(len, data.split(b"\n"))) <= limit)
+
+
+def test_html_templates_are_ascii_so_their_css_never_holds_a_reference():
+    """The compiled HTML is made ASCII with references, which CSS does not read: sources write
+    entities (``&middot;``) in text and CSS escapes (``\\2192``) in styles."""
+    for path in sorted(TEMPLATES_DIR.rglob("*.html")):
+        assert path.read_text(encoding="utf-8").isascii(), path
 
 
 @pytest.mark.parametrize("length", [0, 1, 56, 57, 58, 114, 1000, 22_222])

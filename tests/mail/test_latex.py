@@ -79,7 +79,7 @@ def test_cards_show_latex_as_text_and_the_database_keeps_the_raw_text(make_paper
     assert view["title"] == "D²Quant: Accurate Low-bit Post-Training Weight Quantization for LLMs"
     assert view["excerpt"] == "We quantize to ≤ 4 bits. Then we correct the ℓ₂ error."
     block = PaperBlocks().get(paper)
-    assert "D²Quant" in block.html and "D²Quant" in block.text and block.title.startswith("D²Quant")
+    assert "D&#178;Quant" in block.html and "D²Quant" in block.text and block.title.startswith("D²Quant")
     assert "$" not in block.html + block.text
     assert paper.title == "D$^2$Quant: Accurate Low-bit Post-Training Weight Quantization for LLMs"  # raw text untouched
 
