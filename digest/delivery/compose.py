@@ -89,5 +89,5 @@ def compose(
     sent = load_sent(session, subscriber_ids, start, end)
     if profiles is None:
         profiles = load_profiles(session, subscriber_ids)  # a batch where nobody voted skips the vectors
-    taste = Taste(load_window(session, matcher.papers), profiles) if profiles else None
+    taste = Taste(load_window(session, candidates), profiles) if profiles else None
     return select_for(matcher, recipients, sent, size, taste)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from digest.db import among
 from digest.matching.scoring import Taste, Window
 from digest.matching.taste import MAX_SIGNALS, Profile, Signal, fit
+from digest.matching.trending import Candidates
 from digest.models import Paper, PaperVector, ReaderProfile, Subscriber, Vote, VoteSource
 
 log = logging.getLogger(__name__)
@@ -162,10 +163,18 @@ _WINDOWS: dict[tuple, tuple[tuple, Window]] = {}
 _WINDOWS_MAX = 8
 
 
-def load_window(session: Session, papers: Sequence[Paper]) -> Window:
+def load_window(session: Session, papers: Sequence[Paper] | Candidates) -> Window:
     """The vectors of ``papers`` (in trending order) as a :class:`Window`, built once per process
-    while they stay the same: keyed by the database, the papers and their upvotes, and checked
-    against the count and latest ``created_at`` of their vectors (one small query)."""
+    while they stay the same. Candidates from :func:`~digest.matching.trending.window_candidates`
+    keep theirs (their version covers the vectors: no query once built); other papers are keyed
+    by the database, the papers and their upvotes, and checked against the count and latest
+    ``created_at`` of their vectors (one small query)."""
+    if isinstance(papers, Candidates):
+        if papers.versioned:
+            if papers.window is None:
+                papers.window = _build_window(session, papers.papers)
+            return papers.window
+        papers = papers.papers
     ids = [p.id for p in papers]
     window = among(session, PaperVector.paper_id, ids)
     version = tuple(session.execute(select(func.count(), func.max(PaperVector.created_at)).where(window)).one()) if ids else ()
@@ -173,17 +182,20 @@ def load_window(session: Session, papers: Sequence[Paper]) -> Window:
     cached = _WINDOWS.get(key)
     if cached is not None and cached[0] == version:
         return cached[1]
-    vectors = {}
-    if ids:
-        vectors = {
-            r.paper_id: (r.dense, r.sparse)
-            for r in session.execute(select(PaperVector.paper_id, PaperVector.dense, PaperVector.sparse).where(window))
-        }
-    built = Window([p.upvotes for p in papers], [vectors.get(i) for i in ids])
+    built = _build_window(session, papers)
     if len(_WINDOWS) >= _WINDOWS_MAX:
         _WINDOWS.clear()
     _WINDOWS[key] = (version, built)
     return built
+
+
+def _build_window(session: Session, papers: Sequence[Paper]) -> Window:
+    ids = [p.id for p in papers]
+    vectors = {}
+    if ids:
+        rows = session.execute(select(PaperVector.paper_id, PaperVector.dense, PaperVector.sparse).where(among(session, PaperVector.paper_id, ids)))
+        vectors = {r.paper_id: (r.dense, r.sparse) for r in rows}
+    return Window([p.upvotes for p in papers], [vectors.get(i) for i in ids])
 
 
 def load_taste(session: Session, papers: Sequence[Paper], subscriber_ids: Iterable[int]) -> Taste:

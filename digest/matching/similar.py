@@ -80,5 +80,5 @@ def prepare_likes(session: Session, candidates: Candidates, filters: Sequence[Fi
     )
     seeds = {arxiv_id: dense for arxiv_id, dense in rows}
     if seeds:  # an id not found stays unknown to the corpus (matching nothing) and is looked up again next time
-        window = load_window(session, candidates.papers)
+        window = load_window(session, candidates)
         corpus.add_likes(likes_bits(window.dense, window.present, seeds))

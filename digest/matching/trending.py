@@ -65,8 +65,12 @@ def shared_corpus(source: str, texts: tuple[PaperText, ...]) -> Corpus:
 class Candidates:
     """A window's papers in trending order, indexed: what every batch of a send run shares."""
 
-    def __init__(self, papers: Sequence[Paper], source: str = "") -> None:
+    def __init__(self, papers: Sequence[Paper], source: str = "", versioned: bool = False) -> None:
         self.papers = list(papers)
+        #: made by :func:`window_candidates`, whose version covers the papers' vectors too: their
+        #: ``Window`` (:func:`digest.matching.profiles.load_window`) is then kept here, built once
+        self.versioned = versioned
+        self.window: object | None = None
         self.corpus = shared_corpus(source, tuple(paper_text(p) for p in self.papers))
         self.position = {p.id: i for i, p in enumerate(self.papers)}
         self.by_day: dict[date, int] = {}
@@ -83,7 +87,9 @@ def window_candidates(session: Session, start: date, end: date) -> Candidates:
 
     Every batch of a run asks for the same window: one small query (how many papers, when the
     last ingest touched them) replaces loading and indexing them all again. An ingest stamps
-    ``updated_at`` on every paper it fetched, so any refresh of the window makes a new version.
+    ``updated_at`` on every paper it fetched, and storing a paper's vectors stamps it too
+    (:func:`digest.papers.vectors.represent`), so any refresh of the window or of its vectors
+    makes a new version.
     """
     window = (Paper.daily_date >= start, Paper.daily_date <= end)
     version = tuple(session.execute(select(func.count(), func.max(Paper.updated_at)).where(*window)).one())
@@ -94,7 +100,7 @@ def window_candidates(session: Session, start: date, end: date) -> Candidates:
     papers = load_candidates(session, start, end)
     for paper in papers:  # kept beyond this session: a rollback must not expire them
         session.expunge(paper)
-    candidates = Candidates(papers, key[0])
+    candidates = Candidates(papers, key[0], versioned=True)
     if len(_CANDIDATES) >= _CANDIDATES_MAX:
         _CANDIDATES.clear()
     _CANDIDATES[key] = (version, candidates)

@@ -35,12 +35,12 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.db import among
-from digest.models import Paper, PaperVector, SparseVector, TermCount
+from digest.models import Paper, PaperVector, SparseVector, TermCount, utcnow
 
 WORDLLAMA_CONFIG = "l2_supercat"
 DIM = 256
@@ -248,6 +248,8 @@ def represent(session: Session, arxiv_ids: Iterable[str] | None = None) -> int:
     current :data:`MODEL`, in one batch; returns how many. The caller commits.
 
     A paper represented by an older model is represented again; its terms were counted already.
+    The papers' ``updated_at`` is stamped: a window's candidates, cached per process with their
+    vectors, are then loaded again (:func:`digest.matching.trending.window_candidates`).
     """
     query = (
         select(Paper.id, Paper.title, Paper.abstract, Paper.authors, PaperVector.paper_id.is_not(None).label("had"))
@@ -276,5 +278,8 @@ def represent(session: Session, arxiv_ids: Iterable[str] | None = None) -> int:
     for start in range(0, len(values), CHUNK):
         stmt = insert(PaperVector).values(values[start : start + CHUNK])
         session.execute(stmt.on_conflict_do_nothing(index_elements=[PaperVector.paper_id]))
+    now = utcnow()
+    for start in range(0, len(rows), 5000):
+        session.execute(update(Paper).where(among(session, Paper.id, [r.id for r in rows[start : start + 5000]])).values(updated_at=now))
     log.info("represented %d papers", len(values))
     return len(values)

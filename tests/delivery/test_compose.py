@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from digest_helpers import DAY, add_subscriber
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from digest.delivery.compose import compose
+from digest.matching.profiles import load_window
 from digest.matching.select import Recipient
 from digest.matching.trending import window_candidates
 from digest.papers.ingest import store
 from digest.papers.items import PaperRecord
+from digest.papers.vectors import represent
 
 D = timedelta(days=1)
 
@@ -55,3 +58,32 @@ def test_a_process_reuses_the_windows_papers_until_an_ingest_refreshes_them(sess
         other.rollback()
     # the papers kept for the next batches were not expired with that session
     assert [p.paper.title for p in compose(session, recipients, 10)["a"]] == ["Video two", "Video one"]
+
+
+def test_the_windows_vectors_are_kept_with_its_papers_until_a_paper_of_it_is_represented(session, make_paper):
+    """Every batch of a run scores against the same window: its vectors come with the cached
+    candidates, without a query; storing a window paper's vectors makes new candidates."""
+    make_paper("2611.00001", "Video one", day=DAY, upvotes=10, session=session)
+    make_paper("2611.00002", "Video two", day=DAY, upvotes=5, session=session)
+    session.commit()
+    represent(session, ["2611.00001"])  # the second paper has no vectors yet
+    session.commit()
+    candidates = window_candidates(session, DAY, DAY)
+    window = load_window(session, candidates)
+    assert window.present.tolist() == [True, False]
+    queries: list[str] = []
+
+    def count(*args) -> None:
+        queries.append(args[2])
+
+    event.listen(session.get_bind(), "before_cursor_execute", count)
+    try:
+        assert load_window(session, candidates) is window and queries == []
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", count)
+    assert window_candidates(session, DAY, DAY) is candidates  # (one query: the window's version)
+
+    represent(session)  # what `digest represent` or an ingest does for the second paper
+    session.commit()
+    fresh = window_candidates(session, DAY, DAY)
+    assert fresh is not candidates and load_window(session, fresh).present.tolist() == [True, True]
