@@ -14,9 +14,10 @@ from __future__ import annotations
 import functools
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from operator import itemgetter
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 from markupsafe import Markup, escape
@@ -228,6 +229,12 @@ def _block_key(paper: Paper) -> tuple:
     )
 
 
+class Frame(NamedTuple):
+    pieces: tuple[str, ...]
+    parts: tuple[str, ...]
+    values_of: Callable[[dict[str, str]], tuple[str, ...]]
+
+
 class CardFrames:
     """The markup around a paper's block in a digest (``digest/card.html``, ``digest/card.txt``):
     its number, its "why" line, its "more / less like this" links. Rendered once per process and
@@ -248,10 +255,11 @@ class CardFrames:
 
     def __init__(self, email_templates: EmailTemplates) -> None:
         self.templates = email_templates
-        self._frames: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._frames: dict[tuple, Frame] = {}
 
-    def frame(self, html: bool, also: bool, why: bool, votes: bool, lead: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """``(pieces, parts)``: the card is ``pieces[0] + value(parts[0]) + pieces[1] + … + pieces[-1]``."""
+    def frame(self, html: bool, also: bool, why: bool, votes: bool, lead: bool) -> Frame:
+        """``(pieces, parts, values_of)``: the card is ``pieces[0] + value(parts[0]) + pieces[1] + …
+        + pieces[-1]``; ``values_of(values)`` is the parts' values as a tuple (an ``itemgetter``)."""
         key = (html, also, why, votes, lead)
         frame = self._frames.get(key)
         if frame is None:
@@ -264,7 +272,9 @@ class CardFrames:
                 holes["lead"] = holes["lead"] if lead else ""
                 rendered = self.templates.text_env.get_template(f"{TEMPLATE}/card.txt").render(holes)
             cut = rendered.split("\0")
-            frame = self._frames[key] = (tuple(cut[0::2]), tuple(cut[1::2]))
+            pieces, parts = tuple(cut[0::2]), tuple(cut[1::2])
+            values_of = itemgetter(*parts) if len(parts) > 1 else lambda values: tuple(values[part] for part in parts)
+            frame = self._frames[key] = Frame(pieces, parts, values_of)
         return frame
 
 
@@ -297,10 +307,12 @@ def cards_of(blocks: PaperBlocks, cards, first: int, vote: str | None, lead: str
     return _Cards(Markup("".join(html)), "".join(text))
 
 
-def _fill(out: list[str], frame: tuple[tuple[str, ...], tuple[str, ...]], values: dict[str, str]) -> None:
-    pieces, parts = frame
-    out.extend(chain.from_iterable(zip(pieces, map(values.__getitem__, parts))))
-    out.append(pieces[-1])
+def _fill(out: list[str], frame: Frame, values: dict[str, str]) -> None:
+    """Append the card: the frame's pieces with the values between them (two slice assignments)."""
+    card = [""] * (2 * len(frame.pieces) - 1)
+    card[0::2] = frame.pieces
+    card[1::2] = frame.values_of(values)
+    out.extend(card)
 
 
 _HTML_SPECIAL = re.compile(r"[&<>'\"]")
