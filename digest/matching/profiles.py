@@ -193,7 +193,9 @@ def _build_window(session: Session, papers: Sequence[Paper]) -> Window:
     ids = [p.id for p in papers]
     vectors = {}
     if ids:
-        rows = session.execute(select(PaperVector.paper_id, PaperVector.dense, PaperVector.sparse).where(among(session, PaperVector.paper_id, ids)))
+        rows = session.execute(
+            select(PaperVector.paper_id, PaperVector.dense, PaperVector.sparse).where(among(session, PaperVector.paper_id, ids))
+        )
         vectors = {r.paper_id: (r.dense, r.sparse) for r in rows}
     return Window([p.upvotes for p in papers], [vectors.get(i) for i in ids])
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import premailer
 import pytest
+from digest_helpers import UTC, as_read
 from hypothesis import given
 from hypothesis import strategies as st
-from digest_helpers import UTC, as_read
 from sqlalchemy import select
 
 from digest.config import Settings
