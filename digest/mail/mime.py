@@ -79,7 +79,7 @@ def _7bit_html(html: str) -> bytes | None:
     The email templates render ASCII already (:mod:`digest.mail.templates`), so the encoding is a
     copy; a mostly-ASCII digest is then about 25 % fewer bytes on the wire than in base64.
     """
-    data = html.encode("ascii", "xmlcharrefreplace")
+    data = ascii_html(html).encode("ascii")
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if not _lines_fit(data, SEVEN_BIT_LINE):

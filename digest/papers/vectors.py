@@ -56,6 +56,7 @@ MODEL = (  # what made a stored vector: a change of any part makes ingest comput
 )
 EMBED_BATCH = 32  # texts per padded batch (texts sorted by length first, so little padding)
 CHUNK = 500  # rows per INSERT
+IDS_PER_QUERY = 5000  # ids in one ANY/IN list
 
 WORD_RE = re.compile(r"[^\W_]+")
 STOPWORDS = frozenset(
@@ -234,8 +235,8 @@ def count_terms(session: Session, new: Sequence[dict[int, float]], terms: Iterab
         )
     wanted = sorted(set(terms))
     df: dict[int, int] = {}
-    for start in range(0, len(wanted), 5000):
-        chunk = wanted[start : start + 5000]
+    for start in range(0, len(wanted), IDS_PER_QUERY):
+        chunk = wanted[start : start + IDS_PER_QUERY]
         df.update(
             tuple(row) for row in session.execute(select(TermCount.term, TermCount.papers).where(among(session, TermCount.term, chunk)))
         )
@@ -261,8 +262,8 @@ def represent(session: Session, arxiv_ids: Iterable[str] | None = None) -> int:
         rows = list(session.execute(query))
     else:
         ids, rows = sorted(set(arxiv_ids)), []
-        for start in range(0, len(ids), 5000):
-            rows += session.execute(query.where(among(session, Paper.arxiv_id, ids[start : start + 5000]))).all()
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            rows += session.execute(query.where(among(session, Paper.arxiv_id, ids[start : start + IDS_PER_QUERY]))).all()
     if not rows:
         return 0
     dense = embed([dense_text(r.title, r.abstract or "") for r in rows])
@@ -279,7 +280,9 @@ def represent(session: Session, arxiv_ids: Iterable[str] | None = None) -> int:
         stmt = insert(PaperVector).values(values[start : start + CHUNK])
         session.execute(stmt.on_conflict_do_nothing(index_elements=[PaperVector.paper_id]))
     now = utcnow()
-    for start in range(0, len(rows), 5000):
-        session.execute(update(Paper).where(among(session, Paper.id, [r.id for r in rows[start : start + 5000]])).values(updated_at=now))
+    for start in range(0, len(rows), IDS_PER_QUERY):
+        session.execute(
+            update(Paper).where(among(session, Paper.id, [r.id for r in rows[start : start + IDS_PER_QUERY]])).values(updated_at=now)
+        )
     log.info("represented %d papers", len(values))
     return len(values)
