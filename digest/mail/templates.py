@@ -90,6 +90,20 @@ def inline_css(source: str) -> str:
     return ascii_html(_ENCODED_EXPR.sub(lambda m: unquote(m.group(0)), html))
 
 
+def _render(template: jinja2.Template, variables: dict[str, Any]) -> str:
+    """``template.render(variables)`` for ``variables`` that already hold the globals: the context
+    is made on ``variables`` itself, where ``Template.render`` copies them into a new dict with the
+    globals (a ``ChainMap``, walked twice: once for the copy, once for the context's set of their
+    names) for each of an email's three templates."""
+    environment = template.environment
+    context = environment.context_class(environment, variables, template.name, template.blocks)
+    try:
+        return environment.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+    except Exception:
+        environment.handle_exception()  # raises, with the template's lines in the traceback, as render does
+        raise
+
+
 def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
@@ -147,9 +161,11 @@ class EmailTemplates:
         return self._cached(f"{path}#{start}", build)
 
     def render(self, name: str, context: dict[str, Any]) -> Rendered:
-        """Subject, text and HTML of one email, from one context."""
+        """Subject, text and HTML of one email, from one context: the three templates share one
+        copy of it with the environments' globals, which rendering does not change."""
         subject, text, html = self._compile(name)
-        return Rendered(one_line(subject.render(context)), text.render(context).strip() + "\n", html.render(context))
+        variables = {**self.text_env.globals, **self.html_env.globals, **context}
+        return Rendered(one_line(_render(subject, variables)), _render(text, variables).strip() + "\n", _render(html, variables))
 
 
 _default: EmailTemplates | None = None
