@@ -2,7 +2,8 @@
 
 Ours, per recipient, exactly what a send batch does (``digest.mail.digest_email``): signed links, the digest
 context with paper blocks rendered once per batch of 100 (``PaperBlocks``), a Jinja render of the
-pre-inlined templates, and ``build_message`` (headers, a base64 text body and a 7bit HTML body, assembled directly).
+pre-inlined templates, and ``build_message`` (headers, an 8bit text body — for a server that takes
+8BITMIME, as smtp-sink and the mainstream servers do — and a 7bit HTML body, assembled directly).
 
 Baseline, per recipient, the straightforward way: the same Jinja templates *without* pre-inlined CSS
 (each paper block rendered for each recipient), premailer on the whole HTML, then an
@@ -75,7 +76,7 @@ def ours(items) -> tuple[float, list[bytes]]:
             rendered = mailer.render(picks, reader, window, links)
             if isinstance(rendered, tuple):  # (rendered, the picks shown)
                 rendered = rendered[0]
-            messages.append(mailer.message(rendered, reader.email, delivery_id, links))
+            messages.append(mailer.message(rendered, reader.email, delivery_id, links, eight_bit=True))
     return time.perf_counter() - t0, messages
 
 

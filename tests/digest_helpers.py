@@ -96,12 +96,13 @@ _CHARACTER_REFERENCE = re.compile(r"&#(\d+);")
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
-    """The text and HTML bodies of a multipart/alternative digest, the HTML as a client reads it."""
+    """The text and HTML bodies of a multipart/alternative digest as a client reads them (lines
+    ending LF, whether a part came base64, 7bit or 8bit with CRLF; the HTML's references decoded)."""
     assert message.get_content_type() == "multipart/alternative"
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
     assert text is not None and html is not None
-    return text.get_content(), as_read(html.get_content())
+    return text.get_content().replace("\r\n", "\n"), as_read(html.get_content())
 
 
 def shown_papers(message: EmailMessage) -> list[str]:

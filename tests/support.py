@@ -29,6 +29,7 @@ class Captured:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM's parameters: ["BODY=8BITMIME"]
 
     @property
     def message(self) -> EmailMessage:
@@ -47,6 +48,7 @@ class SmtpServer:
     connections: int = 0
     rcpt_delay: float = 0.0  # seconds each RCPT waits: makes a batch slow enough to interrupt
     pipelining: bool = False  # advertise PIPELINING (aiosmtpd reads pipelined commands either way)
+    eight_bit: bool = True  # advertise 8BITMIME (aiosmtpd's default)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
@@ -55,6 +57,8 @@ class SmtpServer:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
+        if not self.eight_bit:
+            responses = [r for r in responses if r[4:] != "8BITMIME"]
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -70,7 +74,7 @@ class SmtpServer:
         with self._lock:
             if self.fail_next:
                 return self.fail_next.pop(0)
-            self.captured.append(Captured(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+            self.captured.append(Captured(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, list(envelope.mail_options)))
         return "250 Message accepted"
 
     def _factory(self):

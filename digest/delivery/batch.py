@@ -186,15 +186,16 @@ class SendBatch:
         self.report.skipped += self.finish(gone, status=DeliveryStatus.skipped, error="no longer subscribed")
         return [o for o in outgoing if o.active and o.picks]
 
-    def build(self, outgoing: Sequence[Outgoing]) -> list[Built]:
-        """Render every message; a row whose message cannot be built fails, the batch goes on."""
+    def build(self, outgoing: Sequence[Outgoing], eight_bit: bool = False) -> list[Built]:
+        """Render every message; a row whose message cannot be built fails, the batch goes on.
+        ``eight_bit``: the transport takes 8-bit text (``Transport.eight_bit``)."""
         mailer = DigestMailer(self.settings)
         built = []
         for item in outgoing:
             links = links_for(self.settings, item.subscriber_public_id, item.public_id)
             try:
                 rendered, shown = mailer.render(item.picks, item.reader, item.window, links)
-                data = mailer.message(rendered, item.reader.email, item.public_id, links, self.now)
+                data = mailer.message(rendered, item.reader.email, item.public_id, links, self.now, eight_bit)
             except Exception as exc:  # a bad address or template
                 log.exception("cannot build digest %s", item.delivery_id)
                 self.fail(item.delivery_id, f"cannot build message: {exc}")
@@ -263,7 +264,8 @@ def send_deliveries(settings: Settings, ids: Sequence[int], now: datetime, *, tr
         try:
             outgoing = load_batch(session, settings, sorted(attempts))
             session.commit()
-            trouble = batch.send(batch.build(batch.skip_empty(outgoing)), transport)
+            due = batch.skip_empty(outgoing)
+            trouble = batch.send(batch.build(due, bool(due) and transport.eight_bit()), transport)
         finally:
             if batch.held:  # claimed, not finished: back to pending for a later run
                 finish(session, sorted(batch.held), status=DeliveryStatus.pending, error=trouble)

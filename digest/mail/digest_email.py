@@ -172,7 +172,15 @@ class DigestMailer:
             per_paper = size / len(shown)
             shown = shown[: max(1, len(shown) - max(1, math.ceil((size - MAX_HTML_BYTES) / per_paper)))]
 
-    def message(self, rendered: Rendered, to: str, delivery_public_id: str, links: DigestLinks, when: datetime | None = None) -> bytes:
+    def message(
+        self,
+        rendered: Rendered,
+        to: str,
+        delivery_public_id: str,
+        links: DigestLinks,
+        when: datetime | None = None,
+        eight_bit: bool = False,
+    ) -> bytes:
         return rendered.message(
             self.sender,
             to,
@@ -183,4 +191,5 @@ class DigestMailer:
                 "List-Id": self.list_id,
             },
             date=when.timestamp() if when is not None else None,
+            eight_bit=eight_bit,
         )

@@ -18,9 +18,16 @@ def quoteaddr(address: str) -> str:
     return f"<{address}>" if PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
 
 
-def envelope(sender: str, recipients: list[str]) -> bytes | None:
-    """MAIL, RCPT… and DATA as one pipelined group (RFC 2920), or None if an address is not ASCII."""
-    command = "\r\n".join([f"MAIL FROM:{quoteaddr(sender)}", *(f"RCPT TO:{quoteaddr(r)}" for r in recipients), "DATA"])
+def mail_options(smtp: smtplib.SMTP) -> str:
+    """MAIL FROM's parameters on this connection: ``BODY=8BITMIME`` where the server takes 8-bit
+    content (RFC 6152), which then declares every message as one that may carry it."""
+    return " BODY=8BITMIME" if smtp.has_extn("8bitmime") else ""
+
+
+def envelope(sender: str, recipients: list[str], options: str = "") -> bytes | None:
+    """MAIL (with ``options``: :func:`mail_options`), RCPT… and DATA as one pipelined group
+    (RFC 2920), or None if an address is not ASCII."""
+    command = "\r\n".join([f"MAIL FROM:{quoteaddr(sender)}{options}", *(f"RCPT TO:{quoteaddr(r)}" for r in recipients), "DATA"])
     return (command + "\r\n").encode("ascii") if command.isascii() else None
 
 
@@ -85,9 +92,11 @@ def sendmail(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
     callers cannot tell the difference; falls back to ``sendmail`` without PIPELINING or with a
     non-ASCII address.
     """
-    group = envelope(sender, recipients) if offered(smtp) else None
+    pipelined = offered(smtp)  # says EHLO first if need be
+    options = mail_options(smtp) if smtp.does_esmtp else ""
+    group = envelope(sender, recipients, options) if pipelined else None
     if group is None:
-        return smtp.sendmail(sender, recipients, data)
+        return smtp.sendmail(sender, recipients, data, mail_options=options.split())
     smtp.send(group)
     refused = envelope_replies(smtp, sender, recipients)
     smtp.send(content(data))

@@ -41,8 +41,17 @@ class Rendered:
     text: str
     html: str
 
-    def message(self, sender: Address, to: str, message_id: str, headers: dict[str, str] | None = None, date: float | None = None) -> bytes:
-        """This email as MIME bytes from ``sender`` to ``to`` (every email we send is auto-generated)."""
+    def message(
+        self,
+        sender: Address,
+        to: str,
+        message_id: str,
+        headers: dict[str, str] | None = None,
+        date: float | None = None,
+        eight_bit: bool = False,
+    ) -> bytes:
+        """This email as MIME bytes from ``sender`` to ``to`` (every email we send is auto-generated);
+        ``eight_bit``: its text part may go 8bit (:attr:`~digest.mail.mime.MessageSpec.eight_bit`)."""
         return build_message(
             MessageSpec(
                 from_name=sender.display_name,
@@ -54,6 +63,7 @@ class Rendered:
                 message_id=message_id,
                 headers={**(headers or {}), "Auto-Submitted": "auto-generated"},
                 date=date,
+                eight_bit=eight_bit,
             )
         )
 

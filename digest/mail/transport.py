@@ -40,6 +40,8 @@ class PermanentError(DeliveryError):
 class Transport(Protocol):
     def send(self, sender: str, recipients: list[str], data: bytes) -> None: ...
 
+    def eight_bit(self) -> bool: ...
+
     def send_each(
         self, sender: str, messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = ...
     ) -> Iterator[tuple[int, DeliveryError | None]]: ...
@@ -136,11 +138,40 @@ class SmtpTransport(_Closing):
         self.connections_opened += 1
         return smtp
 
+    def eight_bit(self) -> bool:
+        """Whether the server takes 8-bit content (8BITMIME, RFC 6152), so that a message's text part
+        may go as its UTF-8 (:func:`digest.mail.mime.build_message`): asked of the connection the
+        messages will use (made now if need be). False when the server cannot be reached: the send
+        then says why."""
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            self._smtp.ehlo_or_helo_if_needed()
+        except DeliveryError:
+            return False
+        except (OSError, smtplib.SMTPException):  # a connection that is gone: the send makes a new one
+            self.close()
+            return False
+        return bool(pipelining.mail_options(self._smtp))
+
+    @staticmethod
+    def _unsendable(smtp: smtplib.SMTP, data: bytes) -> DeliveryError | None:
+        """An error for an 8-bit message on a connection without 8BITMIME (the server is not the one
+        :meth:`eight_bit` asked): connection trouble, so the batch stops and its rows wait for the
+        next run, which builds them for this server."""
+        if data.isascii() or pipelining.mail_options(smtp):
+            return None
+        return TransientError("the SMTP server does not take 8-bit mail (no 8BITMIME) any more; the message waits")
+
     def send(self, sender: str, recipients: list[str], data: bytes) -> None:
         for attempt in (1, 2):
             if self._smtp is None:
                 self._smtp = self._connect()
             try:
+                self._smtp.ehlo_or_helo_if_needed()
+                unsendable = self._unsendable(self._smtp, data)
+                if unsendable is not None:
+                    raise unsendable
                 refused = pipelining.sendmail(self._smtp, sender, recipients, data)
             except smtplib.SMTPServerDisconnected as exc:
                 self._smtp = None
@@ -205,9 +236,14 @@ class SmtpTransport(_Closing):
         current, ready, reset, first = after(0), False, b"", True
         while current is not None:
             recipients, data = messages[current]
+            if not ready:
+                unsendable = self._unsendable(smtp, data)
+                if unsendable is not None:
+                    yield current, unsendable, False
+                    return
             try:
                 if not ready:
-                    smtp.send(reset + pipelining.envelope(sender, recipients))
+                    smtp.send(reset + pipelining.envelope(sender, recipients, pipelining.mail_options(smtp)))
                     if reset:
                         smtp.getreply()
                     reset = b""
@@ -247,9 +283,14 @@ class SmtpTransport(_Closing):
                     following = j
                     break
                 j += 1
+            if following is not None and self._unsendable(smtp, messages[following][1]) is not None:
+                following, j = None, following  # not pipelined: its turn comes with a check of its own
             pipelined = following is not None
             try:
-                smtp.send(pipelining.content(data) + (pipelining.envelope(sender, messages[following][0]) if pipelined else b""))
+                smtp.send(
+                    pipelining.content(data)
+                    + (pipelining.envelope(sender, messages[following][0], pipelining.mail_options(smtp)) if pipelined else b"")
+                )
                 pipelining.data_reply(smtp)
             except smtplib.SMTPResponseException as exc:  # this message refused; the next envelope stands
                 error = self._error(exc)
@@ -302,6 +343,10 @@ class OutboxTransport(_Closing):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
+
+    def eight_bit(self) -> bool:
+        """Files carry 8-bit text as well as the mail catcher's SMTP does."""
+        return True
 
     def send_each(
         self, sender: str, messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = lambda i: True

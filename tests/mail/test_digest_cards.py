@@ -16,6 +16,7 @@ import pytest
 from digest_helpers import AT, DAY, add_subscriber, parts
 from papers_api import DATA, GOOD_DAY
 from sqlalchemy import select
+from support import SmtpServer
 
 from digest.config import Settings, SmtpSettings
 from digest.db import session_scope
@@ -158,6 +159,22 @@ def test_a_sent_digest_has_full_cards_and_the_same_papers_in_the_same_order_in_i
     assert text_of(lead.xpath('.//*[@class="pick-label"]')[0]) == "#1 today"
     assert not any(card.xpath('.//*[@class="pick-label"]') for card in shown[1:])
     assert text.split("\n\n", 2)[1].startswith("#1 today\n 1. D²Quant: Accurate Low-bit")
+
+
+@pytest.mark.parametrize(("eight_bit", "encoding"), [(True, "8bit"), (False, "base64")])
+def test_a_digests_text_part_goes_8bit_to_a_server_that_takes_it_else_base64(session, settings, make_paper, eight_bit, encoding):
+    server = SmtpServer(eight_bit=eight_bit)
+    server.start()
+    try:
+        message = send_one(settings.with_(smtp=SmtpSettings(host=server.host, port=server.port, timeout=10)), session, make_paper, server)
+    finally:
+        server.stop()
+    text_part = message.get_body(("plain",))
+    assert text_part["Content-Transfer-Encoding"] == encoding
+    assert message.get_body(("html",))["Content-Transfer-Encoding"] == "7bit"
+    assert ("BODY=8BITMIME" in server.captured[0].mail_options) == eight_bit
+    text, _ = parts(message)
+    assert text.count("\u25b2 ") == 10 and "Paper page: https://huggingface.co/papers/" in text  # ▲ as sent either way
 
 
 def test_the_inbox_preview_lists_the_top_two_titles(session, mail_settings, smtp_server, make_paper):

@@ -507,3 +507,25 @@ def test_body_parts_are_base64_in_lines_of_76_with_crlf(length):
 
     text = ("Über · ▲ 10× faster\n" * (length // 20 + 1))[:length]
     assert _b64(text) == base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "eight_bit", "encoding"),
+    [
+        ("Über · ▲ 12\nsecond line\n", True, "8bit"),  # the server takes 8BITMIME: the UTF-8 as it is
+        ("Über · ▲ 12\nsecond line\n", False, "base64"),  # it does not
+        ("plain ASCII\nonly\n", False, "7bit"),  # nothing to declare
+        ("a NUL \0 in it\n", True, "base64"),  # neither 7bit nor 8bit may carry one
+        ("Ü" * 499 + "\n", True, "8bit"),  # 998 bytes of UTF-8 on a line fit
+        ("Ü" * 500 + "\n", True, "base64"),  # 1,000 do not
+    ],
+)
+def test_the_text_part_goes_8bit_where_the_server_takes_it_7bit_when_ascii_else_base64(text, eight_bit, encoding):
+    data = build_message(replace(spec("<p>x</p>", text), eight_bit=eight_bit))
+    part = parse(data).get_body(("plain",))
+    assert part["Content-Transfer-Encoding"] == encoding
+    # (a 7bit or 8bit part's last CRLF belongs to the boundary that follows it, RFC 2046 5.1.1)
+    assert part.get_content().replace("\r\n", "\n") == (text if encoding == "base64" else text.removesuffix("\n"))
+    if encoding != "base64":  # the lines as they are, CRLF-terminated
+        assert part.get_payload(decode=True) == text.encode("utf-8").rstrip(b"\n").replace(b"\n", b"\r\n")
+    assert data.isascii() == (encoding != "8bit")

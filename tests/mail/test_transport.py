@@ -6,10 +6,11 @@ import smtplib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import SmtpServer, free_port
 
 from digest.config import SmtpSettings
 from digest.mail.pipelining import PLAIN_ADDRESS, quoteaddr
-from digest.mail.transport import PermanentError, SmtpTransport, TransientError
+from digest.mail.transport import PermanentError, SmtpTransport, TransientError, connection_trouble
 
 _ATOM = st.text(alphabet="abcXYZ019_+-", min_size=1, max_size=6)
 _LABEL = st.text(alphabet="abcXYZ019-", min_size=1, max_size=6)
@@ -96,3 +97,45 @@ def test_send_delivers_one_message_and_classifies_a_refusal(smtp_server):
         assert transport.connections_opened == 1
     assert [c.rcpt_tos for c in smtp_server.captured] == [["a@example.org"], ["c@example.org"]]
     assert smtp_server.messages[0].get_payload() == ".dotted\r\n"
+
+
+# ---------------------------------------------------------------- 8-bit text (8BITMIME, RFC 6152)
+
+EIGHT_BIT = _message("8-bit", "Über · ▲ 12")
+
+
+def test_where_the_server_takes_8bitmime_mail_from_declares_it_and_8bit_content_arrives_as_sent(smtp_server):
+    with SmtpTransport(SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=5)) as transport:
+        assert transport.eight_bit() is True
+        outcomes = list(transport.send_each("digest@example.org", [(["a@example.org"], EIGHT_BIT), (["b@example.org"], _message("b"))]))
+        transport.send("digest@example.org", ["c@example.org"], EIGHT_BIT)
+        assert transport.connections_opened == 1  # eight_bit() asked the connection the messages then used
+    assert outcomes == [(0, None), (1, None)]
+    assert ["BODY=8BITMIME" in c.mail_options for c in smtp_server.captured] == [True] * 3  # (smtplib adds SIZE=)
+    assert [c.data for c in smtp_server.captured] == [EIGHT_BIT, _message("b"), EIGHT_BIT]
+
+
+def test_where_it_does_not_8bit_content_is_never_sent_and_the_stream_stops_there(pipelining):
+    server = SmtpServer(pipelining=pipelining, eight_bit=False)
+    server.start()
+    try:
+        with SmtpTransport(SmtpSettings(host=server.host, port=server.port, timeout=5)) as transport:
+            assert transport.eight_bit() is False  # so a batch builds its messages base64
+            messages = [(["a@example.org"], _message("a")), (["b@example.org"], EIGHT_BIT), (["c@example.org"], _message("c"))]
+            outcomes = list(transport.send_each("digest@example.org", messages))
+            with pytest.raises(TransientError, match="8BITMIME"):
+                transport.send("digest@example.org", ["d@example.org"], EIGHT_BIT)
+            transport.send("digest@example.org", ["e@example.org"], _message("e"))
+    finally:
+        server.stop()
+    assert [index for index, _ in outcomes] == [0, 1] and outcomes[0][1] is None
+    assert isinstance(outcomes[1][1], TransientError) and connection_trouble(outcomes[1][1])  # the rest wait for the next run
+    assert [c.rcpt_tos for c in server.captured] == [["a@example.org"], ["e@example.org"]]
+    assert not any("BODY=8BITMIME" in c.mail_options for c in server.captured)
+
+
+def test_eight_bit_is_false_when_the_server_cannot_be_reached():
+    transport = SmtpTransport(SmtpSettings(host="127.0.0.1", port=free_port(), timeout=2))
+    assert transport.eight_bit() is False
+    with pytest.raises(TransientError, match="cannot connect"):
+        transport.send("digest@example.org", ["a@example.org"], _message("a"))
