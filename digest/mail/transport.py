@@ -159,7 +159,7 @@ class SmtpTransport(_Closing):
         """An error for an 8-bit message on a connection without 8BITMIME (the server is not the one
         :meth:`eight_bit` asked): connection trouble, so the batch stops and its rows wait for the
         next run, which builds them for this server."""
-        if data.isascii() or pipelining.mail_options(smtp):
+        if pipelining.mail_options(smtp) or data.isascii():
             return None
         return TransientError("the SMTP server does not take 8-bit mail (no 8BITMIME) any more; the message waits")
 
