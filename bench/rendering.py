@@ -70,13 +70,13 @@ def ours(items) -> tuple[float, list[bytes]]:
     messages = []
     t0 = time.perf_counter()
     for start in range(0, len(items), BATCH):
-        mailer = DigestMailer(SETTINGS)  # one per send batch: paper blocks rendered once per batch
+        mailer = DigestMailer(SETTINGS, eight_bit=True)  # one per send batch: paper blocks rendered once per batch
         for picks, reader, window, sub_id, delivery_id in items[start : start + BATCH]:
             links = links_for(SETTINGS, sub_id, delivery_id)
             rendered = mailer.render(picks, reader, window, links)
             if isinstance(rendered, tuple):  # (rendered, the picks shown)
                 rendered = rendered[0]
-            messages.append(mailer.message(rendered, reader.email, delivery_id, links, eight_bit=True))
+            messages.append(mailer.message(rendered, reader.email, delivery_id, links))
     return time.perf_counter() - t0, messages
 
 

@@ -189,13 +189,13 @@ class SendBatch:
     def build(self, outgoing: Sequence[Outgoing], eight_bit: bool = False) -> list[Built]:
         """Render every message; a row whose message cannot be built fails, the batch goes on.
         ``eight_bit``: the transport takes 8-bit text (``Transport.eight_bit``)."""
-        mailer = DigestMailer(self.settings)
+        mailer = DigestMailer(self.settings, eight_bit=eight_bit)
         built = []
         for item in outgoing:
             links = links_for(self.settings, item.subscriber_public_id, item.public_id)
             try:
                 rendered, shown = mailer.render(item.picks, item.reader, item.window, links)
-                data = mailer.message(rendered, item.reader.email, item.public_id, links, self.now, eight_bit)
+                data = mailer.message(rendered, item.reader.email, item.public_id, links, self.now)
             except Exception as exc:  # a bad address or template
                 log.exception("cannot build digest %s", item.delivery_id)
                 self.fail(item.delivery_id, f"cannot build message: {exc}")

@@ -231,8 +231,7 @@ def _block_key(paper: Paper) -> tuple:
 
 class Frame(NamedTuple):
     pieces: tuple[str, ...]
-    parts: tuple[str, ...]
-    values_of: Callable[[dict[str, str]], tuple[str, ...]]
+    values_of: Callable[[dict[str, str]], tuple[str, ...]]  # the values of the parts between the pieces
 
 
 class CardFrames:
@@ -258,7 +257,7 @@ class CardFrames:
         self._frames: dict[tuple, Frame] = {}
 
     def frame(self, html: bool, also: bool, why: bool, votes: bool, lead: bool) -> Frame:
-        """``(pieces, parts, values_of)``: the card is ``pieces[0] + value(parts[0]) + pieces[1] + …
+        """``(pieces, values_of)``: the card is ``pieces[0] + value(parts[0]) + pieces[1] + …
         + pieces[-1]``; ``values_of(values)`` is the parts' values as a tuple (an ``itemgetter``)."""
         key = (html, also, why, votes, lead)
         frame = self._frames.get(key)
@@ -274,7 +273,7 @@ class CardFrames:
             cut = rendered.split("\0")
             pieces, parts = tuple(cut[0::2]), tuple(cut[1::2])
             values_of = itemgetter(*parts) if len(parts) > 1 else lambda values: tuple(values[part] for part in parts)
-            frame = self._frames[key] = Frame(pieces, parts, values_of)
+            frame = self._frames[key] = Frame(pieces, values_of)
         return frame
 
 

@@ -151,8 +151,9 @@ def message_id(settings: Settings, delivery_public_id: str) -> str:
 class DigestMailer:
     """What one batch shares: the compiled templates, the paper blocks, the sender's headers."""
 
-    def __init__(self, settings: Settings, email_templates: EmailTemplates | None = None) -> None:
+    def __init__(self, settings: Settings, email_templates: EmailTemplates | None = None, eight_bit: bool = False) -> None:
         self.settings = settings
+        self.eight_bit = eight_bit  # the batch's SMTP server takes 8-bit text (``Transport.eight_bit``)
         self.templates = email_templates or templates()
         self.blocks = PaperBlocks(self.templates)
         self.sender = settings.mail_from_address
@@ -179,7 +180,6 @@ class DigestMailer:
         delivery_public_id: str,
         links: DigestLinks,
         when: datetime | None = None,
-        eight_bit: bool = False,
     ) -> bytes:
         return rendered.message(
             self.sender,
@@ -191,5 +191,5 @@ class DigestMailer:
                 "List-Id": self.list_id,
             },
             date=when.timestamp() if when is not None else None,
-            eight_bit=eight_bit,
+            eight_bit=self.eight_bit,
         )

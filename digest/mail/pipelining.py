@@ -93,7 +93,7 @@ def sendmail(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
     non-ASCII address.
     """
     pipelined = offered(smtp)  # says EHLO first if need be
-    options = mail_options(smtp) if smtp.does_esmtp else ""
+    options = mail_options(smtp)
     group = envelope(sender, recipients, options) if pipelined else None
     if group is None:
         return smtp.sendmail(sender, recipients, data, mail_options=options.split())

@@ -137,6 +137,7 @@ class EmailTemplates:
         common = dict(loader=self.loader, undefined=jinja2.StrictUndefined, auto_reload=False)
         self.html_env = jinja2.Environment(autoescape=True, finalize=_finalize_html, **common)
         self.text_env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, finalize=_finalize, **common)
+        self._globals = {**self.text_env.globals, **self.html_env.globals}  # what every render adds to its context
         self._cache: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -174,7 +175,7 @@ class EmailTemplates:
         """Subject, text and HTML of one email, from one context: the three templates share one
         copy of it with the environments' globals, which rendering does not change."""
         subject, text, html = self._compile(name)
-        variables = {**self.text_env.globals, **self.html_env.globals, **context}
+        variables = {**self._globals, **context}
         return Rendered(one_line(_render(subject, variables)), _render(text, variables).strip() + "\n", _render(html, variables))
 
 
