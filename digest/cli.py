@@ -295,6 +295,8 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
     settings = ctx.read_only_settings if dry_run else ctx.settings
     moment = at or datetime.now(timezone.utc)
     if dry_run:
+        from digest.mail.latex import readable  # titles as the digest shows them: D$^2$Quant → D²Quant
+
         report = send_due(settings, moment, dry_run=True)
         for preview in report.previews:
             start, end = preview.window
@@ -302,7 +304,7 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
             count = len(preview.papers)
             click.echo(f"{preview.email} ({preview.period}, {days}): {count} paper{'' if count == 1 else 's'}")
             for number, (title, matched) in enumerate(preview.papers, start=1):
-                click.echo(f"  {number:2d}. {' '.join(title.split())}  [matched: {matched or 'no filters: all papers'}]")
+                click.echo(f"  {number:2d}. {' '.join(readable(title).split())}  [matched: {matched or 'no filters: all papers'}]")
         click.echo(report.line())
         if not any(p.papers for p in report.previews):
             click.echo(report.next_due.line() if report.next_due else "next due: nobody (no confirmed subscriber)")

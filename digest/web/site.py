@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from digest.config import Settings
+from digest.mail.latex import readable
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ def error_page(code: int, title: str | None = None, message: str | None = None) 
 
 
 def register(app: Flask, settings: Settings) -> None:
+    # ``{{ paper.title | readable }}``: LaTeX math as text (D$^2$Quant → D²Quant), as the email shows it
+    app.add_template_filter(readable, "readable")
+
     @app.context_processor
     def layout() -> dict:
         return {"demo": settings.demo}

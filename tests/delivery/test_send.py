@@ -484,6 +484,18 @@ def test_cli_dry_run_prints_each_subscriber_with_titles_and_matched_filters(sess
     assert smtp_server.captured == [] and rows(session) == []
 
 
+def test_cli_dry_run_shows_latex_in_titles_as_text_as_the_email_does(session, settings, make_paper):
+    make_paper("2611.00011", "D$^2$Quant: Accurate Low-bit Post-Training Weight Quantization for LLMs", upvotes=9, session=session)
+    make_paper("2611.00012", r"$\pi_0$: A Vision-Language-Action Flow Model for General Robot Control", upvotes=5, session=session)
+    add_subscriber(session, "alice@example.org")
+    session.commit()
+    result = cli(settings, "--at", "2026-11-30T07:00", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert " 1. D²Quant: Accurate Low-bit Post-Training Weight Quantization for LLMs  [matched: " in result.output
+    assert " 2. π₀: A Vision-Language-Action Flow Model for General Robot Control  [matched: " in result.output
+    assert "$" not in result.output
+
+
 def test_cli_dry_run_with_nobody_due_says_who_is_due_next_and_when(session, settings):
     nobody = cli(settings, "--at", "2026-11-30T06:59", "--dry-run")
     assert nobody.exit_code == 0, nobody.output

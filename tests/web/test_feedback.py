@@ -136,3 +136,29 @@ def test_a_reader_votes_from_the_page_in_a_browser_and_undoes_it(session, mail_s
         page.get_by_role("button", name="Undo").click()
         page.wait_for_selector("text=Vote removed")
         assert votes(session) == []
+
+
+D2QUANT = "D$^2$Quant: Accurate Low-bit Post-Training Weight Quantization for LLMs"  # as in the sample papers
+PI0 = r"$\pi_0$: A Vision-Language-Action Flow Model for General Robot Control"
+
+
+def test_the_vote_page_shows_latex_in_titles_as_text_as_the_email_does(session, client, mail_settings, smtp_server, make_paper):
+    """The paper voted on and the papers most like it read D²Quant and π₀, never D$^2$Quant."""
+    make_paper("2611.00011", D2QUANT, upvotes=9, abstract="Low-bit weight quantization for LLMs.", session=session)
+    make_paper("2611.00012", PI0, upvotes=5, abstract="A flow matching policy on a vision-language model.", session=session)
+    make_paper("2611.00013", "Quantization of vision-language models", upvotes=3, session=session)
+    represent(session)
+    add_subscriber(session, "alice@example.org", ["quantization"])
+    session.commit()
+    assert send_due(mail_settings, AT, retry_delays=()).sent == 1
+    (path, _), *_ = VOTE_LINK.findall(parts(smtp_server.messages[0])[1])  # the first card's "More like this"
+
+    asked = html.unescape(client.get(path).get_data(as_text=True))
+    assert "papers like <strong>D²Quant: Accurate Low-bit" in asked
+    voted = html.unescape(client.post(path).get_data(as_text=True))
+    assert "papers like <strong>D²Quant: Accurate Low-bit" in voted
+    similar = re.findall(r'<li><a href="https://huggingface\.co/papers/[^"]+">([^<]+)</a>', voted)
+    assert "π₀: A Vision-Language-Action Flow Model for General Robot Control" in similar
+    undone = html.unescape(client.post(path, data={"action": "undo"}).get_data(as_text=True))
+    assert "voted on <strong>D²Quant: Accurate Low-bit" in undone
+    assert not [page for page in (asked, voted, undone) if "$" in page]
