@@ -339,13 +339,28 @@ def explain(ctx: Context, email: str, at: datetime | None) -> None:
         if found is None:
             fail(f"no subscriber {email}")
         start, end = found.window
-        days = "no new days" if start > end else f"papers of {start}" + ("" if start == end else f"..{end}")
-        profile = f"a profile from {found.signals} votes and seeds" if found.signals else "no votes or seeds: today's trending order"
+        days = "no new days yet" if start > end else f"papers of {start}" + ("" if start == end else f"..{end}")
+        if found.signals:
+            profile = f"a profile from {found.signals} votes and seeds"
+        elif found.votes:
+            profile = f"{len(found.votes)} votes and seeds, no profile yet (their papers have no vectors: run `digest represent`)"
+        else:
+            profile = "no votes or seeds: today's trending order"
         filters = "; ".join(found.filters) if found.filters else "none (all papers)"
-        click.echo(f"{found.email} at {found.at:%Y-%m-%dT%H:%M}Z ({found.period}, {days}): {len(found.candidates)} candidates, {profile}")
+        click.echo(
+            f"{found.email}: next digest at {found.at:%Y-%m-%dT%H:%M}Z ({found.period}, {days}): {found.considered} candidates, {profile}"
+        )
         click.echo(f"filters: {filters}")
+        if found.votes:
+            click.echo(f"votes and seeds ({len(found.votes)}, newest first):")
+            for v in found.votes:
+                click.echo(f"  {v.kind:<4}  {v.at:%Y-%m-%d %H:%M}  {v.arxiv_id:<10}  {v.title}")
+        if found.note:
+            click.echo(f"note: {found.note}")
         if not found.candidates:
             return
+        lo, hi = found.looked_at
+        click.echo(f"papers of {lo}" + ("" if lo == hi else f"..{hi}") + ", in your order:")
         click.echo(
             f"{'rank':>4}  {'shown':<9}  {'trending':>8}  {'personal':>8}  {'weight':>6}  {'final':>6}  {'arxiv':<10}  title  [filter · why]"
         )
@@ -354,5 +369,5 @@ def explain(ctx: Context, email: str, at: datetime | None) -> None:
             why = f" · {c.why}" if c.why else ""
             click.echo(
                 f"{rank:>4}  {c.shown or '-':<9}  {p.trending:>8.2f}  {p.personal:>8.2f}  {p.weight:>6.2f}  {p.final:>6.2f}"
-                f"  {c.paper.arxiv_id:<10}  {' '.join(c.paper.title.split())[:60]}  [{c.matched}{why}]"
+                f"  {c.paper.arxiv_id:<10}  {c.title[:60]}  [{c.matched}{why}]"
             )

@@ -64,7 +64,7 @@ def test_explain_ranks_the_candidates_with_the_parts_of_their_scores_and_the_fil
     result = explain(settings, "plain@example.org", "--at", AT.isoformat())
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "plain@example.org at 2026-11-30T07:00Z (2026-11-30, papers of 2026-11-29): 3 candidates" in out
+    assert "plain@example.org: next digest at 2026-11-30T07:00Z (2026-11-30, papers of 2026-11-29): 3 candidates" in out
     assert "no votes or seeds: today's trending order" in out and "filters: video" in out
     ranked = rows(out)
     assert [r[6] for r in ranked] == ["2611.00002", "2611.00003", "2611.00004"]  # trending order
@@ -79,7 +79,9 @@ def test_explain_ranks_the_candidates_with_the_parts_of_their_scores_and_the_fil
     assert ranked[0][6] == "2611.00003"  # the liked topic first, inside the filter
     assert float(ranked[0][3]) > 0 and float(ranked[0][4]) > 0
     first = next(line for line in result.output.splitlines() if "2611.00003" in line)
-    assert "[video · like 2611.00001, which you liked]" in first or "[video · like 2611.00005, which you liked]" in first
+    assert "[video · like \u201cLow-bit weight quantization of LLMs\u201d, which you liked]" in first or (
+        "[video · like \u201cFP8 training\u201d, which you liked]" in first
+    )
     for r in ranked:
         assert abs(float(r[2]) + float(r[4]) * float(r[3]) - float(r[5])) < 0.02  # final = T + weight · P
 
@@ -91,3 +93,40 @@ def test_explain_an_unknown_reader_is_a_clear_error(settings):
     result = CliRunner().invoke(main, ["explain", "nobody@example.org"], env=subprocess_env(settings))
     assert result.exit_code == 1
     assert "no subscriber nobody@example.org" in result.output
+
+
+def test_explain_after_a_send_still_shows_the_votes_the_profile_and_the_papers_marked_sent(session, settings, make_paper):
+    liked = make_paper(
+        "2611.00001", "Low-bit weight quantization of LLMs", abstract="Quantize LLM weights to 4 bits.", day=BEFORE, session=session
+    )
+    disliked = make_paper(
+        "2611.00006", "Text-to-video generation", abstract="A diffusion model turns prompts into videos.", day=BEFORE, session=session
+    )
+    make_paper("2611.00002", "Video diffusion with temporal attention", abstract="A video diffusion model.", upvotes=10, session=session)
+    make_paper("2611.00003", "Post-training quantization of LLMs", abstract="INT4 quantization of LLM weights.", upvotes=3, session=session)
+    represent(session)
+    reader = add_subscriber(session, "reader@example.org", [])
+    record_vote(session, reader.id, liked.id, 1, AT - timedelta(hours=3))
+    record_vote(session, reader.id, disliked.id, -1, AT - timedelta(hours=1))
+    session.commit()
+
+    before = explain(settings, "reader@example.org", "--at", AT.isoformat())
+    assert "2 candidates, a profile from 2 votes and seeds" in before.output, before.output
+    assert [r[1] for r in rows(before.output)] == ["digest", "digest"]
+
+    env = subprocess_env(settings)
+    sent = CliRunner().invoke(main, ["send", "--at", AT.isoformat()], env=env, catch_exceptions=False)
+    assert sent.exit_code == 0, sent.output
+    assert session.scalar(select(func.count()).select_from(Delivery)) == 1
+
+    after = explain(settings, "reader@example.org").output  # the next digest: tomorrow's, no papers yet
+    assert "0 candidates, a profile from 2 votes and seeds" in after, after
+    assert "votes and seeds (2, newest first):" in after
+    assert "  less  " in after and "2611.00006  Text-to-video generation" in after
+    assert "  more  " in after and "2611.00001  Low-bit weight quantization of LLMs" in after
+    assert "note: the next digest's papers start the day after 2026-11-29, which is not ingested yet" in after
+    ranked = rows(after)
+    assert {r[6] for r in ranked} == {"2611.00002", "2611.00003"}  # the last digest's window, in the reader's order
+    assert [r[1] for r in ranked] == ["sent", "sent"]
+    assert ranked[0][6] == "2611.00003"  # the vote lifts quantization above the more upvoted video paper
+    assert float(ranked[0][3]) > 0 > float(ranked[1][3])

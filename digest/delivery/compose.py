@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.db import among
-from digest.matching.profiles import load_profiles, load_window
+from digest.mail.latex import short_title
+from digest.matching.profiles import known_papers, liked_names, load_profiles, load_window
 from digest.matching.scoring import Taste
 from digest.matching.select import FilterCache, Matcher, Pick, Recipient, select_for
 from digest.matching.similar import prepare_likes
@@ -86,8 +87,19 @@ def compose(
     if likes:  # papers like one a reader named: the window's embeddings, when a filter asks
         prepare_likes(session, candidates, [f for f in map(matcher.filters.get, likes) if f is not None])
     subscriber_ids = {r.subscriber_id for _, r in recipients}
-    sent = load_sent(session, subscriber_ids, start, end)
+    sent = exclusions(session, subscriber_ids, start, end)
     if profiles is None:
         profiles = load_profiles(session, subscriber_ids)  # a batch where nobody voted skips the vectors
-    taste = Taste(load_window(session, candidates), profiles) if profiles else None
+    taste = Taste(load_window(session, candidates), profiles, names=liked_names(session, profiles, short_title)) if profiles else None
     return select_for(matcher, recipients, sent, size, taste)
+
+
+def exclusions(session: Session, subscriber_ids: Iterable[int], start: date, end: date) -> dict[int, set[int]]:
+    """The papers of ``start..end`` each reader's digests leave out: those already mailed to them
+    (:func:`load_sent`) and those they told us they know, voted on or named as seeds or in a
+    ``like:`` (:func:`~digest.matching.profiles.known_papers`; they still shape the order)."""
+    ids = list(subscriber_ids)
+    sent = load_sent(session, ids, start, end)
+    for subscriber_id, known in known_papers(session, ids, start, end).items():
+        sent[subscriber_id] |= known
+    return sent

@@ -1,9 +1,15 @@
 """``digest explain EMAIL``: the candidates of one reader's next digest, ranked, with the parts of
-each score (trending, personal, the personal weight, final) and the filter that matched. Reads only.
+each score (trending, personal, the personal weight, final) and the filter that matched, beside the
+reader's votes and seeds as they are stored. Reads only.
 
 The same pieces a send uses (:mod:`digest.delivery.schedule` for the window, :mod:`digest.delivery.compose`
-for the filters and the papers already sent, :class:`digest.matching.select.Matcher` and the batch's
+for the filters and what a digest leaves out, :class:`digest.matching.select.Matcher` and the batch's
 taste), for one reader: what it says is what the digest would show.
+
+Right after a send, the next digest usually has no papers yet (its window starts the day after the
+one just sent, and that day is not ingested). Then the explanation looks at the window of the
+reader's last digest instead, and says so: its papers ranked as the reader's profile orders them
+now, each marked as sent or known, so a vote's effect is visible before the next day arrives.
 """
 
 from __future__ import annotations
@@ -14,29 +20,43 @@ from datetime import date, datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.delivery.compose import load_filters, load_sent
+from digest.delivery.compose import exclusions, load_filters, load_sent
 from digest.delivery.planning import paper_days, previous_ends
 from digest.delivery.schedule import due_digest
+from digest.mail.latex import readable, short_title
 from digest.matching.corpus import iter_bits
-from digest.matching.profiles import load_taste
+from digest.matching.profiles import known_papers, load_taste
 from digest.matching.scoring import ScoreParts
 from digest.matching.select import Matcher, Recipient
 from digest.matching.similar import prepare_likes
 from digest.matching.trending import window_candidates
-from digest.models import Paper, Subscriber
+from digest.models import Delivery, Paper, Subscriber, Vote, VoteSource
 
 OUTSIDE = "outside filters"
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One unsent paper of the window, in the reader's order."""
+    """One paper of the window looked at, in the reader's order."""
 
     paper: Paper
+    title: str  # as the email shows it (LaTeX as text)
     parts: ScoreParts
     matched: str  # the filter that matched, "all papers" without filters, or OUTSIDE
     why: str | None
-    shown: str | None  # "digest", "also like" (You may also like), None: not in this digest
+    #: "digest", "also like" (You may also like): in the next digest; "sent": mailed to the reader
+    #: already; "known": the reader voted on it or named it; None: a candidate this digest leaves out
+    shown: str | None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A vote or a seed as stored."""
+
+    arxiv_id: str
+    title: str
+    kind: str  # "more", "less" or "seed"
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -44,10 +64,36 @@ class Explanation:
     email: str
     at: datetime
     period: str
-    window: tuple[date, date]
+    window: tuple[date, date]  # the next digest's Daily Papers days (start > end: none yet)
+    looked_at: tuple[date, date] | None  # the days whose papers are ranked below (None: none)
+    note: str | None  # why the window looked at is not the next digest's, or why it is empty
     filters: tuple[str, ...]
-    signals: int  # the reader's votes and seeds in their profile (0: no profile, today's order)
+    votes: list[Signal]  # the reader's votes and seeds, newest first
+    signals: int  # of them, those in the profile (0: no profile, today's trending order)
     candidates: list[Candidate]
+
+    @property
+    def considered(self) -> int:
+        """Candidates the next digest chooses among (not sent, not known)."""
+        return sum(1 for c in self.candidates if c.shown not in ("sent", "known"))
+
+
+def stored_signals(session: Session, subscriber_id: int) -> list[Signal]:
+    rows = session.execute(
+        select(Paper.arxiv_id, Paper.title, Vote.vote, Vote.source, Vote.created_at)
+        .join(Paper, Paper.id == Vote.paper_id)
+        .where(Vote.subscriber_id == subscriber_id)
+        .order_by(Vote.created_at.desc(), Vote.paper_id.desc())
+    )
+    return [
+        Signal(
+            r.arxiv_id,
+            short_title(r.title, 60),
+            "seed" if r.source == VoteSource.seed else ("more" if r.vote > 0 else "less"),
+            r.created_at,
+        )
+        for r in rows
+    ]
 
 
 def explain(session: Session, email: str, size: int, at: datetime | None = None) -> Explanation | None:
@@ -60,37 +106,66 @@ def explain(session: Session, email: str, size: int, at: datetime | None = None)
     if row is None:
         return None
     moment = at or row.next_due_at or datetime.now(timezone.utc)
-    due = due_digest(
-        row.id,
-        row.frequency.value,
-        row.timezone,
-        row.delivery_hour,
-        moment,
-        previous_ends(session, [row.id]).get(row.id),
-        paper_days(session, moment),
-    )
+    previous = previous_ends(session, [row.id]).get(row.id)
+    due = due_digest(row.id, row.frequency.value, row.timezone, row.delivery_hour, moment, previous, paper_days(session, moment))
     filters = load_filters(session, [row.id])[row.id]
+    votes = stored_signals(session, row.id)
     start, end = due.window_start, due.window_end
-    explanation = Explanation(email, moment, due.period, (start, end), filters, 0, [])
+    look: tuple[date, date] | None = (start, end)
+    note = None
     if start > end:
-        return explanation
-    candidates = window_candidates(session, start, end)
+        last = session.execute(
+            select(Delivery.window_start, Delivery.window_end)
+            .where(Delivery.subscriber_id == row.id)
+            .order_by(Delivery.window_end.desc(), Delivery.id.desc())
+            .limit(1)
+        ).one_or_none()
+        after = f"the day after {previous}" if previous else "its first day"
+        if last is None:
+            look, note = None, f"the next digest has no papers: no Daily Papers day up to {moment:%Y-%m-%d} is stored yet"
+        else:
+            look = (last.window_start, last.window_end)
+            note = (
+                f"the next digest's papers start {after}, which is not ingested yet; "
+                f"ranked below: the papers of your last digest ({_days(*look)}), as your votes order them now"
+            )
+    if look is None:
+        profile = load_taste(session, [], [row.id]).profiles.get(row.id)
+        return Explanation(email, moment, due.period, (start, end), None, note, filters, votes, profile.signals if profile else 0, [])
+
+    lo, hi = look
+    candidates = window_candidates(session, lo, hi)
     matcher = Matcher(candidates)
     compiled = [f for f in map(matcher.filters.get, filters) if f is not None]
     prepare_likes(session, candidates, compiled)
-    sent = load_sent(session, [row.id], start, end)[row.id]
-    taste = load_taste(session, matcher.papers, [row.id])
-    picks = matcher.select(Recipient(row.id, filters, start, end), set(sent), size, taste)
-    shown = {p.paper.id: "also like" if p.also else "digest" for p in picks}
-    positions = [i for i in iter_bits(matcher.window_mask(start, end)) if matcher.papers[i].id not in sent]
-    candidates = []
-    for position in taste.order(row.id, positions):
+    sent = load_sent(session, [row.id], lo, hi)[row.id]
+    known = known_papers(session, [row.id], lo, hi).get(row.id, set())
+    taste = load_taste(session, matcher.papers, [row.id], short_title)
+    shown: dict[int, str] = {}
+    if look == (start, end):  # the next digest's own window: what it would pick
+        picks = matcher.select(Recipient(row.id, filters, lo, hi), exclusions(session, [row.id], lo, hi)[row.id], size, taste)
+        shown = {p.paper.id: "also like" if p.also else "digest" for p in picks}
+    out = []
+    for position in taste.order(row.id, list(iter_bits(matcher.window_mask(lo, hi)))):
         paper = matcher.papers[position]
         if not filters:
             matched = "all papers"
         else:
             first = matcher.corpus.first_match(compiled, position) if compiled else None
             matched = first.text if first is not None else OUTSIDE
-        candidates.append(Candidate(paper, taste.parts(row.id, position), matched, taste.why(row.id, position), shown.get(paper.id)))
+        status = "sent" if paper.id in sent else "known" if paper.id in known else shown.get(paper.id)
+        out.append(
+            Candidate(
+                paper, readable(" ".join(paper.title.split())), taste.parts(row.id, position), matched, taste.why(row.id, position), status
+            )
+        )
+    if note is None and out and all(c.shown in ("sent", "known") for c in out):
+        note = "every paper of this window was sent to you already or is one you voted on or named"
+    elif note is None and not out:
+        note = f"no papers stored for {_days(lo, hi)}"
     profile = taste.profiles.get(row.id)
-    return Explanation(email, moment, due.period, (start, end), filters, profile.signals if profile else 0, candidates)
+    return Explanation(email, moment, due.period, (start, end), look, note, filters, votes, profile.signals if profile else 0, out)
+
+
+def _days(start: date, end: date) -> str:
+    return f"{start}" if start == end else f"{start}..{end}"

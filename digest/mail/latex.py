@@ -135,3 +135,19 @@ def readable(text: str) -> str:
     if "$" not in text:
         return text
     return _SPAN.sub(_span, text)
+
+
+SHORT_TITLE_CHARS = 48
+
+
+@functools.lru_cache(maxsize=4096)
+def short_title(title: str, limit: int = SHORT_TITLE_CHARS) -> str:
+    """A title as a line names it in passing ("like “COAT: Compressing Optimizer states…”"): readable,
+    on one line, cut at a word boundary to about ``limit`` characters with an ellipsis when cut."""
+    text = _SPACES.sub(" ", readable(title)).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1]
+    space = cut.rfind(" ")
+    cut = cut[:space] if space > limit // 2 else cut[:limit]
+    return cut.rstrip(" ,;:.-–—(") + "…"

@@ -18,8 +18,8 @@ never ORM objects from elsewhere, and leaves the commit to its caller.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -200,18 +200,54 @@ def _build_window(session: Session, papers: Sequence[Paper]) -> Window:
     return Window([p.upvotes for p in papers], [vectors.get(i) for i in ids])
 
 
-def load_taste(session: Session, papers: Sequence[Paper], subscriber_ids: Iterable[int]) -> Taste:
+def load_taste(session: Session, papers: Sequence[Paper], subscriber_ids: Iterable[int], name: Callable[[str], str] | None = None) -> Taste:
     """A batch's taste: ``papers`` are the batch's candidates in trending order (``Matcher.papers``);
-    every reader with a profile is scored against all of them at once (an N × M matrix)."""
-    return Taste(load_window(session, papers), load_profiles(session, subscriber_ids))
+    every reader with a profile is scored against all of them at once (an N × M matrix). ``name``
+    makes a liked paper's title what a "why" line says (:func:`liked_names`)."""
+    profiles = load_profiles(session, subscriber_ids)
+    return Taste(load_window(session, papers), profiles, names=liked_names(session, profiles, name) if name else None)
 
 
-def similar_papers(session: Session, paper_id: int, papers: Sequence[Paper], limit: int = 3) -> list[Paper]:
+def liked_names(session: Session, profiles: Mapping[int, Profile], name: Callable[[str], str]) -> dict[int, str]:
+    """``name(title)`` of every paper the profiles' "why" lines may cite (their liked and seed
+    anchors), by paper id: one query for a batch, none when nobody has a profile."""
+    ids = sorted({a.paper_id for p in profiles.values() for a in p.anchors if a.vote > 0})
+    if not ids:
+        return {}
+    return {
+        paper_id: name(title) for paper_id, title in session.execute(select(Paper.id, Paper.title).where(among(session, Paper.id, ids)))
+    }
+
+
+def known_papers(session: Session, subscriber_ids: Iterable[int], start: date, end: date) -> dict[int, set[int]]:
+    """The papers of the days ``start..end`` each reader voted on or named (seeds, ``like:``), which
+    their digests never show: they know them (one query; readers without any are left out)."""
+    ids = list(subscriber_ids)
+    out: dict[int, set[int]] = {}
+    if not ids or start > end:
+        return out
+    rows = session.execute(
+        select(Vote.subscriber_id, Vote.paper_id)
+        .join(Paper, Paper.id == Vote.paper_id)
+        .where(among(session, Vote.subscriber_id, ids), Paper.daily_date >= start, Paper.daily_date <= end)
+    )
+    for subscriber_id, paper_id in rows:
+        out.setdefault(subscriber_id, set()).add(paper_id)
+    return out
+
+
+def similar_papers(
+    session: Session, paper_id: int, papers: Sequence[Paper], limit: int = 3, subscriber_id: int | None = None
+) -> list[Paper]:
     """The ``limit`` papers of ``papers`` most like ``paper_id`` (its dense vector's cosine), nearest
-    first, itself excluded: the page after a vote shows them."""
+    first, itself excluded, and every paper ``subscriber_id`` voted on or named: the page after a
+    vote shows them."""
     dense = session.scalar(select(PaperVector.dense).where(PaperVector.paper_id == paper_id))
     if dense is None:
         return []
     window = load_window(session, papers)
-    itself = [i for i, p in enumerate(papers) if p.id == paper_id]
-    return [papers[i] for i in window.most_like(dense, limit, exclude=itself)]
+    known = {paper_id}
+    if subscriber_id is not None:
+        known |= set(session.scalars(select(Vote.paper_id).where(Vote.subscriber_id == subscriber_id)))
+    exclude = [i for i, p in enumerate(papers) if p.id in known]
+    return [papers[i] for i in window.most_like(dense, limit, exclude=exclude)]

@@ -137,9 +137,13 @@ class ScoreParts:
 class Taste:
     """One batch's readers scored against one window, all at once: the order, why, "you may also like"."""
 
-    def __init__(self, window: Window, profiles: Mapping[int, Profile], parts: Sequence[str] = BOTH) -> None:
+    def __init__(
+        self, window: Window, profiles: Mapping[int, Profile], parts: Sequence[str] = BOTH, names: Mapping[int, str] | None = None
+    ) -> None:
         self.window = window
         self.profiles = dict(profiles)
+        #: how a "why" line names a liked paper, by paper id (a short title); an arXiv id where absent
+        self.names = names or {}
         self._row = {subscriber_id: i for i, subscriber_id in enumerate(self.profiles)}
         self.personal = window.personal(list(self.profiles.values()), parts)
         self._weight = np.array([PERSONAL_WEIGHT * p.confidence for p in self.profiles.values()], dtype=np.float32)
@@ -176,7 +180,8 @@ class Taste:
         return ScoreParts(trending, personal, weight, trending + weight * personal)
 
     def why(self, subscriber_id: int, position: int) -> str | None:
-        """ "like 2501.12345, which you liked": the nearest liked or seed paper, when near enough."""
+        """ "like “COAT: Compressing Optimizer states…”, which you liked": the nearest liked or seed
+        paper, when near enough, named by :attr:`names` (else by its arXiv id)."""
         profile = self.profiles.get(subscriber_id)
         if profile is None or not self.window.present[position] or self.personal[self._row[subscriber_id], position] <= 0:
             return None
@@ -185,7 +190,9 @@ class Taste:
         if best < 0:
             return None
         anchor = anchors[best]
-        return f"like {anchor.arxiv_id}, " + ("one of your seed papers" if anchor.seed else "which you liked")
+        name = self.names.get(anchor.paper_id)
+        named = f"\u201c{name}\u201d" if name else anchor.arxiv_id
+        return f"like {named}, " + ("one of your seed papers" if anchor.seed else "which you liked")
 
     def _nearest_liked(self) -> tuple[list[Anchor], list[list[int]]]:
         """The liked and seed anchors of every profile, and for each profile (row) and candidate

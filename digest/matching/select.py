@@ -12,6 +12,7 @@ from datetime import date
 
 from digest.matching.corpus import iter_bits
 from digest.matching.scoring import Taste
+from digest.matching.similar import like_ids
 from digest.matching.topics import Filter, FilterError, parse_filter
 from digest.matching.trending import Candidates
 from digest.models import Paper
@@ -42,13 +43,17 @@ class FilterCache:
 @dataclass(frozen=True)
 class Pick:
     """One paper in one digest; ``matched`` is the subscriber's filter text (None: no filters);
-    ``why`` what the reader's taste saw in it ("like 2501.12345, which you liked"); ``also`` marks
-    a "You may also like" paper, outside the reader's filters."""
+    ``why`` what the reader's taste saw in it ("like *COAT: Compressing Optimizer…*, which you
+    liked"); ``also`` marks a "You may also like" paper, outside the reader's filters; ``top`` the
+    most upvoted paper of the reader's window (its "#1 today" pill, wherever the reader's order puts
+    it); ``lifted`` a paper the reader's order placed above one that trending puts ahead of it."""
 
     paper: Paper
     matched: str | None
     why: str | None = None
     also: bool = False
+    top: bool = False
+    lifted: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,13 @@ class Matcher:
         self._position = candidates.position
         self._by_day = candidates.by_day
         self._windows: dict[tuple[date, date], int] = {}
+        self._by_arxiv: dict[str, int] | None = None
+
+    def _named(self, compiled: Filter) -> list[int]:
+        """The positions of the papers a filter's ``like:`` terms name."""
+        if self._by_arxiv is None:
+            self._by_arxiv = {p.arxiv_id: i for i, p in enumerate(self.papers)}
+        return [self._by_arxiv[i] for i in like_ids([compiled]) if i in self._by_arxiv]
 
     def window_mask(self, start: date, end: date) -> int:
         mask = self._windows.get((start, end))
@@ -85,30 +97,56 @@ class Matcher:
         """The top ``size`` papers of the window matching any filter, never one in ``already_sent``;
         in the reader's order if ``taste`` has a profile for them (else today's trending order), then
         the "You may also like" picks (``also``), if the taste is confident of any outside the filters."""
-        mask = self.window_mask(recipient.window_start, recipient.window_end)
+        mask = window = self.window_mask(recipient.window_start, recipient.window_end)
         if not mask:
             return []
         for paper_id in already_sent:
             position = self._position.get(paper_id)
             if position is not None:
                 mask &= ~(1 << position)
-        unsent = mask
         compiled: list[Filter] = []
         if recipient.filters:
             compiled = [f for f in map(self.filters.get, recipient.filters) if f is not None]
+            for f in compiled:  # the paper a ``like:`` names is the reader's, even before it is a stored seed
+                if "like:" in f.key:
+                    for position in self._named(f):
+                        mask &= ~(1 << position)
+        unsent = mask
+        if recipient.filters:
             mask &= self.corpus.match_any(compiled) if compiled else 0
         personal = taste is not None and recipient.subscriber_id in taste.profiles
         positions = taste.order(recipient.subscriber_id, iter_bits(mask))[:size] if personal else list(iter_bits(mask, size))
+        top = _lowest(window)
+        lifted = lifted_indexes(positions) if personal else ()
         picks = []
-        for position in positions:
+        for k, position in enumerate(positions):
             matched = self.corpus.first_match(compiled, position) if compiled else None
             why = taste.why(recipient.subscriber_id, position) if personal else None
-            picks.append(Pick(self.papers[position], matched.text if matched is not None else None, why))
+            picks.append(
+                Pick(self.papers[position], matched.text if matched is not None else None, why, top=position == top, lifted=k in lifted)
+            )
         if personal and picks and recipient.filters:
             outside = unsent & ~mask
             for position in taste.also_like(recipient.subscriber_id, iter_bits(outside)):
                 picks.append(Pick(self.papers[position], None, taste.why(recipient.subscriber_id, position), also=True))
         return picks
+
+
+def _lowest(mask: int) -> int:
+    """The first position (trending rank) of a non-empty bitset."""
+    return (mask & -mask).bit_length() - 1
+
+
+def lifted_indexes(positions: Sequence[int]) -> set[int]:
+    """The indexes of ``positions`` (a reader's order of trending ranks) placed above a lower
+    trending rank: the ones the reader's taste moved up."""
+    out: set[int] = set()
+    lowest = None
+    for k in range(len(positions) - 1, -1, -1):
+        if lowest is not None and positions[k] > lowest:
+            out.add(k)
+        lowest = positions[k] if lowest is None else min(lowest, positions[k])
+    return out
 
 
 def select_for(

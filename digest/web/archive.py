@@ -18,7 +18,8 @@ from digest.config import Settings
 from digest.db import session_scope
 from digest.mail.digest_email import DigestMailer, Reader, links_for
 from digest.mail.templates import Rendered
-from digest.matching.select import Pick
+from digest.matching.select import Pick, lifted_indexes
+from digest.matching.trending import window_candidates
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber
 from digest.web.site import error_page
 
@@ -56,8 +57,18 @@ def archived_digest(session: Session, settings: Settings, delivery_public_id: st
     )
     # With filters every paper of the digest has the filter that matched it; then one without is
     # a "You may also like" paper (outside the filters). Without filters, none has one.
+    # The "#1" pill and the "for you" marks as the email had them: the window's most upvoted paper,
+    # and the papers placed above one that trending puts ahead of them.
     filtered = any(item.matched_filter is not None for item in delivery.items)
-    picks = [Pick(item.paper, item.matched_filter, also=filtered and item.matched_filter is None) for item in delivery.items]
+    window = window_candidates(session, delivery.window_start, delivery.window_end)
+    top = window.papers[0].id if window.papers else None
+    also = [filtered and item.matched_filter is None for item in delivery.items]
+    ranks = [window.position.get(item.paper_id, len(window.papers)) for item, a in zip(delivery.items, also) if not a]
+    lifted = lifted_indexes(ranks)
+    picks, k = [], 0
+    for item, is_also in zip(delivery.items, also):
+        picks.append(Pick(item.paper, item.matched_filter, also=is_also, top=item.paper_id == top, lifted=not is_also and k in lifted))
+        k += not is_also
     links = links_for(settings, subscriber.public_id, None)  # no "view in browser" on the page itself
     rendered, _ = DigestMailer(settings).render(picks, reader, (delivery.window_start, delivery.window_end), links)
     return rendered

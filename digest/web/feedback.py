@@ -107,7 +107,7 @@ def vote(token: str, paper_id: int, way: str):
                 outcome = "recorded"
                 day = ballot.paper.daily_date
                 recent = window_candidates(session, day - timedelta(days=SIMILAR_DAYS), day + timedelta(days=SIMILAR_DAYS)).papers
-                similar = similar_papers(session, ballot.paper.id, recent, SIMILAR_COUNT)
+                similar = similar_papers(session, ballot.paper.id, recent, SIMILAR_COUNT, ballot.subscriber_id)
         current = session.scalar(select(Vote.vote).where(Vote.subscriber_id == ballot.subscriber_id, Vote.paper_id == ballot.paper.id))
         return render_template(
             "vote.html",

@@ -87,7 +87,7 @@ def test_votes_put_the_liked_topic_first_and_say_why_and_a_reader_without_votes_
     shown = shown_papers(mine)
     assert [a[:4] for a in shown] == ["2613"] * 3 + ["2614"] * 3  # nothing left out, liked topic first
     lines = matched_lines(mine)
-    liked = {f"like {q1.arxiv_id}, which you liked", f"like {q2.arxiv_id}, which you liked"}
+    liked = {f"like \u201c{q.title}\u201d, which you liked" for q in (q1, q2)}  # named by title, not by id
     assert lines[0] in {f"all trending papers · {why}" for why in liked}
     assert all(line == "all trending papers" for line in lines[3:])  # nothing "like" a disliked paper
     text, html = parts(mine)
@@ -120,7 +120,7 @@ def test_a_confident_profile_adds_you_may_also_like_outside_the_filters_and_neve
     assert msg["Subject"].startswith("4 trending papers")  # the block does not count as the digest's papers
     shown = shown_papers(msg)
     assert shown[-1] == outside.arxiv_id and [a[:4] for a in shown[:4]] == ["2614"] * 4
-    assert "outside your filters · like 2611." in text
+    assert "outside your filters · like \u201c" in text
     assert sent_items(session, reader.id)[-1] == outside.arxiv_id  # counts as sent: never twice
 
     archive = re.search(r'href="https://digest\.example\.org(/digest/[^"]+)"', html).group(1)
@@ -149,6 +149,29 @@ def test_like_lines_send_the_papers_close_to_the_named_ones_and_order_the_digest
     assert set(shown) == {kernels.arxiv_id, two_bit.arxiv_id} | {a for a in shown if a.startswith("2614")}
     assert rotations.arxiv_id not in shown and len(shown) == 5
     assert [a[:4] for a in shown[:2]] == ["2613", "2613"]  # the named papers' topic first, as two seeds put it
-    assert lines[0].startswith(f"like:{q0.arxiv_id} · like {q0.arxiv_id}, one of your seed papers")
+    assert lines[0].startswith(f"like:{q0.arxiv_id} · like \u201c{q0.title}\u201d, one of your seed papers")
     (theirs,) = smtp_server.to("plain@example.org")
     assert [a[:4] for a in shown_papers(theirs)] == ["2614"] * 3
+
+
+def test_papers_the_reader_named_or_voted_on_never_come_back_but_still_order_the_digest(session, mail_settings, smtp_server, make_paper):
+    seed, fp8, rotations, kernels = add(session, make_paper, QUANTIZATION[:4], "2613", (3, 2, 1, 1))  # today's papers
+    voted, *videos = add(session, make_paper, DIFFUSION[:4], "2614", (40, 5, 4, 3))
+    represent(session)
+    reader = add_subscriber(session, "reader@example.org", due=None)
+    filters = parse_topics(f"like:{rotations.arxiv_id}\nfp8 OR quantiz* OR video")  # a like: line names a paper too
+    update_preferences(session, reader, filters, "daily", "UTC", 7, AT - timedelta(hours=2), seeds=[seed.arxiv_id])
+    record_vote(session, reader.id, voted.id, -1, AT - timedelta(hours=1))
+    session.commit()
+
+    send_due(mail_settings, AT, retry_delays=())
+    (mine,) = smtp_server.to("reader@example.org")
+    shown = shown_papers(mine)
+    assert seed.arxiv_id not in shown and rotations.arxiv_id not in shown and voted.arxiv_id not in shown
+    assert sorted(shown[:2]) == sorted([fp8.arxiv_id, kernels.arxiv_id])  # the seeds' topic first, above more upvoted videos
+    assert sorted(shown[2:]) == sorted(v.arxiv_id for v in videos)
+    why = matched_lines(mine)[shown.index(kernels.arxiv_id)]
+    assert why.endswith(
+        (f"like \u201c{seed.title}\u201d, one of your seed papers", f"like \u201c{rotations.title}\u201d, one of your seed papers")
+    )
+    assert set(sent_items(session, reader.id)) == set(shown)
