@@ -1,4 +1,5 @@
-"""Why a filter matched a paper (the words to highlight), or matched nothing (which part of it).
+"""Why a filter matched a paper (the words to highlight), matched nothing (which part of it), or
+matches papers on any topic (through stop words only: a hint on the forms, never an error).
 
 Both follow the same rules as the matching itself (:mod:`digest.matching.words`): a word is found
 by its stem, a prefix by the words as written, a hyphenated word as its parts in a row or run
@@ -12,8 +13,8 @@ from collections.abc import Sequence
 
 from digest.matching.corpus import Corpus
 from digest.matching.expression import And, Node, Not, Or, Term, terms_of
-from digest.matching.topics import Filter, written_terms
-from digest.matching.words import stem_words, tokenize
+from digest.matching.topics import Filter, FilterError, parse_filter, written_terms
+from digest.matching.words import STEMMED_FIELDS, STOP_WORDS, stem_words, tokenize
 
 _RUN_RE = re.compile(r"[^\W_]+")
 _COMPOUND_RE = re.compile(r"(?<![^\W_])[^\W_]++(?:[-\u2010\u2011][^\W_]++)+")
@@ -191,3 +192,57 @@ class _Reasons:
             "author": f"no paper {scope} by {value}",
             "org": f"no paper {scope} from {value}",
         }[t.field]
+
+
+# ---------------------------------------------------------------- matches papers on any topic
+
+
+def stop_word_terms(node: Node) -> list[Term]:
+    """The stop words (:data:`~digest.matching.words.STOP_WORDS`) through which ``node`` finds papers
+    on any topic, or [] when it does not: a single word looked for in the text or the title that
+    is one; an AND whose every part (exclusions aside) is such; an OR with a branch that is such.
+    Phrases, prefixes, names, upvotes and ``like:`` never count: they say what the reader wants."""
+    kind = type(node)
+    if kind is Term:
+        plain = node.field in STEMMED_FIELDS and not node.op and len(node.words) == 1
+        return [node] if plain and node.words[0] in STOP_WORDS else []
+    if kind is Not:
+        return []
+    if kind is Or:
+        return [t for c in node.children for t in stop_word_terms(c)]
+    wanted = [stop_word_terms(c) for c in node.children if type(c) is not Not]
+    return [t for terms in wanted for t in terms] if wanted and all(wanted) else []
+
+
+_KEPT = "It is kept as written; add a word that names yours."
+
+
+def common_words_hint(f: Filter) -> str | None:
+    """A sentence for a line that finds papers on any topic through stop words only ("a OR b"); None
+    for any other line. A hint, not an error: the line is kept as written."""
+    terms = list(dict.fromkeys(stop_word_terms(f.expr)))
+    if not terms:
+        return None
+    written = written_terms(f.text)
+    names = ", ".join(f"“{written[t][1] if t in written else t.words[0]}”" for t in terms)
+    what = "is a stop word (a very common word that says" if len(terms) == 1 else "are stop words (very common words that say"
+    return f"{names} {what} nothing about a topic): this line matches papers on any topic. {_KEPT}"
+
+
+def topics_hints(topics: str) -> list[tuple[int, str]]:
+    """(line number, :func:`common_words_hint`) for each line of a topics textarea that has one, at
+    the first line of each filter; lines that don't parse are left to the errors."""
+    out: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for number, line in enumerate(topics.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            f = parse_filter(line)
+        except FilterError:
+            continue
+        if f.key not in seen:
+            seen.add(f.key)
+            if (hint := common_words_hint(f)) is not None:
+                out.append((number, hint))
+    return out

@@ -14,6 +14,7 @@ from wtforms import EmailField, StringField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
 from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone
+from digest.matching.explain import topics_hints
 from digest.matching.paper_ids import MAX_SEEDS, paper_ids
 from digest.matching.similar import known_ids, like_ids
 from digest.matching.topics import MAX_TOPICS_CHARS, Filter, TopicsError, parse_topics, shown_errors
@@ -65,6 +66,12 @@ class TopicsMixin:
             field.errors.extend(shown_errors([f"Line {e.line}: {e.problem}" for e in exc.errors]))
             field.data = text[:ECHO_TOPICS_CHARS]
             raise StopValidation() from None
+
+    @property
+    def topics_hints(self) -> list[str]:
+        """Lines kept but matching papers on any topic ("a OR b": stop words only), shown under the
+        field as a hint, never an error (:func:`digest.matching.explain.topics_hints`)."""
+        return [f"Line {line}: {hint}" for line, hint in topics_hints(self.topics.data or "")]
 
 
 MAX_SEEDS_CHARS = 200 * MAX_SEEDS  # room for MAX_SEEDS long links

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from digest.mail.latex import readable
-from digest.matching.explain import excerpt, highlight
+from digest.matching.explain import excerpt, highlight, topics_hints
 from digest.matching.topics import MAX_ERRORS_SHOWN, TopicsError, parse_filter, parse_topics
 from digest.web import papers
 
@@ -18,7 +18,8 @@ LIVE_LIMIT = 10  # papers listed under the form
 
 def live_preview(session: Session, topics: str) -> dict:
     """``{"ok": false, "errors": [...]}`` for filters that don't parse (each with its line and,
-    where the problem is at one place, its column); else the matching papers of the last days."""
+    where the problem is at one place, its column); else the matching papers of the last days, the
+    filters that match none of them and why, and hints on lines that match papers on any topic."""
     try:
         filters = parse_topics(topics)
     except TopicsError as exc:
@@ -30,7 +31,7 @@ def live_preview(session: Session, topics: str) -> dict:
             "more_errors": max(0, len(exc.errors) - MAX_ERRORS_SHOWN),
         }
     if not filters:
-        return {"ok": True, "filters": 0, "considered": 0, "matched": 0, "papers": [], "misses": []}
+        return {"ok": True, "filters": 0, "considered": 0, "matched": 0, "papers": [], "misses": [], "hints": []}
     result = papers.preview(session, filters, limit=LIVE_LIMIT)
     lines = _line_numbers(topics)
     return {
@@ -42,6 +43,8 @@ def live_preview(session: Session, topics: str) -> dict:
         "matched": result.matched,
         "papers": [_paper(m) for m in result.matches],
         "misses": [{"line": lines.get(m.filter.key), "filter": m.filter.text, "reason": m.reason} for m in result.misses],
+        # lines that find papers on any topic through stop words only ("a OR b"): kept, with a hint
+        "hints": [{"line": line, "message": f"Line {line}: {hint}"} for line, hint in topics_hints(topics)],
     }
 
 

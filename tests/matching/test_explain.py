@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from digest.matching.corpus import Corpus
-from digest.matching.explain import excerpt, highlight, why_nothing
+from digest.matching.explain import common_words_hint, excerpt, highlight, topics_hints, why_nothing
 from digest.matching.topics import PaperText, parse_filter, parse_topics
 
 SCOPE = "in the last 7 days"
@@ -85,3 +85,37 @@ def test_a_line_that_matches_nothing_says_which_part(line, reason):
 
 def test_a_line_that_matches_something_has_no_reason():
     assert why_nothing(Corpus(PAPERS), parse_filter("robots"), SCOPE) is None
+
+
+# ---------------------------------------------------------------- lines that match papers on any topic
+
+
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("a or b", "“a” is a stop word"),  # "b" is not one: "a" alone lets every paper in
+        ("The", "“The” is a stop word"),
+        ("the OR of", "“of”, “the” are stop words"),
+        ('"and" -video', "“and” is a stop word"),  # exclusions narrow, they name no topic
+        ("(a OR video) -robot", "“a” is a stop word"),
+        ("title:the", "“the” is a stop word"),
+    ],
+)
+def test_a_line_that_finds_papers_through_stop_words_only_gets_a_hint(line, words):
+    hint = common_words_hint(parse_filter(line))
+    assert hint is not None and hint.startswith(words)
+    assert "this line matches papers on any topic" in hint and "It is kept as written" in hint
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["video", "a video", "video OR (a diffusion)", '"of the"', "state-of-the-art", "author:a", "a upvotes:>=10", "b", "th*"],
+)
+def test_a_line_with_a_word_that_names_a_topic_gets_no_hint(line):
+    assert common_words_hint(parse_filter(line)) is None
+
+
+def test_hints_name_the_first_line_of_each_filter_and_leave_bad_lines_to_the_errors():
+    hints = topics_hints('video\r\na OR b\n\nauthor:"x\nA or B\nthe')
+    assert [line for line, _ in hints] == [2, 6]
+    assert hints[0][1].startswith("“a” is a stop word (a very common word that says nothing about a topic)")

@@ -90,7 +90,15 @@ def test_many_bad_lines_get_twenty_problems_and_a_count(client):
 
 
 def test_no_filters_and_no_papers_are_answered_plainly(client):
-    assert ask(client, " \n ").get_json() == {"ok": True, "filters": 0, "considered": 0, "matched": 0, "papers": [], "misses": []}
+    assert ask(client, " \n ").get_json() == {
+        "ok": True,
+        "filters": 0,
+        "considered": 0,
+        "matched": 0,
+        "papers": [],
+        "misses": [],
+        "hints": [],
+    }
     data = ask(client, "video").get_json()
     assert data["ok"] and data["considered"] == 0 and data["papers"] == [] and data["misses"] == []
 
@@ -145,3 +153,16 @@ def test_the_preferences_preview_says_which_part_matched_nothing(client, session
     html = text(form_post(client, path, data))
     assert '<code>author:"Yann LeCun"</code> matched nothing: no paper in the last 7 days by Yann LeCun.' in html
     assert "fewer words" not in html  # the old catch-all hint is gone
+
+
+def test_a_line_of_stop_words_is_kept_with_a_hint_that_it_matches_papers_on_any_topic(client, recent_papers):
+    data = ask(client, "video\na or b").get_json()
+    assert data["ok"] is True and data["matched"] == 3  # the line is kept: "a" finds the robot policy and the survey
+    assert data["hints"] == [
+        {
+            "line": 2,
+            "message": "Line 2: “a” is a stop word (a very common word that says nothing about a topic): "
+            "this line matches papers on any topic. It is kept as written; add a word that names yours.",
+        }
+    ]
+    assert ask(client, "video\na video").get_json()["hints"] == []

@@ -137,6 +137,30 @@ def test_filter_errors_are_shown_next_to_the_field_with_line_numbers_and_the_inp
     assert subscriber(session, "ann@example.org") is None
 
 
+STOP_WORDS_HINT = "Line 2: “a” is a stop word (a very common word that says nothing about a topic): this line matches papers on any topic."
+
+
+def test_a_line_of_stop_words_is_accepted_and_the_form_says_it_matches_papers_on_any_topic(client, session, smtp_server):
+    again = subscribe(client, "not-an-address", "video\na or b")  # re-rendered for the address
+    html = text(again)
+    assert again.status_code == 400 and STOP_WORDS_HINT in html
+    assert re.search(r'<ul class="field-hints" id="topics-hint"><li>Line 2: “a” is a stop word', html)
+    assert re.search(r'<textarea[^>]*aria-describedby="topics-help topics-hint"', html)
+    assert "Topics: " not in html  # a hint, not one of the problems to fix
+    accepted = subscribe(client, "ann@example.org", "video\na or b")
+    assert accepted.status_code == 303
+    assert session.get(SignupRequest, subscriber(session, "ann@example.org").id).topics == "video\na or b"  # kept as written
+
+
+def test_preferences_say_a_line_of_stop_words_matches_papers_on_any_topic(client, session, smtp_server, mail_settings):
+    row = confirmed(client, smtp_server, session, topics="video\na or b")
+    path = preferences_path(mail_settings, row)
+    assert STOP_WORDS_HINT in text(client.get(path))
+    previewed = form_post(client, path, prefs("robots\nvideo\nthe", action="preview"))
+    assert previewed.status_code == 200 and "Line 3: “the” is a stop word" in text(previewed)
+    assert "stop word" not in text(form_post(client, path, prefs("robots", action="preview")))
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [

@@ -60,7 +60,20 @@
     return item;
   }
 
+  // Lines kept but matching papers on any topic ("a OR b": stop words only), one item each
+  function hints(data) {
+    if (!data.hints || !data.hints.length) return [];
+    var list = el("ul", "field-hints live-hints");
+    data.hints.forEach(function (hint) {
+      list.appendChild(el("li", null, hint.message));
+    });
+    return [list];
+  }
+
   function render(data) {
+    // the hints the page came with describe the topics it was sent; the box now says what these match
+    var stale = document.getElementById("topics-hint");
+    if (stale) stale.hidden = true;
     if (!data.ok) {
       var list = el("ul", "field-errors");
       (data.errors || []).forEach(function (e) {
@@ -71,10 +84,10 @@
       return;
     }
     if (!data.considered) {
-      show("No papers yet to try your filters on.", []);
+      show("No papers yet to try your filters on.", hints(data));
       return;
     }
-    var nodes = [];
+    var nodes = hints(data);
     var days = Math.round((Date.parse(data.last_day) - Date.parse(data.first_day)) / 86400000) + 1;
     var summary =
       data.matched + " of the " + plural(data.considered, "paper") + " of the last " + plural(days, "day") + (data.matched === 1 ? " matches" : " match");
