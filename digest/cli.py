@@ -15,9 +15,11 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from digest.config import ConfigError, Settings, load_settings
-from digest.db import current_revision, session_scope, upgrade
+from digest.db import current_revision, engine_for, session_scope, upgrade
+from digest.models.instance import DemoRecord, demo_record
 
 
 class Context:
@@ -28,13 +30,48 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(demo=True if self.demo else None)
+            self._settings = self._load(signs=True)
         return self._settings
 
     @property
     def read_only_settings(self) -> Settings:
         """For a command that only reads and makes no link: it needs no DIGEST_SECRET_KEY."""
-        return self._settings or load_settings(demo=True if self.demo else None, signs=False)
+        return self._settings or self._load(signs=False)
+
+    def _load(self, signs: bool) -> Settings:
+        """The settings from the environment; on a database ``digest demo`` made, the demo's base
+        URL (unless DIGEST_BASE_URL is set) and its public key (unless DIGEST_SECRET_KEY is set),
+        so that links mailed from here work on that demo. Says so in one line on stderr."""
+        if self.demo:
+            return load_settings(demo=True, signs=signs)
+        url = load_settings(signs=False).database_url  # a bad variable stops here, as it would anyway
+        record = read_demo_record(url)
+        if record is None:
+            return load_settings(signs=signs)
+        demo_key = record.public_key and not os.environ.get("DIGEST_SECRET_KEY")
+        settings = load_settings(demo=True if demo_key else None, signs=signs)
+        if not os.environ.get("DIGEST_BASE_URL"):
+            settings = settings.with_(base_url=record.base_url)
+        click.echo(
+            f"demo database (made by `digest demo`): links point at {settings.base_url}"
+            + (", signed with the demo key" if demo_key else ""),
+            err=True,
+        )
+        return settings
+
+
+def read_demo_record(database_url: str) -> DemoRecord | None:
+    """What ``digest demo`` recorded in this database; None if it did not make it (or there is no
+    such database yet: a SQLite file is never created by asking)."""
+    if database_url.startswith("sqlite"):
+        path = make_url(database_url).database
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return None
+    try:
+        with Session(engine_for(database_url)) as session:
+            return demo_record(session)
+    except SQLAlchemyError:  # no such table (an older schema), no server: as if not a demo
+        return None
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
@@ -162,7 +199,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--no-sample", is_flag=True, help="Do not load the packaged sample papers.")
 @click.option("--live", is_flag=True, help="Also fetch new papers from DIGEST_SOURCE_URL every 30 minutes.")
-@click.option("--send-now", is_flag=True, help="Send today's digests to confirmed subscribers at start.")
+@click.option("--send-now", is_flag=True, help="At start, send every confirmed subscriber the digest of their next slot.")
 def demo(host: str, port: int, no_sample: bool, live: bool, send_now: bool) -> None:
     """Run everything in one process: SQLite, sample papers, a mail catcher at /outbox, the site.
 

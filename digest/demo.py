@@ -16,10 +16,11 @@ from werkzeug.serving import run_simple
 
 from digest import queue
 from digest.config import Settings, SmtpSettings
-from digest.db import upgrade
+from digest.db import session_scope, upgrade
 from digest.jobs import InProcessScheduler, scheduled_jobs, send_todays_digests
 from digest.mail.catcher import MailCatcher
 from digest.mail.transport import outbox_folder
+from digest.models.instance import record_demo
 from digest.papers.ingest import ingest_sample
 from digest.web import create_app
 
@@ -41,6 +42,8 @@ def prepare(settings: Settings, *, sample: bool = True, live: bool = False, echo
     """Migrate, load the sample papers, start the mail catcher and the in-process scheduler."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
+    with session_scope(settings) as session:  # CLI commands beside the demo read it (`digest send` mails its links)
+        record_demo(session, settings.base_url, settings.demo_key)
     if sample:
         report = ingest_sample(settings)
         echo("sample papers: " + "; ".join(report.lines()))

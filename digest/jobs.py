@@ -12,15 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import or_, update
-
 from digest.config import Settings
 from digest.db import session_scope
 from digest.delivery.batch import SendReport, chunks
 from digest.delivery.ledger import claim_cutoff, claimable_ids
 from digest.delivery.planning import plan_pages
-from digest.delivery.run import send_due
-from digest.models import Subscriber, SubscriberState
+from digest.delivery.run import send_next
 from digest.papers.ingest import IngestReport, ingest_days
 from digest.queue import Queue
 from digest.subscribers.subscriptions import purge_unconfirmed, release_waiting_confirmations
@@ -88,28 +85,10 @@ def send_waiting_confirmations(settings: Settings, queue: Queue, now: datetime |
     return len(ids)
 
 
-def make_due_now(settings: Settings, now: datetime) -> int:
-    """Bring every active subscriber's next digest forward to ``now``; returns how many moved.
-
-    Their digest for the current period is then planned like any other. The ledger's unique
-    (subscriber, period) row means one who already had this period's digest gets nothing twice.
-    """
-    with session_scope(settings) as session:
-        result = session.execute(
-            update(Subscriber)
-            .where(
-                Subscriber.state == SubscriberState.active,
-                or_(Subscriber.next_due_at.is_(None), Subscriber.next_due_at > now),
-            )
-            .values(next_due_at=now)
-        )
-        return result.rowcount or 0
-
-
 def send_todays_digests(settings: Settings, now: datetime) -> SendReport:
-    """The demo's "send today's digests now": every active subscriber's digest for this period."""
-    make_due_now(settings, now)
-    return send_due(settings, now)
+    """The demo's "send the next digests now": every active subscriber, daily or weekly, gets now
+    the digest of their next slot (:func:`digest.delivery.run.send_next`)."""
+    return send_next(settings, now)
 
 
 # ---------------------------------------------------------------- the embedded scheduler

@@ -72,7 +72,7 @@ def test_demo_runs_the_whole_service_in_one_process(chromium, screenshot, demo_s
     assert page.locator("h1").inner_text() == "You're subscribed"
 
     page.goto(base + "/outbox/")
-    page.click("button:has-text('Send today')")
+    page.click("button:has-text('Send the next digests now')")
     notice = page.locator(".notice-ok").inner_text()
     assert notice.startswith("Sent 1 digest"), notice
     screenshot(page, "demo-02-outbox-after-send")
@@ -102,6 +102,6 @@ def test_demo_runs_the_whole_service_in_one_process(chromium, screenshot, demo_s
 
     # pressing it again sends nothing twice
     page.goto(base + "/outbox/")
-    page.click("button:has-text('Send today')")
+    page.click("button:has-text('Send the next digests now')")
     assert page.locator(".notice-ok").inner_text().startswith("Sent 0 digest")
     assert page.locator("tbody tr").count() == 2  # the confirmation and one digest

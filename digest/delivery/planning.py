@@ -211,6 +211,41 @@ def plan(session: Session, settings: Settings, at: datetime, *, page_size: int =
     return planned
 
 
+def plan_next(session: Session, now: datetime, *, page_size: int = PAGE_SIZE) -> list[int]:
+    """Every active subscriber's digest of their next slot, planned now (the demo's "send now"): a
+    daily reader's of their next morning, a weekly reader's of their next Monday, each with the
+    papers stored now; their ``next_due_at`` moves past that slot, so it is not sent twice. A
+    reader already due is planned as :func:`plan` would. Returns the pending row ids."""
+    days: dict[date, list[date]] = {}
+    planned: list[int] = []
+    last = 0
+    while rows := session.execute(
+        select(
+            Subscriber.id,
+            Subscriber.frequency,
+            Subscriber.timezone,
+            Subscriber.delivery_hour,
+            Subscriber.next_due_at,
+        )
+        .where(Subscriber.state == SubscriberState.active, Subscriber.id > last)
+        .order_by(Subscriber.id)
+        .limit(page_size)
+    ).all():
+        last = rows[-1].id
+        ends = previous_ends(session, [r.id for r in rows])
+        dues = []
+        for r in rows:
+            due_at = r.next_due_at if r.next_due_at is not None and r.next_due_at > now else now
+            day = due_at.astimezone(timezone.utc).date()
+            if day not in days:
+                days[day] = paper_days(session, due_at)
+            dues.append(due_digest(r.id, r.frequency.value, r.timezone, r.delivery_hour, due_at, ends.get(r.id), days[day]))
+        _write_plan(session, dues)
+        planned += sorted(i for i, status in existing(session, dues).values() if status == DeliveryStatus.pending)
+    log.info("planned %d next digests now (%s)", len(planned), now.isoformat())
+    return planned
+
+
 def plan_pages(settings: Settings, at: datetime, *, page_size: int = PAGE_SIZE) -> Iterator[list[int]]:
     """:func:`plan`, one committed transaction per keyset page: yields each page's pending ids.
 

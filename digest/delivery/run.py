@@ -14,7 +14,7 @@ from digest.db import session_factory, session_scope
 from digest.delivery.batch import SendReport, chunks, load_batch, send_deliveries
 from digest.delivery.compose import compose, load_filters
 from digest.delivery.ledger import claim_cutoff, claimable_ids
-from digest.delivery.planning import due_pages, dues_of, existing, next_due, paper_days, plan
+from digest.delivery.planning import due_pages, dues_of, existing, next_due, paper_days, plan, plan_next
 from digest.mail.transport import make_transport
 from digest.matching.select import FilterCache, Pick, Recipient
 
@@ -51,6 +51,19 @@ def send_due(
         return preview_due(settings, at)
     with session_scope(settings) as session:
         ids = plan(session, settings, at)
+    return _send_planned(settings, ids, at, retry_delays)
+
+
+def send_next(settings: Settings, now: datetime, *, retry_delays: Sequence[float] = RETRY_DELAYS) -> SendReport:
+    """Every active subscriber's digest of their next slot, now (the demo's "send now";
+    :func:`~digest.delivery.planning.plan_next`)."""
+    with session_scope(settings) as session:
+        ids = plan_next(session, now)
+    return _send_planned(settings, ids, now, retry_delays)
+
+
+def _send_planned(settings: Settings, ids: list[int], at: datetime, retry_delays: Sequence[float]) -> SendReport:
+    """Send the planned rows ``ids`` and any row earlier runs left claimable by ``at``."""
     with session_scope(settings) as session:
         planned = set(ids)
         ids += [i for i in claimable_ids(session, claim_cutoff(settings, _now()), due_by=at) if i not in planned]

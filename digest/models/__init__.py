@@ -11,6 +11,7 @@ Split by subject: :mod:`~digest.models.base` (the base and shared column types),
 
 from digest.models.base import ID, NAMING, Base, UTCDateTime, new_public_id, utcnow
 from digest.models.delivery import Delivery, DeliveryItem, DeliveryStatus
+from digest.models.instance import DemoRecord, InstanceSetting, demo_record, record_demo
 from digest.models.papers import IngestRun, Paper
 from digest.models.subscribers import (
     ConfirmationQuota,
@@ -35,6 +36,10 @@ __all__ = [
     "Delivery",
     "DeliveryItem",
     "DeliveryStatus",
+    "DemoRecord",
+    "InstanceSetting",
+    "demo_record",
+    "record_demo",
     "IngestRun",
     "Paper",
     "ConfirmationQuota",

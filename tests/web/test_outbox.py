@@ -49,7 +49,7 @@ def test_catcher_files_every_message_sent_over_smtp_and_the_outbox_lists_them_ne
     page = client.get("/outbox/")
     assert page.status_code == 200
     body = page.get_data(as_text=True)
-    assert "demo only" in body and "Send today's digests now" in body
+    assert "demo only" in body and "Send the next digests now" in body
     assert body.index("3 trending papers") < body.index("Confirm your subscription")  # newest first
     assert "<script>alert(1)</script>" not in body and "&lt;script&gt;" in body
     assert re.search(r"<td>digest</td>", body) and re.search(r"<td>account</td>", body)
