@@ -1,4 +1,7 @@
-"""``digest stats``: subscribers by state, papers, the last ingest, today's deliveries."""
+"""``digest stats``: subscribers by state, papers, the last ingest, today's deliveries.
+
+Every count is there, zeros included (a script reading ``--json`` finds each key every time).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,14 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.models import Delivery, IngestRun, Paper, Subscriber, SubscriberState
+from digest.models import Delivery, DeliveryStatus, IngestRun, Paper, Subscriber, SubscriberState
+
+# today's deliveries in the order an operator reads them: done first, then what is still under way
+DELIVERY_ORDER = (DeliveryStatus.sent, DeliveryStatus.skipped, DeliveryStatus.failed, DeliveryStatus.pending, DeliveryStatus.sending)
 
 
 def stats(session: Session, now: datetime) -> dict[str, object]:
+    """The counts as of ``now`` (today: its UTC day), each one there even when it is zero."""
     by_state = dict(session.execute(select(Subscriber.state, func.count()).group_by(Subscriber.state)).all())
     last_ingest = session.scalars(select(IngestRun).order_by(IngestRun.id.desc()).limit(1)).first()
     day_start = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -34,5 +41,5 @@ def stats(session: Session, now: datetime) -> dict[str, object]:
             "updated": last_ingest.updated,
             "skipped": last_ingest.skipped,
         },
-        "deliveries_today": {status.value: count for status, count in today.items()},
+        "deliveries_today": {status.value: today.get(status, 0) for status in DELIVERY_ORDER},
     }

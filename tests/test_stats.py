@@ -41,4 +41,21 @@ def test_stats_counts_subscribers_papers_ingests_and_todays_deliveries(settings,
     assert "fetched 7, new 1, updated 5, skipped 1" in text.stdout
     assert "deliveries today: sent 2, skipped 1, failed 0, pending 0" in text.stdout
     data = json.loads(digest_cli(subprocess_env(settings), "stats", "--json").stdout)
-    assert data["subscribers"]["active"] == 2 and data["deliveries_today"] == {"sent": 2, "skipped": 1}
+    assert data["subscribers"] == {"pending": 1, "active": 2, "unsubscribed": 0, "suppressed": 1}
+    assert data["deliveries_today"] == {"sent": 2, "skipped": 1, "failed": 0, "pending": 0, "sending": 0}
+
+
+def test_stats_json_prints_every_count_zeros_included(settings):
+    result = digest_cli(subprocess_env(settings), "stats", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data == {
+        "subscribers": {state.value: 0 for state in SubscriberState},
+        "papers": 0,
+        "latest_paper_day": None,
+        "last_ingest": None,
+        "deliveries_today": {status.value: 0 for status in DeliveryStatus},
+    }
+    assert list(data["deliveries_today"]) == ["sent", "skipped", "failed", "pending", "sending"]  # as the text reads them
+    text = digest_cli(subprocess_env(settings), "stats").stdout
+    assert "deliveries today: sent 0, skipped 0, failed 0, pending 0, sending 0" in text
