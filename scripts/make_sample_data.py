@@ -6,8 +6,12 @@ The page shows, per paper: title, abstract, then either "• N authors" or the o
 ("Nov 14, 2023 3"); a few papers show no such lines. This writes the items in the API's shape
 (see ``../shared/reference/papers-api.md``) with what the page gives, and fills what it does not:
 
-- arXiv ids: stable synthetic ones (``YYMM.NNNNN`` from the arXiv date and a hash of the title;
-  they may belong to other real papers, so the demo's links are not to be trusted);
+- arXiv ids: the paper's real id, from ``digest/papers/sample_data/arxiv_ids.json`` (each looked up
+  by the paper's exact title in public pages, with the page where title and id were found). Each item
+  carries the thumbnail URL the Daily Papers API gives for that id, so the demo's Paper page, arXiv
+  and PDF links and its card images are the paper's own. A title that file gives no id for
+  (``"arxiv_id": null``) stops the script: the cards build their links from the id, so the sample
+  would have to invent one, and it never does;
 - authors: the page gives no names, only a count ("• 6 authors"), so the sample says just that:
   one entry named "6 authors" (the pages and the digest show "6 authors"). Where the page shows an
   organisation or nothing instead, the paper has no authors listed. Never an invented name;
@@ -18,7 +22,7 @@ The page shows, per paper: title, abstract, then either "• N authors" or the o
 Nothing is random: running it again gives the same file. The output is committed, so the package
 never needs ``../shared`` at run time.
 
-    .venv/bin/python scripts/make_sample_data.py [--seeds DIR] [--out FILE]
+    .venv/bin/python scripts/make_sample_data.py [--seeds DIR] [--ids FILE] [--out FILE]
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT.parent / "shared" / "seeds"
 OUT = ROOT / "digest" / "papers" / "sample_data" / "papers.json"
+IDS = ROOT / "digest" / "papers" / "sample_data" / "arxiv_ids.json"
+THUMBNAIL = "https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/{}.png"  # as the API gives
 DAYS = 3  # Daily Papers days the sample is spread over
 
 MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
@@ -87,17 +93,20 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def to_item(entry: dict, position: int, page: date, used_ids: set[str]) -> dict:
+def load_ids(path: Path) -> dict[str, str | None]:
+    """Title -> real arXiv id (None where none was confirmed), from ``arxiv_ids.json``."""
+    papers = json.loads(path.read_text("utf-8"))["papers"]
+    ids = {p["title"]: p["arxiv_id"] for p in papers}
+    if len(ids) != len(papers):
+        raise SystemExit(f"{path}: a title is listed twice")
+    return ids
+
+
+def to_item(entry: dict, position: int, page: date, arxiv_id: str) -> dict:
     title = entry["title"]
     h = _hash(title)
     daily = page - timedelta(days=position % DAYS)
     published = entry["published"] or daily - timedelta(days=1 + h % 20)
-    yymm = f"{published:%y%m}"
-    digits = 5 if yymm >= "1501" else 4
-    number = 1 + h % (24_000 if digits == 5 else 9_000)  # about as many as arXiv takes in a month
-    while (arxiv_id := f"{yymm}.{number:0{digits}d}") in used_ids:
-        number += 1
-    used_ids.add(arxiv_id)
 
     authors = []  # the page names an organisation, or nothing: no author is known
     if entry["authors"] is not None:  # the page counts them: the sample says the count, never a name
@@ -124,6 +133,7 @@ def to_item(entry: dict, position: int, page: date, used_ids: set[str]) -> dict:
         "publishedAt": paper["submittedOnDailyAt"],
         "title": title,
         "summary": entry["abstract"],
+        "thumbnail": THUMBNAIL.format(arxiv_id),
         "numComments": 0,
         "isAuthorParticipating": False,
     }
@@ -132,11 +142,20 @@ def to_item(entry: dict, position: int, page: date, used_ids: set[str]) -> dict:
     return item
 
 
-def build(seeds: Path) -> list[dict]:
-    items, used = [], set()
-    for path in sorted(seeds.glob("*.txt")):
-        page, entries = parse_page(path.read_text("utf-8"))
-        items += [to_item(entry, len(items) + k, page, used) for k, entry in enumerate(entries)]
+def build(seeds: Path, ids: Path = IDS) -> list[dict]:
+    known = load_ids(ids)
+    pages = [parse_page(path.read_text("utf-8")) for path in sorted(seeds.glob("*.txt"))]
+    titles = [entry["title"] for _, entries in pages for entry in entries]
+    if missing := [t for t in titles if known.get(t) is None]:
+        raise SystemExit(
+            f"{ids} gives no arXiv id for {len(missing)} of the page's papers ({'; '.join(missing)}): the cards "
+            "build their arXiv, PDF and Paper page links from the id, so the sample would have to invent one"
+        )
+    if len({known[t] for t in titles}) != len(titles):
+        raise SystemExit(f"{ids}: two papers of the page have the same arXiv id")
+    items = []
+    for page, entries in pages:
+        items += [to_item(entry, len(items) + k, page, known[entry["title"]]) for k, entry in enumerate(entries)]
     # the API lists a day's papers by upvotes
     items.sort(key=lambda it: (it["paper"]["submittedOnDailyAt"][:10], -it["paper"]["upvotes"]))
     return items
@@ -145,9 +164,10 @@ def build(seeds: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=Path, default=SEEDS, help=f"folder of saved pages (default {SEEDS})")
+    parser.add_argument("--ids", type=Path, default=IDS, help=f"the papers' arXiv ids, by title (default {IDS})")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON file to write (default {OUT})")
     args = parser.parse_args(argv)
-    items = build(args.seeds)
+    items = build(args.seeds, args.ids)
 
     sys.path.insert(0, str(ROOT))
     from digest.papers.client import parse_items
