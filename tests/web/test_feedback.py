@@ -162,3 +162,15 @@ def test_the_vote_page_shows_latex_in_titles_as_text_as_the_email_does(session, 
     undone = html.unescape(client.post(path, data={"action": "undo"}).get_data(as_text=True))
     assert "voted on <strong>D²Quant: Accurate Low-bit" in undone
     assert not [page for page in (asked, voted, undone) if "$" in page]
+
+
+def test_papers_most_like_the_voted_one_leave_out_the_papers_the_reader_already_voted_on(session, client, sent):
+    alice, papers, links = sent
+    (more_top, _), (more_second, _) = links[0], links[2]
+    first = client.post(more_second).get_data(as_text=True)  # a vote on the second card's paper
+    voted_first = set(re.findall(r'<li><a href="https://huggingface\.co/papers/([^"]+)"', first))
+    page = client.post(more_top).get_data(as_text=True)
+    similar = re.findall(r'<li><a href="https://huggingface\.co/papers/([^"]+)"', page)
+    known = {a for a, p in papers.items() if p.id in {paper_id for _, paper_id, _ in votes(session)}}
+    assert len(known) == 2 and not known & set(similar)  # neither the paper itself nor the one voted on before
+    assert similar and voted_first  # both pages list neighbours
