@@ -169,3 +169,19 @@ def test_on_a_phone_addresses_break_only_between_their_parts_and_the_email_frame
     page.wait_for_function("() => document.querySelector('iframe.mail-frame').style.height !== ''")
     assert page.locator("iframe.mail-frame").evaluate("f => f.clientHeight") < 200  # a short email, a short frame
     assert problems == []
+
+
+GAP_JS = "() => document.querySelector('.card').getBoundingClientRect().top - document.querySelector('.site-header').getBoundingClientRect().bottom"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_outbox_cards_stand_clear_of_the_header_bar(chromium, screenshot, catcher, outbox_site, width):
+    send(catcher, "Confirm your subscription", "<html><head></head><body><p>short</p></body></html>", to="reader@example.org")
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    page.goto(outbox_site + "/outbox/")
+    assert page.evaluate(GAP_JS) >= 16
+    screenshot(page, f"outbox-{width}")
+    page.click("text=Confirm your subscription")
+    assert page.evaluate(GAP_JS) >= 16
+    screenshot(page, f"outbox-message-{width}")
