@@ -120,7 +120,7 @@ def test_explain_after_a_send_still_shows_the_votes_the_profile_and_the_papers_m
     assert session.scalar(select(func.count()).select_from(Delivery)) == 1
 
     after = explain(settings, "reader@example.org").output  # the next digest: tomorrow's, no papers yet
-    assert "0 candidates, a profile from 2 votes and seeds" in after, after
+    assert "0 candidates, a profile from 2 votes and seeds" in after, after  # the next digest has none yet
     assert "votes and seeds (2, newest first):" in after
     assert "  less  " in after and "2611.00006  Text-to-video generation" in after
     assert "  more  " in after and "2611.00001  Low-bit weight quantization of LLMs" in after

@@ -74,7 +74,10 @@ class Explanation:
 
     @property
     def considered(self) -> int:
-        """Candidates the next digest chooses among (not sent, not known)."""
+        """Candidates the next digest chooses among (not sent, not known; none when the papers
+        ranked are the last digest's window, the next one having none yet)."""
+        if self.looked_at != self.window:
+            return 0
         return sum(1 for c in self.candidates if c.shown not in ("sent", "known"))
 
 
@@ -154,11 +157,8 @@ def explain(session: Session, email: str, size: int, at: datetime | None = None)
             first = matcher.corpus.first_match(compiled, position) if compiled else None
             matched = first.text if first is not None else OUTSIDE
         status = "sent" if paper.id in sent else "known" if paper.id in known else shown.get(paper.id)
-        out.append(
-            Candidate(
-                paper, readable(" ".join(paper.title.split())), taste.parts(row.id, position), matched, taste.why(row.id, position), status
-            )
-        )
+        why = taste.why(row.id, position) if status != "known" else None  # not "like itself"
+        out.append(Candidate(paper, readable(" ".join(paper.title.split())), taste.parts(row.id, position), matched, why, status))
     if note is None and out and all(c.shown in ("sent", "known") for c in out):
         note = "every paper of this window was sent to you already or is one you voted on or named"
     elif note is None and not out:
