@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from digest_helpers import DAY
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from support import SmtpServer
 
@@ -35,11 +36,28 @@ REDIS_URL = os.environ.get("DIGEST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_SECRET = "test-secret-key-0123456789"
 
 
-def _unavailable(what: str, why: str):
-    message = f"{what} is not available ({why}); set DIGEST_REQUIRE_SERVICES=1 to make this an error"
+def _unavailable(what: str, why: str, how: str):
+    """Skip a test that needs ``what`` (with DIGEST_REQUIRE_SERVICES=1, fail it), saying what is
+    missing, how we know, and how to get it: ``pytest -rs`` lists these lines."""
     if REQUIRE:
-        pytest.fail(f"{what} is required (DIGEST_REQUIRE_SERVICES=1) but not available: {why}", pytrace=False)
-    pytest.skip(message)
+        pytest.fail(f"needs {what} (DIGEST_REQUIRE_SERVICES=1), but {why}. {how}", pytrace=False)
+    pytest.skip(f"needs {what}, but {why}. {how}. (With DIGEST_REQUIRE_SERVICES=1 this is a failure.)")
+
+
+def _shown(url: str) -> str:
+    """A service URL for a message: its password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+GET_POSTGRES = (
+    "Start one with `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`, or set "
+    "DIGEST_TEST_POSTGRES_URL to a server where you may create databases "
+    "(postgresql+psycopg://USER:PASSWORD@HOST:5432/postgres); each test run makes and drops its own database"
+)
+GET_REDIS = (
+    "Start one with `docker run -d -p 6379:6379 redis:7`, or on Debian `apt-get install redis-server` then "
+    "`redis-server --daemonize yes`; or set DIGEST_TEST_REDIS_URL (the tests empty that database: 15 by default)"
+)
 
 
 def _port_open(url: str, default_port: int) -> bool:
@@ -54,13 +72,19 @@ def _port_open(url: str, default_port: int) -> bool:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A fresh, migrated database ``digest_test`` on the local PostgreSQL server."""
+    what = f"PostgreSQL at {_shown(PG_ADMIN_URL)}"
     if not _port_open(PG_ADMIN_URL, 5432):
-        _unavailable("PostgreSQL", f"nothing answers at {PG_ADMIN_URL}")
+        _unavailable(what, "nothing answers there", GET_POSTGRES)
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"digest_test_{os.getpid()}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:  # a server that answers, but not to us (a password, a role that may not create databases)
+        admin.dispose()
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        _unavailable(what, f"it refused us ({reason})", "Set DIGEST_TEST_POSTGRES_URL to a user that may log in and create databases there")
     url = admin.url.set(database=name).render_as_string(hide_password=False)
     upgrade(url)
     yield url
@@ -73,7 +97,7 @@ def postgres_url() -> str:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     if not _port_open(REDIS_URL, 6379):
-        _unavailable("Redis", f"nothing answers at {REDIS_URL}")
+        _unavailable(f"Redis at {_shown(REDIS_URL)}", "nothing answers there", GET_REDIS)
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -295,7 +319,11 @@ ARTIFACTS = Path(__file__).parent / "artifacts"  # gitignored
 def chromium():
     """Debian's headless Chromium through Playwright (never a downloaded browser)."""
     if not CHROMIUM.exists():
-        _unavailable("Chromium", f"{CHROMIUM} is not installed (apt-get install chromium)")
+        _unavailable(
+            f"Debian's Chromium at {CHROMIUM} (Playwright drives it; the tests never download a browser)",
+            "it is not installed",
+            "Install it with `apt-get install chromium`",
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -266,10 +266,7 @@ def test_sample_items_are_valid_and_fall_on_the_last_days_before_today():
     assert [r.arxiv_id for r in again.records] == [r.arxiv_id for r in batch.records]  # stable ids
 
 
-def test_packaged_sample_is_what_the_script_makes_from_the_seeds():
-    seeds = ROOT.parent / "shared" / "seeds"
-    if not any(seeds.glob("*.txt")):
-        pytest.skip(f"no seed pages at {seeds}")
+def test_packaged_sample_is_what_the_script_makes_from_the_seeds(seeds):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_sample_data", ROOT / "scripts" / "make_sample_data.py")
@@ -282,13 +279,10 @@ def test_packaged_sample_is_what_the_script_makes_from_the_seeds():
 SEED_DATE = re.compile(r"[A-Z][a-z]{2} \d{1,2}(?:, \d{4})?(?: (?P<upvotes>\d+))?")
 
 
-def test_the_sample_says_what_the_seed_page_says_and_no_invented_author():
+def test_the_sample_says_what_the_seed_page_says_and_no_invented_author(seeds):
     """Read against the seed page itself (not through the script): the real title and abstract, the
     upvotes the page shows, its author count where it gives one (the page names no author), its
     organisation; never a name it does not give."""
-    seeds = ROOT.parent / "shared" / "seeds"
-    if not any(seeds.glob("*.txt")):
-        pytest.skip(f"no seed pages at {seeds}")
     lines = [line.strip() for path in sorted(seeds.glob("*.txt")) for line in path.read_text("utf-8").splitlines() if line.strip()]
     packaged = json.loads((ROOT / "digest" / "papers" / "sample_data" / "papers.json").read_text("utf-8"))
     counted = 0

@@ -241,7 +241,7 @@ def test_cli_ingest_asks_for_today_and_yesterday_by_default_and_backfills_with_d
     today = datetime.now(timezone.utc).date()
     assert cli(settings, api).returncode == 0
     if datetime.now(timezone.utc).date() != today:
-        pytest.skip("ran across midnight UTC")
+        pytest.skip("the clock passed midnight UTC while this test ran, so the day it asks for changed under it: run it again")
     assert cli(settings, api, "--date", GOOD_DAY, "--days", "3").returncode == 0
     expected = [today - timedelta(days=1), today, DAY - timedelta(days=2), DAY - timedelta(days=1), DAY]
     assert api.requested_days() == [d.isoformat() for d in expected]

@@ -21,7 +21,6 @@ from digest.web.papers import card
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "digest" / "papers" / "sample_data"
-SEEDS = ROOT.parent / "shared" / "seeds"
 THUMBNAIL = "https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/{}.png"
 
 
@@ -65,9 +64,7 @@ def test_the_demo_cards_link_each_papers_own_pages_and_show_its_thumbnail(settin
         assert view["thumbnail"] == THUMBNAIL.format(arxiv_id)
 
 
-def test_a_paper_whose_id_was_not_found_gets_no_invented_one(tmp_path):
-    if not any(SEEDS.glob("*.txt")):
-        pytest.skip(f"no seed pages at {SEEDS} (../shared/seeds beside the checkout)")
+def test_a_paper_whose_id_was_not_found_gets_no_invented_one(tmp_path, seeds):
     spec = importlib.util.spec_from_file_location("make_sample_data", ROOT / "scripts" / "make_sample_data.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
@@ -77,4 +74,4 @@ def test_a_paper_whose_id_was_not_found_gets_no_invented_one(tmp_path):
     ids = tmp_path / "arxiv_ids.json"
     ids.write_text(json.dumps(doc), "utf-8")
     with pytest.raises(SystemExit, match=re.escape(title)):
-        script.build(SEEDS, ids)
+        script.build(seeds, ids)

@@ -184,7 +184,11 @@ def test_two_workers_one_killed_mid_send_lose_nothing_and_send_nothing_twice(pg_
     check_exactly_one_digest_each(pg_settings, smtp_server, due, max_copies=CONCURRENCY)
 
 
-@pytest.mark.skipif(not PrivateRedis.available(), reason="redis-server is not installed")
+@pytest.mark.skipif(
+    not PrivateRedis.available(),
+    reason="needs the redis-server program on the PATH (this test starts a Redis of its own and restarts it mid-run), "
+    "but it is not installed. Install it with `apt-get install redis-server` (no server needs to be running)",
+)
 def test_redis_restarted_mid_run_loses_no_digest(pg_settings, smtp_server, papers_api, tmp_path):
     redis_server = PrivateRedis().start()
     env = make_env(pg_settings, redis_server.url, smtp_server, papers_api)
