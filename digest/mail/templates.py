@@ -33,6 +33,9 @@ TEMPLATES_DIR = resource_path("email_templates")
 _EXTENDS = re.compile(r"{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%}")
 _BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}(.*?){%-?\s*endblock(?:\s+\w+)?\s*-?%}", re.S)
 _ENCODED_EXPR = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
+_STYLE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.S)
+_SPACES = re.compile(r"\s+")
+_CSS_PUNCTUATION = re.compile(r" ?([{};,]) ?")
 
 
 @dataclass(frozen=True)
@@ -85,19 +88,30 @@ def inline_css(source: str) -> str:
         remove_classes=False,
         # only what cannot be inlined stays in <style>: the media queries (dark mode, phone width),
         # made !important so that they win over the inline styles; every other rule is inlined, and
-        # repeating it in each message would cost ~2 KB of base64 per recipient
+        # repeating it in each message would cost ~2 KB per recipient. Comments are kept as they
+        # are: Outlook's conditional comments (<!--[if mso]>, the ghost table around the column)
+        # pass through, and their markup carries its own attributes (nothing is inlined into it)
         keep_style_tags=False,
         strip_important=False,
         # keep the images' width/height attributes (what a client lays out before, or without, the
-        # image) instead of premailer's copies of their CSS ("100%", "auto")
-        disable_basic_attributes=["width", "height", "valign"],
+        # image) instead of premailer's copies of their CSS ("100%", "auto"); and no bgcolor/align
+        # copied from CSS onto every element (spans, images, divs): the frame's tables carry the
+        # attributes Outlook needs in the templates, the rest is CSS every client reads
+        disable_basic_attributes=["width", "height", "valign", "bgcolor", "align"],
         cssutils_logging_level=50,
         disable_validation=True,
         allow_network=False,
     ).transform()
     # premailer URL-quotes attribute values: give Jinja back its expressions; its serialiser writes
     # entities (&middot;) as characters: give them back as references
+    html = _STYLE.sub(lambda m: m.group(1) + _compact_css(m.group(2)) + m.group(3), html)
     return ascii_html(_ENCODED_EXPR.sub(lambda m: unquote(m.group(0)), html))
+
+
+def _compact_css(css: str) -> str:
+    """A stylesheet without the indentation and line breaks premailer writes it with: every message
+    carries it (half a kilobyte less of each)."""
+    return _CSS_PUNCTUATION.sub(r"\1", _SPACES.sub(" ", css)).strip()
 
 
 def _render(template: jinja2.Template, variables: dict[str, Any]) -> str:

@@ -31,9 +31,17 @@ def test_the_fallback_link_wraps_so_the_email_fits_a_phone(chromium, screenshot,
     mail, links = rendered(already_subscribed, email="a.very.long.address.of.a.research.group@institute-of-examples.example.org")
     fallback = links.preferences if already_subscribed else links.confirm
     assert len(fallback) > 80  # a signed token: one long word, wider than a phone
-    page = chromium.new_page(viewport={"width": 390, "height": 844})
-    page.set_content(mail.html, wait_until="load")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
-    assert fallback in page.locator(".meta").first.inner_text().replace("\n", "")  # still there, whole, to copy
-    screenshot(page, f"confirmation-390-{'already' if already_subscribed else 'confirm'}")
-    page.close()
+    for scheme, background in (("light", "rgb(244, 244, 245)"), ("dark", "rgb(24, 24, 27)")):
+        for width in (390, 1280):
+            page = chromium.new_page(viewport={"width": width, "height": 844}, color_scheme=scheme)
+            page.set_content(mail.html, wait_until="load")
+            where = f"{width} px, {scheme}"
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, where  # no sideways scrolling
+            assert page.evaluate("getComputedStyle(document.body).backgroundColor") == background, where
+            assert fallback in page.locator(".meta").first.inner_text().replace("\n", ""), where  # still there, whole, to copy
+            column = page.locator(".wrap").bounding_box()  # 640 px at most, centred
+            assert column["width"] == min(640, width) and abs(column["x"] - (width - column["x"] - column["width"])) <= 1, where
+            button = page.locator("a.button").bounding_box()
+            assert button["height"] >= 40, where  # the padded button, not a bare link
+            screenshot(page, f"confirmation-{width}-{scheme}-{'already' if already_subscribed else 'confirm'}")
+            page.close()

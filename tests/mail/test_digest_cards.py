@@ -95,8 +95,8 @@ def send_one(settings: Settings, session, make_paper, smtp_server):
 
 
 def cards(html: str) -> list:
-    """The paper cards of a digest's HTML (the first card is the heading)."""
-    return lxml.html.document_fromstring(html).xpath('//div[contains(concat(" ", @class, " "), " card ")][.//h2]')
+    """The paper cards of a digest's HTML (the cells of its frame's column; the first is the heading)."""
+    return lxml.html.document_fromstring(html).xpath('//td[contains(concat(" ", @class, " "), " card ")][.//h2]')
 
 
 def text_of(element) -> str:
@@ -266,6 +266,8 @@ def test_sent_digest_layout_at_390_and_1280_light_and_dark_images_on_and_off(
                 assert page.locator(".excerpt").count() == 10, where
                 right_edges = page.evaluate(f"[...document.querySelectorAll('{TEXT_ELEMENTS}')].map(e => e.getBoundingClientRect().right)")
                 assert max(right_edges) <= width, where
+                column = page.locator(".wrap").bounding_box()  # the frame's column: 640 px at most, centred
+                assert column["width"] == min(640, width) and abs(column["x"] - (width - column["x"] - column["width"])) <= 1, where
                 assert page.evaluate(OVERLAPS, TEXT_ELEMENTS) == [], where  # no image ever covers text
                 loaded = page.evaluate(
                     "[...document.querySelectorAll('img')].map(i => i.complete && i.naturalWidth > 0)"

@@ -34,7 +34,7 @@ def sent(session, mail_settings, smtp_server, make_paper):
 def content(html: str) -> str:
     """Everything above the footer, the cards' vote links' tokens masked (signed links are made
     afresh on each render)."""
-    return re.sub(r"/vote/[^\"]+", "/vote/…", html.split('<div class="footer"', 1)[0])
+    return re.sub(r"/vote/[^\"]+", "/vote/…", html.split('<td class="footer"', 1)[0])
 
 
 def test_archive_page_shows_what_the_email_showed(sent):
