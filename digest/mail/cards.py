@@ -1,8 +1,10 @@
 """A paper's card: its block (HTML with the CSS inlined, and text) rendered once per batch, and the
 markup around it in a digest (``digest/card.html`` and ``card.txt``: the paper's number, the
-"matched: <filter>" line with the reader's taste's "why", the two "more / less like this" links)
-rendered once per process and shape with placeholders and cut at them (:class:`CardFrames`), so a
-recipient's cards are those pieces interleaved with the blocks and the reader's parts.
+"#1 today" label of the window's most upvoted paper, the "for you" mark of a paper the reader's
+order moved up, the "matched: <filter>" line with the reader's taste's "why", the two "more / less
+like this" links) rendered once per process and shape with placeholders and cut at them
+(:class:`CardFrames`), so a recipient's cards are those pieces interleaved with the blocks and the
+reader's parts.
 
 Paper data is untrusted: every text is autoescaped in HTML, whitespace (CR/LF included) is collapsed
 in titles, names and excerpts, and only ``http(s)`` URLs are ever linked or shown as images. LaTeX
@@ -174,10 +176,10 @@ class PaperBlocks:
         self.html_template = self.templates.fragment(f"{TEMPLATE}/paper.html", _BLOCK_START, _BLOCK_END)
         self.text_template = self.templates.text_env.get_template(f"{TEMPLATE}/paper.txt")
         self.frames = _frames_for(self.templates)
-        self._seen: dict[tuple[int, str | None], tuple[Paper, Block]] = {}
+        self._seen: dict[tuple[int, bool], tuple[Paper, Block]] = {}
 
-    def get(self, paper: Paper, lead: str | None = None) -> Block:
-        """The block of ``paper``; as the top pick with ``lead``, its label ("#1 today"), and a large thumbnail."""
+    def get(self, paper: Paper, lead: bool = False) -> Block:
+        """The block of ``paper``; with ``lead``, as the digest's first card: its thumbnail large."""
         seen = self._seen.get((id(paper), lead))
         if seen is not None and seen[0] is paper:
             return seen[1]
@@ -236,10 +238,12 @@ class Frame(NamedTuple):
 
 class CardFrames:
     """The markup around a paper's block in a digest (``digest/card.html``, ``digest/card.txt``):
-    its number, its "why" line, its "more / less like this" links. Rendered once per process and
-    shape (HTML or text, in the "You may also like" part or not, with or without a why or vote
-    links, the top pick's label or not) with a placeholder for each per-reader part, and kept cut
-    at them: a recipient's card is its pieces interleaved with its parts, not a template render.
+    its number, its "why" line, its "more / less like this" links, the window's most upvoted
+    paper's label ("#1 today") and the "for you" mark of a paper the reader's order moved up.
+    Rendered once per process and shape (HTML or text, in the "You may also like" part or not,
+    with or without a why or vote links, the label, the mark) with a placeholder for each
+    per-reader part, and kept cut at them: a recipient's card is its pieces interleaved with its
+    parts, not a template render.
     """
 
     _HOLES = {
@@ -256,19 +260,19 @@ class CardFrames:
         self.templates = email_templates
         self._frames: dict[tuple, Frame] = {}
 
-    def frame(self, html: bool, also: bool, why: bool, votes: bool, lead: bool) -> Frame:
+    def frame(self, html: bool, also: bool, why: bool, votes: bool, lead: bool, for_you: bool) -> Frame:
         """``(pieces, values_of)``: the card is ``pieces[0] + value(parts[0]) + pieces[1] + …
         + pieces[-1]``; ``values_of(values)`` is the parts' values as a tuple (an ``itemgetter``)."""
-        key = (html, also, why, votes, lead)
+        key = (html, also, why, votes, lead, for_you)
         frame = self._frames.get(key)
         if frame is None:
-            holes = {k: Markup(v) for k, v in self._HOLES.items()} | {"also": also, "votes": votes}
+            holes = {k: Markup(v) for k, v in self._HOLES.items()} | {"also": also, "votes": votes, "for_you": for_you}
             holes["why"] = holes["why"] if why else ""
+            holes["lead"] = holes["lead"] if lead else ""
             if html:
                 template = self.templates.fragment(f"{TEMPLATE}/card.html", _CARD_START, _CARD_END)
                 rendered = "\n" + template.render(holes) + "\n"
             else:
-                holes["lead"] = holes["lead"] if lead else ""
                 rendered = self.templates.text_env.get_template(f"{TEMPLATE}/card.txt").render(holes)
             cut = rendered.split("\0")
             pieces, parts = tuple(cut[0::2]), tuple(cut[1::2])
@@ -287,22 +291,32 @@ def why_line(pick: Pick) -> str:
     return f"{matched} · {pick.why}" if pick.why else matched
 
 
-def cards_of(blocks: PaperBlocks, cards, first: int, vote: str | None, lead: str | None) -> _Cards:
+def cards_of(blocks: PaperBlocks, cards, first: int, vote: str | None, label: str) -> _Cards:
     """The HTML and the text of these (block, pick) cards numbered from ``first``: each its frame's
     pieces (:class:`CardFrames`) interleaved with its block and the reader's parts, escaped for HTML
-    as the templates' autoescaping would, joined once."""
+    as the templates' autoescaping would, joined once. The pick marked ``top`` (the window's most
+    upvoted paper) carries ``label`` ("#1 today"), wherever it is; a ``lifted`` one, "for you"."""
     frame = blocks.frames.frame
     votes = vote is not None
     vote_html = _escaped(vote) if votes else ""
+    label_html = _escaped(label)
     html: list[str] = []
     text: list[str] = []
     for number, (block, pick) in enumerate(cards, first):
         why = (pick.why or "") if pick.also else why_line(pick)
         paper = str(pick.paper.id) if votes else ""
-        values = {"head": block.head, "number": str(number), "tail": block.tail, "why": _escaped(why), "vote": vote_html, "paper": paper}
-        _fill(html, frame(True, pick.also, bool(why), votes, False), values)
-        values = {"number": f"{number:2d}", "text": block.text, "why": why, "vote": vote, "paper": paper, "lead": lead}
-        _fill(text, frame(False, pick.also, bool(why), votes, number == first and lead is not None), values)
+        values = {
+            "head": block.head,
+            "number": str(number),
+            "tail": block.tail,
+            "why": _escaped(why),
+            "vote": vote_html,
+            "paper": paper,
+            "lead": label_html,
+        }
+        _fill(html, frame(True, pick.also, bool(why), votes, pick.top, pick.lifted), values)
+        values = {"number": f"{number:2d}", "text": block.text, "why": why, "vote": vote, "paper": paper, "lead": label}
+        _fill(text, frame(False, pick.also, bool(why), votes, pick.top, pick.lifted), values)
     return _Cards(Markup("".join(html)), "".join(text))
 
 

@@ -4,8 +4,9 @@ the message.
 Rendering cost is dominated by what is done per recipient, so each paper's card is made once
 (:mod:`digest.mail.cards`), and the Jinja render of ``email_templates/digest`` per recipient is only
 the frame around the cards — the inbox preview line, the heading, the "You may also like" heading,
-the footer and its signed links. The first paper, the top pick, has a block of its own (its "#1
-today" label and a large thumbnail), rendered once too.
+the footer and its signed links. The first card has a block of its own (its thumbnail large),
+rendered once too; the "#1 today" label goes on the card of the window's most upvoted paper, wherever
+the reader's order puts it, and "for you" on a paper that order moved up (:func:`cards_of`).
 """
 
 from __future__ import annotations
@@ -113,10 +114,10 @@ def digest_context(
     main = [p for p in picks if not p.also]
     count = len(main)
     label = lead_label(window, reader.frequency)
-    shown = [blocks.get(p.paper, lead=label if i == 0 else None) for i, p in enumerate(main)]
+    shown = [blocks.get(p.paper, lead=i == 0) for i, p in enumerate(main)]
     also = [p for p in picks if p.also]
     cards = cards_of(blocks, zip(shown, main), 1, links.vote, label)
-    also_cards = cards_of(blocks, ((blocks.get(p.paper), p) for p in also), count + 1, links.vote, None)
+    also_cards = cards_of(blocks, ((blocks.get(p.paper), p) for p in also), count + 1, links.vote, label)
     return {
         "count": count,
         "top_title": shown[0].title if shown else "",

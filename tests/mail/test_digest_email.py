@@ -96,8 +96,14 @@ def papers(make_paper) -> list[Paper]:
     ]
 
 
+def trending_picks(papers: list[Paper], matched: str | None = None) -> list[Pick]:
+    """Picks in trending order, as the matcher makes them without a profile: the most upvoted is ``top``."""
+    most = max(papers, key=lambda p: p.upvotes)
+    return [Pick(p, matched, top=p is most) for p in papers]
+
+
 def render(papers: list[Paper], matched: str | None = '"video diffusion"', reader: Reader = READER):
-    rendered, shown = DigestMailer(SETTINGS).render([Pick(p, matched) for p in papers], reader, WINDOW, LINKS)
+    rendered, shown = DigestMailer(SETTINGS).render(trending_picks(papers, matched), reader, WINDOW, LINKS)
     return rendered, shown
 
 
@@ -130,11 +136,12 @@ def test_digest_text_matches_snapshot(papers):
 
 
 def test_digest_with_vote_links_why_and_you_may_also_like_snapshot(papers):
-    """Each card's frame (number, why, "more / less like this") is spliced, not rendered, per reader."""
+    """Each card's frame (number, why, "more / less like this", "#1 today", "for you") is spliced, not
+    rendered, per reader; here the reader's order put the second most upvoted paper first."""
     links = replace(LINKS, vote="https://digest.example.org/vote/VOTE-TOKEN")
     picks = [
-        Pick(papers[0], '"video diffusion"', why="like 2611.09999, which you liked"),
-        Pick(papers[1], "agents -robot"),
+        Pick(papers[1], "agents -robot", why="like \u201cVideo agents\u201d, which you liked", lifted=True),
+        Pick(papers[0], '"video diffusion"', top=True),
         Pick(papers[2], None, why='like <b>"2611.0&"</b>, one of your seed papers', also=True),
     ]
     rendered, _ = DigestMailer(SETTINGS).render(picks, READER, WINDOW, links)
@@ -417,12 +424,13 @@ def test_paper_blocks_show_a_re_ingested_papers_new_thumbnail_stars_comments_and
     assert "new.png" in first.html and "99k" in first.html and "77" in first.html and "acme.example/new" in first.text
 
 
-def test_the_top_pick_has_its_own_block_rendered_once_with_the_large_thumbnail(papers):
+def test_the_first_card_has_its_own_block_rendered_once_with_the_large_thumbnail(papers):
     blocks = PaperBlocks()
-    lead, plain = blocks.get(papers[0], lead="#1 today"), blocks.get(papers[0])
-    assert lead is blocks.get(papers[0], lead="#1 today") and lead is not plain
-    assert 'class="hero"' in lead.html and 'class="thumb"' not in lead.html and ">#1 today</span>" in lead.html
-    assert 'class="thumb"' in plain.html and 'class="hero"' not in plain.html and "#1 today" not in plain.html
+    lead, plain = blocks.get(papers[0], lead=True), blocks.get(papers[0])
+    assert lead is blocks.get(papers[0], lead=True) and lead is not plain
+    assert 'class="hero"' in lead.html and 'class="thumb"' not in lead.html
+    assert 'class="thumb"' in plain.html and 'class="hero"' not in plain.html
+    assert "pick-label" not in lead.html + plain.html  # the pill is the card's (its frame), not the paper's
     assert lead.text == plain.text
 
 
@@ -435,9 +443,9 @@ def test_a_recipient_after_the_first_renders_no_paper_block(make_paper, monkeypa
     monkeypatch.setattr(
         mailer.blocks, "html_template", type("Spy", (), {"render": lambda self, **kw: renders.append(1) or original(**kw)})()
     )
-    picks = [Pick(p, None) for p in unique]
+    picks = trending_picks(unique)
     mailer.render(picks, READER, WINDOW, LINKS)
-    assert len(renders) == 4  # the top pick's block (with its large thumbnail) and the three others
+    assert len(renders) == 4  # the first card's block (with its large thumbnail) and the three others
     for name in ("b", "c", "d"):
         mailer.render(picks, replace(READER, email=f"{name}@example.org"), WINDOW, LINKS)
     assert len(renders) == 4
@@ -450,7 +458,7 @@ def test_papers_are_numbered_in_html_as_in_text_and_the_top_pick_leads(papers):
     assert re.findall(r"^ ?(\d+)\. ", rendered.text, re.M) == ["1", "2", "3"]
     assert rendered.html.count("#1 today") == 1 and rendered.html.index("#1 today") < rendered.html.index('<span class="num"')
     weekly, _ = DigestMailer(SETTINGS).render(
-        [Pick(p, None) for p in papers], replace(READER, frequency="weekly"), (date(2026, 11, 23), date(2026, 11, 29)), LINKS
+        trending_picks(papers), replace(READER, frequency="weekly"), (date(2026, 11, 23), date(2026, 11, 29)), LINKS
     )
     assert "#1 this week" in weekly.html and "#1 this week\n 1. Video Diffusion" in weekly.text
 
