@@ -78,20 +78,30 @@ SETTINGS = Settings(
 )
 
 
-def _unavailable(what: str) -> None:
+def _unavailable(what: str, why: str, how: str) -> None:
+    """Skip (with DIGEST_REQUIRE_SERVICES=1, fail), saying what is missing and how to get it, in
+    the words of ``tests/conftest.py``'s services."""
     if os.environ.get("DIGEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"the caniemail check is required (DIGEST_REQUIRE_SERVICES=1) but cannot run: {what}", pytrace=False)
-    pytest.skip(f"the caniemail check cannot run: {what}; set DIGEST_REQUIRE_SERVICES=1 to make this an error")
+        pytest.fail(f"needs {what} (DIGEST_REQUIRE_SERVICES=1), but {why}. {how}", pytrace=False)
+    pytest.skip(f"needs {what}, but {why}. {how}. (With DIGEST_REQUIRE_SERVICES=1 this is a failure.)")
 
 
 @pytest.fixture(scope="module")
 def doiuse_email():
-    """``check({name: html})``: the (feature, client) pairs doiuse-email finds unsupported, by name."""
+    """``check({name: html}, folder)``: the (feature, client) pairs doiuse-email finds unsupported, by name."""
     node = shutil.which("node")
     if node is None:
-        _unavailable(f"Node.js is not installed (no `node` on PATH); install Node.js 18 or newer, then run `{INSTALL}`")
+        _unavailable(
+            "Node.js (18 or newer) to check the emails against caniemail.com's data",
+            "there is no `node` on PATH",
+            f"On Debian `apt-get install nodejs npm`, then `{INSTALL}` (doiuse-email at its locked version)",
+        )
     if not (TOOL / "node_modules" / "doiuse-email" / "package.json").exists():
-        _unavailable(f"its npm package doiuse-email is not installed; run `{INSTALL}`")
+        _unavailable(
+            "the npm package doiuse-email to check the emails against caniemail.com's data",
+            "tests/mail/caniemail/node_modules does not have it",
+            f"Run `{INSTALL}` (the versions of its package-lock.json; .ci/run does it)",
+        )
 
     def check(emails: dict[str, str], tmp: Path) -> dict[str, set[tuple[str, str]]]:
         files = {}
