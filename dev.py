@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -51,6 +52,20 @@ def ensure_venv(extras: str = "") -> None:
     stamp.touch()
 
 
+def ensure_npm_tools() -> None:
+    """The npm tools some tests use (doiuse-email, the caniemail check), at their lockfile's
+    versions, when npm is here and they are not installed from this lockfile yet; without npm those
+    tests skip saying so."""
+    folder = ROOT / "tests" / "mail" / "caniemail"
+    lock, installed = folder / "package-lock.json", folder / "node_modules" / ".package-lock.json"
+    if not lock.exists() or not shutil.which("npm"):
+        return
+    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    print(f"installing the npm tools of {folder.relative_to(ROOT)} (npm ci)", flush=True)
+    subprocess.run(["npm", "ci", "--prefix", str(folder), "--no-audit", "--no-fund", "--loglevel=error"], check=False)
+
+
 def run(argv: list[str]) -> int:
     os.chdir(ROOT)
     if not argv or argv[0] in {"-h", "--help"}:
@@ -59,6 +74,7 @@ def run(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "test":
         ensure_venv("test")
+        ensure_npm_tools()
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest])
     if command == "lint":
         ensure_venv("test")
