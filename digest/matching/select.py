@@ -46,7 +46,7 @@ class Pick:
     ``why`` what the reader's taste saw in it ("like *COAT: Compressing Optimizer…*, which you
     liked"); ``also`` marks a "You may also like" paper, outside the reader's filters; ``top`` the
     most upvoted paper of the reader's window (its "#1 today" pill, wherever the reader's order puts
-    it); ``lifted`` a paper the reader's order placed above one that trending puts ahead of it."""
+    it); ``lifted`` a paper the reader's order placed above a more upvoted one."""
 
     paper: Paper
     matched: str | None
@@ -117,7 +117,7 @@ class Matcher:
         personal = taste is not None and recipient.subscriber_id in taste.profiles
         positions = taste.order(recipient.subscriber_id, iter_bits(mask))[:size] if personal else list(iter_bits(mask, size))
         top = _lowest(window)
-        lifted = lifted_indexes(positions) if personal else ()
+        lifted = lifted_indexes([self.papers[p].upvotes for p in positions]) if personal else ()
         picks = []
         for k, position in enumerate(positions):
             matched = self.corpus.first_match(compiled, position) if compiled else None
@@ -137,15 +137,17 @@ def _lowest(mask: int) -> int:
     return (mask & -mask).bit_length() - 1
 
 
-def lifted_indexes(positions: Sequence[int]) -> set[int]:
-    """The indexes of ``positions`` (a reader's order of trending ranks) placed above a lower
-    trending rank: the ones the reader's taste moved up."""
+def lifted_indexes(upvotes: Sequence[int]) -> set[int]:
+    """The indexes of a digest's papers (their ``upvotes``, in the reader's order) placed above a
+    paper with more upvotes: the ones the reader's taste moved up. Reordering papers of equal
+    upvotes (trending's tie-breaks) lifts nothing: "for you" is for a paper that overtook a more
+    upvoted one."""
     out: set[int] = set()
-    lowest = None
-    for k in range(len(positions) - 1, -1, -1):
-        if lowest is not None and positions[k] > lowest:
+    most = None
+    for k in range(len(upvotes) - 1, -1, -1):
+        if most is not None and upvotes[k] < most:
             out.add(k)
-        lowest = positions[k] if lowest is None else min(lowest, positions[k])
+        most = upvotes[k] if most is None else max(most, upvotes[k])
     return out
 
 

@@ -58,13 +58,12 @@ def archived_digest(session: Session, settings: Settings, delivery_public_id: st
     # With filters every paper of the digest has the filter that matched it; then one without is
     # a "You may also like" paper (outside the filters). Without filters, none has one.
     # The "#1" pill and the "for you" marks as the email had them: the window's most upvoted paper,
-    # and the papers placed above one that trending puts ahead of them.
+    # and the papers placed above a more upvoted one.
     filtered = any(item.matched_filter is not None for item in delivery.items)
     window = window_candidates(session, delivery.window_start, delivery.window_end)
     top = window.papers[0].id if window.papers else None
     also = [filtered and item.matched_filter is None for item in delivery.items]
-    ranks = [window.position.get(item.paper_id, len(window.papers)) for item, a in zip(delivery.items, also) if not a]
-    lifted = lifted_indexes(ranks)
+    lifted = lifted_indexes([item.paper.upvotes for item, a in zip(delivery.items, also) if not a])
     picks, k = [], 0
     for item, is_also in zip(delivery.items, also):
         picks.append(Pick(item.paper, item.matched_filter, also=is_also, top=item.paper_id == top, lifted=not is_also and k in lifted))

@@ -54,9 +54,9 @@ def window(make_paper) -> list[Paper]:
 def picks_in_order(window: list[Paper], order: list[Paper], top: Paper | None = None) -> list[Pick]:
     """The picks the matcher makes for a reader whose taste put ``order`` (papers of ``window``, in
     trending order) in this order: ``top`` the window's most upvoted paper (its first, by default),
-    ``lifted`` each one placed above a paper trending ranks ahead of it (``lifted_indexes``)."""
+    ``lifted`` each one placed above a more upvoted paper (``lifted_indexes``)."""
     top = window[0] if top is None else top
-    lifted = lifted_indexes([window.index(p) for p in order])
+    lifted = lifted_indexes([p.upvotes for p in order])
     return [
         Pick(p, None, why=f"like \u201c{p.title}\u201d, which you liked", top=p is top, lifted=k in lifted) for k, p in enumerate(order)
     ]

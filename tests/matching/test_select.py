@@ -129,3 +129,12 @@ def test_batch_selection_equals_evaluating_each_filter_on_each_paper(make_paper,
                 continue
             expected.append((p.id, matched))
         assert [(p.paper.id, p.matched) for p in picks] == expected[:size]
+
+
+def test_for_you_marks_only_a_paper_placed_above_a_more_upvoted_one_not_a_reordered_tie():
+    from digest.matching.select import lifted_indexes
+
+    assert lifted_indexes([9, 5, 5, 3]) == set()  # trending order
+    assert lifted_indexes([2, 2, 2, 0, 1]) == {3}  # ties reordered lift nothing; the 0 above the 1 does
+    assert lifted_indexes([3, 9, 5, 5]) == {0}
+    assert lifted_indexes([0, 0, 1, 4]) == {0, 1, 2}
