@@ -157,7 +157,7 @@ def explain(session: Session, email: str, size: int, at: datetime | None = None)
             first = matcher.corpus.first_match(compiled, position) if compiled else None
             matched = first.text if first is not None else OUTSIDE
         status = "sent" if paper.id in sent else "known" if paper.id in known else shown.get(paper.id)
-        why = taste.why(row.id, position) if status != "known" else None  # not "like itself"
+        why = taste.why(row.id, position) if paper.id not in known else None  # a paper they voted on or named is not "like itself"
         out.append(Candidate(paper, readable(" ".join(paper.title.split())), taste.parts(row.id, position), matched, why, status))
     if note is None and out and all(c.shown in ("sent", "known") for c in out):
         note = "every paper of this window was sent to you already or is one you voted on or named"
