@@ -340,7 +340,20 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
                 click.echo(f"  {number:2d}. {' '.join(readable(title).split())}  [matched: {matched or 'no filters: all papers'}]")
         click.echo(report.line())
         if not any(p.papers for p in report.previews):
-            click.echo(report.next_due.line() if report.next_due else "next due: nobody (no confirmed subscriber)")
+            if report.next_due:
+                click.echo(report.next_due.line())
+            elif report.confirmed:
+                parts = []
+                if report.previews:
+                    parts.append(f"{len(report.previews)} due by then, with nothing new since their last digest")
+                if report.already:
+                    parts.append(f"{report.already} had the digest of the period due by then already")
+                click.echo(
+                    f"next due: no later digest planned for the {report.confirmed} confirmed subscriber{'' if report.confirmed == 1 else 's'}"
+                    + (f" ({'; '.join(parts)})" if parts else "")
+                )
+            else:
+                click.echo("next due: nobody (no confirmed subscriber)")
         return
     if settings.broker_url:
         from digest import queue
@@ -358,21 +371,41 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
         fail(f"{len(report.deferred)} digests could not be sent now (SMTP trouble); they stay pending for the next run")
 
 
+def _parse_days(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[date, date] | None:
+    if value is None:
+        return None
+    first, sep, last = value.partition("..")
+    try:
+        days = (date.fromisoformat(first), date.fromisoformat(last if sep else first))
+    except ValueError:
+        raise click.BadParameter(f"expected YYYY-MM-DD..YYYY-MM-DD (or one day), got {value!r}") from None
+    if days[0] > days[1]:
+        raise click.BadParameter(f"the first day comes after the last: {value!r}")
+    return days
+
+
 @main.command()
 @click.argument("email")
 @click.option("--at", "at", callback=_parse_at, metavar="ISO-8601", help="The digest due at this moment (default: the reader's next one).")
+@click.option(
+    "--window",
+    "days",
+    callback=_parse_days,
+    metavar="YYYY-MM-DD..YYYY-MM-DD",
+    help="Rank the papers of these Daily Papers days as a digest of them would, leaving out what was sent.",
+)
 @pass_ctx
-def explain(ctx: Context, email: str, at: datetime | None) -> None:
+def explain(ctx: Context, email: str, at: datetime | None, days: tuple[date, date] | None) -> None:
     """Rank the candidates of EMAIL's next digest, with the parts of each score (reads only)."""
     from digest.delivery.explain import explain as explain_digest
 
     settings = ctx.read_only_settings
     with session_scope(settings) as session:
-        found = explain_digest(session, email, settings.digest_size, at)
+        found = explain_digest(session, email, settings.digest_size, at, days)
         if found is None:
             fail(f"no subscriber {email}")
         start, end = found.window
-        days = "no new days yet" if start > end else f"papers of {start}" + ("" if start == end else f"..{end}")
+        window = "no new days yet" if start > end else f"papers of {start}" + ("" if start == end else f"..{end}")
         if found.signals:
             profile = f"a profile from {found.signals} votes and seeds"
         elif found.votes:
@@ -380,9 +413,14 @@ def explain(ctx: Context, email: str, at: datetime | None) -> None:
         else:
             profile = "no votes or seeds: today's trending order"
         filters = "; ".join(found.filters) if found.filters else "none (all papers)"
-        click.echo(
-            f"{found.email}: next digest at {found.at:%Y-%m-%dT%H:%M}Z ({found.period}, {days}): {found.considered} candidates, {profile}"
-        )
+        if found.chosen:
+            lo, hi = found.looked_at
+            asked = f"papers of {lo}" + ("" if lo == hi else f"..{hi}")
+            click.echo(f"{found.email}: a digest of the {asked} (--window): {found.considered} candidates, {profile}")
+        else:
+            click.echo(
+                f"{found.email}: next digest at {found.at:%Y-%m-%dT%H:%M}Z ({found.period}, {window}): {found.considered} candidates, {profile}"
+            )
         click.echo(f"filters: {filters}")
         if found.votes:
             click.echo(f"votes and seeds ({len(found.votes)}, newest first):")

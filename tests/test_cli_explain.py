@@ -12,7 +12,7 @@ from support import subprocess_env
 
 from digest.cli import main
 from digest.matching.profiles import record_vote
-from digest.models import Delivery, Vote
+from digest.models import Delivery, Subscriber, Vote
 from digest.papers.vectors import represent
 
 BEFORE = DAY - timedelta(days=1)
@@ -130,3 +130,58 @@ def test_explain_after_a_send_still_shows_the_votes_the_profile_and_the_papers_m
     assert [r[1] for r in ranked] == ["sent", "sent"]
     assert ranked[0][6] == "2611.00003"  # the vote lifts quantization above the more upvoted video paper
     assert float(ranked[0][3]) > 0 > float(ranked[1][3])
+
+
+def test_explain_window_ranks_the_papers_of_given_days_as_a_digest_would_leaving_out_what_was_sent(session, settings, make_paper):
+    video = make_paper(
+        "2611.00002", "Video diffusion with temporal attention", abstract="A video diffusion model.", upvotes=10, session=session
+    )
+    quant = make_paper(
+        "2611.00003", "Post-training quantization of LLMs", abstract="INT4 quantization of LLM weights.", upvotes=3, session=session
+    )
+    older = [
+        make_paper(
+            "2611.00011",
+            "Text-to-video generation",
+            abstract="A diffusion model turns prompts into videos.",
+            upvotes=8,
+            day=BEFORE,
+            session=session,
+        ),
+        make_paper(
+            "2611.00012", "Low-bit weight quantization", abstract="Quantize LLM weights to 4 bits.", upvotes=2, day=BEFORE, session=session
+        ),
+        make_paper(
+            "2611.00013",
+            "FP8 training of LLMs",
+            abstract="8-bit floating point training with scaled weights.",
+            upvotes=1,
+            day=BEFORE,
+            session=session,
+        ),
+    ]
+    represent(session)
+    add_subscriber(session, "reader@example.org", [])
+    session.commit()
+    sent = CliRunner().invoke(main, ["send", "--at", AT.isoformat()], env=subprocess_env(settings), catch_exceptions=False)
+    assert sent.exit_code == 0, sent.output
+    reader = session.scalar(select(Subscriber).where(Subscriber.email == "reader@example.org"))
+    record_vote(session, reader.id, quant.id, 1, AT + timedelta(hours=1))  # "more like this" from the digest
+    record_vote(session, reader.id, video.id, -1, AT + timedelta(hours=1))
+    session.commit()
+
+    result = explain(settings, "reader@example.org", "--window", f"{BEFORE}..{DAY}")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"reader@example.org: a digest of the papers of {BEFORE}..{DAY} (--window): 3 candidates, a profile from 2 votes" in out
+    ranked = rows(out)
+    shown = {r[6]: r for r in ranked if r[1] == "digest"}
+    assert set(shown) == {p.arxiv_id for p in older}, out  # the other day's papers, as a digest of them would show
+    assert float(shown["2611.00012"][3]) > 0 > float(shown["2611.00011"][3])  # the vote shows in the personal part
+    assert "like \u201cPost-training quantization of LLMs\u201d, which you liked" in next(
+        line for line in out.splitlines() if "2611.00012" in line
+    )
+    assert {r[6]: r[1] for r in ranked if r[1] != "digest"} == {"2611.00002": "sent", "2611.00003": "sent"}
+
+    bad = explain(settings, "reader@example.org", "--window", "2026-11-30..2026-11-01")
+    assert bad.exit_code == 2 and "the first day comes after the last" in bad.output

@@ -53,6 +53,8 @@ class SendReport:
     deferred: list[int] = field(default_factory=list)
     previews: list = field(default_factory=list)  # dry run only: digest.delivery.run.Preview
     next_due: object = None  # dry run only, when no digest would be sent: digest.delivery.planning.NextDue
+    already: int = 0  # dry run only: readers due by then whose digest of that period is in the ledger already
+    confirmed: int = 0  # dry run only, when no digest would be sent and nobody is due later: active subscribers
     dry_run: bool = False
 
     def add(self, other: SendReport) -> None:

@@ -71,12 +71,13 @@ class Explanation:
     votes: list[Signal]  # the reader's votes and seeds, newest first
     signals: int  # of them, those in the profile (0: no profile, today's trending order)
     candidates: list[Candidate]
+    chosen: bool = False  # ``looked_at`` is the days asked for (``--window``), ranked as a digest of them
 
     @property
     def considered(self) -> int:
-        """Candidates the next digest chooses among (not sent, not known; none when the papers
-        ranked are the last digest's window, the next one having none yet)."""
-        if self.looked_at != self.window:
+        """Candidates the digest chooses among (not sent, not known; none when the papers ranked
+        are the last digest's window, the next one having none yet)."""
+        if self.looked_at != self.window and not self.chosen:
             return 0
         return sum(1 for c in self.candidates if c.shown not in ("sent", "known"))
 
@@ -99,8 +100,12 @@ def stored_signals(session: Session, subscriber_id: int) -> list[Signal]:
     ]
 
 
-def explain(session: Session, email: str, size: int, at: datetime | None = None) -> Explanation | None:
-    """The reader ``email``'s digest due next (or the one due at ``at``); None: no such reader."""
+def explain(
+    session: Session, email: str, size: int, at: datetime | None = None, days: tuple[date, date] | None = None
+) -> Explanation | None:
+    """The reader ``email``'s digest due next (or the one due at ``at``); None: no such reader.
+    ``days``: rank the papers of those Daily Papers days as a digest of them would, leaving out what
+    was sent to the reader or what they know (the effect of a vote, without a new day of papers)."""
     row = session.execute(
         select(Subscriber.id, Subscriber.frequency, Subscriber.timezone, Subscriber.delivery_hour, Subscriber.next_due_at).where(
             Subscriber.email == email
@@ -116,7 +121,9 @@ def explain(session: Session, email: str, size: int, at: datetime | None = None)
     start, end = due.window_start, due.window_end
     look: tuple[date, date] | None = (start, end)
     note = None
-    if start > end:
+    if days is not None:
+        look, note = days, f"papers of {_days(*days)} ranked as a digest of them would be, leaving out what you were sent or named"
+    elif start > end:
         last = session.execute(
             select(Delivery.window_start, Delivery.window_end)
             .where(Delivery.subscriber_id == row.id)
@@ -145,7 +152,7 @@ def explain(session: Session, email: str, size: int, at: datetime | None = None)
     known = known_papers(session, [row.id], lo, hi).get(row.id, set())
     taste = load_taste(session, matcher.papers, [row.id], short_title)
     shown: dict[int, str] = {}
-    if look == (start, end):  # the next digest's own window: what it would pick
+    if look == (start, end) or days is not None:  # the digest's own window: what it would pick
         picks = matcher.select(Recipient(row.id, filters, lo, hi), exclusions(session, [row.id], lo, hi)[row.id], size, taste)
         shown = {p.paper.id: "also like" if p.also else "digest" for p in picks}
     out = []
@@ -164,7 +171,9 @@ def explain(session: Session, email: str, size: int, at: datetime | None = None)
     elif note is None and not out:
         note = f"no papers stored for {_days(lo, hi)}"
     profile = taste.profiles.get(row.id)
-    return Explanation(email, moment, due.period, (start, end), look, note, filters, votes, profile.signals if profile else 0, out)
+    return Explanation(
+        email, moment, due.period, (start, end), look, note, filters, votes, profile.signals if profile else 0, out, chosen=days is not None
+    )
 
 
 def _days(start: date, end: date) -> str:

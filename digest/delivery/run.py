@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
+from sqlalchemy import func, select
+
 from digest.config import Settings
 from digest.db import session_factory, session_scope
 from digest.delivery.batch import SendReport, chunks, load_batch, send_deliveries
@@ -17,6 +19,7 @@ from digest.delivery.ledger import claim_cutoff, claimable_ids
 from digest.delivery.planning import due_pages, dues_of, existing, next_due, paper_days, plan, plan_next
 from digest.mail.transport import make_transport
 from digest.matching.select import FilterCache, Pick, Recipient
+from digest.models import Subscriber, SubscriberState
 
 RETRY_DELAYS = (5.0, 30.0)  # in-process backoff between send_due's retries of deferred rows
 
@@ -93,6 +96,7 @@ def preview_due(settings: Settings, at: datetime) -> SendReport:
         for rows in due_pages(session, at):
             dues = dues_of(session, rows, at, days)
             planned_before = existing(session, dues)  # `plan` would leave those alone
+            report.already += sum(1 for d in dues if (d.subscriber_id, d.period) in planned_before)
             dues = [d for d in dues if (d.subscriber_id, d.period) not in planned_before]
             texts = load_filters(session, [d.subscriber_id for d in dues])
             recipients = [(d, Recipient(d.subscriber_id, texts[d.subscriber_id], d.window_start, d.window_end)) for d in dues]
@@ -102,6 +106,8 @@ def preview_due(settings: Settings, at: datetime) -> SendReport:
                 report.previews.append(_preview(email[d.subscriber_id], d.period, (d.window_start, d.window_end), picks[d]))
         if not any(p.papers for p in report.previews):
             report.next_due = next_due(session, at)
+            if report.next_due is None:
+                report.confirmed = session.scalar(select(func.count()).where(Subscriber.state == SubscriberState.active)) or 0
         session.rollback()
     return report
 

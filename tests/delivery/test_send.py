@@ -520,6 +520,10 @@ def test_cli_dry_run_with_nobody_due_says_who_is_due_next_and_when(session, sett
     ]
     last = cli(settings, "--at", "2026-11-30T12:00", "--dry-run")
     assert last.output.splitlines()[-1] == "next due: eve@example.org at 2026-11-30 18:00 UTC (Pacific/Auckland 2026-12-01 07:00)"
+    everyone = cli(settings, "--at", "2026-11-30T19:00", "--dry-run")  # all four due, nothing new: not "no confirmed subscriber"
+    assert everyone.output.splitlines()[-1] == (
+        "next due: no later digest planned for the 4 confirmed subscribers (4 due by then, with nothing new since their last digest)"
+    )
     assert rows(session) == []
 
 
