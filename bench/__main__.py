@@ -61,9 +61,12 @@ def run_stage(stage: str, args) -> list[Row]:
 
         return e2e.run_memory(_size(stage, "subscribers", q, args.subscribers), workers=args.workers, quick=q, profiles=args.profiles)
     if stage == "ranking":
-        from bench import ranking
+        from bench import ranking, relevance
 
-        return ranking.run(_size(stage, "readers", q, args.readers))
+        readers = _size(stage, "readers", q, args.readers)
+        if args.real_only:
+            return relevance.run(readers, ("real",))
+        return ranking.run(readers) + relevance.run(readers)
     raise SystemExit(f"unknown stage {stage!r}")
 
 
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscribers", type=int, help="override N for matching / e2e / memory")
     parser.add_argument("--papers", type=int, help="override M for matching")
     parser.add_argument("--readers", type=int, help="override the simulated readers of ranking")
+    parser.add_argument("--real-only", action="store_true", help="ranking: only the vote protocol on the real papers (issue 21; ~1 minute)")
     parser.add_argument("--emails", type=int, help="override the number of digests rendered")
     parser.add_argument("--messages", type=int, help="override the number of SMTP messages per run")
     parser.add_argument(
