@@ -85,7 +85,7 @@ def compose(
     matcher = Matcher(candidates, filters)
     likes = {text for _, r in recipients for text in r.filters if "like:" in text.lower()}
     if likes:  # papers like one a reader named: the window's embeddings, when a filter asks
-        prepare_likes(session, candidates, [f for f in map(matcher.filters.get, likes) if f is not None])
+        prepare_likes(session, candidates, [f for f in map(matcher.filters.get, likes) if f is not None], short_title)
     subscriber_ids = {r.subscriber_id for _, r in recipients}
     sent = exclusions(session, subscriber_ids, start, end)
     if profiles is None:

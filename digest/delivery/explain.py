@@ -147,7 +147,7 @@ def explain(
     candidates = window_candidates(session, lo, hi)
     matcher = Matcher(candidates)
     compiled = [f for f in map(matcher.filters.get, filters) if f is not None]
-    prepare_likes(session, candidates, compiled)
+    prepare_likes(session, candidates, compiled, short_title)
     sent = load_sent(session, [row.id], lo, hi)[row.id]
     known = known_papers(session, [row.id], lo, hi).get(row.id, set())
     taste = load_taste(session, matcher.papers, [row.id], short_title)

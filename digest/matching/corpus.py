@@ -12,6 +12,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
 from digest.matching.expression import COMPARE, And, Node, Or, Term
 from digest.matching.topics import Filter
 from digest.matching.words import FIELDS, PaperText, Stems, paper_fields
@@ -74,6 +76,8 @@ class Corpus:
         self._filters: dict[str, int] = {}
         self._terms: dict[str, int] = {}  # by the term's text
         self._likes: dict[str, int] = {}  # arXiv id -> the papers like it (add_likes)
+        self._like_scores: dict[str, np.ndarray] = {}  # arXiv id -> each paper's cosine to it
+        self.like_names: dict[str, str] = {}  # arXiv id -> how a "why" line names it
 
     def __len__(self) -> int:
         return self._n
@@ -104,17 +108,31 @@ class Corpus:
                 return f
         return None
 
-    def add_likes(self, likes: dict[str, int]) -> None:
+    def add_likes(self, likes: dict[str, int], scores: dict[str, np.ndarray] | None = None, names: dict[str, str] | None = None) -> None:
         """What ``like:<arXiv id>`` matches here, for ids not given before: the papers' embeddings are
-        not in the index, so :mod:`digest.matching.similar` computes these bitsets and hands them over.
-        An id never given matches nothing. Adding one forgets the evaluations it could change."""
+        not in the index, so :mod:`digest.matching.similar` computes these bitsets (and each paper's
+        cosine to the named one, and its title) and hands them over. An id never given matches
+        nothing. Adding one forgets the evaluations it could change."""
         new = {arxiv_id: bits for arxiv_id, bits in likes.items() if arxiv_id not in self._likes}
         if not new:
             return
         self._likes.update(new)
+        self._like_scores.update({i: v for i, v in (scores or {}).items() if i in new})
+        self.like_names.update({i: v for i, v in (names or {}).items() if i in new})
         self._filters.clear()
         for text in [t for t in self._terms if t.startswith("like:")]:
             del self._terms[text]
+
+    def closeness(self, arxiv_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """How near each paper is to the nearest of these named papers (cosine, -inf without an
+        embedding), and which of them (an index into ``arxiv_ids``); None if none was given."""
+        known = [i for i in arxiv_ids if i in self._like_scores]
+        if not known:
+            return None
+        scores = np.stack([self._like_scores[i] for i in known])
+        nearest = scores.argmax(axis=0)
+        index = np.array([arxiv_ids.index(i) for i in known])[nearest]
+        return scores.max(axis=0), index
 
     def has_likes(self, arxiv_ids) -> bool:
         """Whether every one of these ids was given to :meth:`add_likes`."""

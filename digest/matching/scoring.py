@@ -124,6 +124,23 @@ class Window:
         return [int(i) for i in best if np.isfinite(similarity[i])]
 
 
+def order_near(positions: Iterable[int], base: np.ndarray, personal: np.ndarray | None = None) -> list[int]:
+    """``positions`` ordered by ``base`` (a score per candidate, higher first: how near each is to
+    the papers a reader's ``like:`` lines name) in place of trending, as z-scores over these
+    positions, plus ``personal`` (the reader's weighted personal part) when given; ties: trending."""
+    at = np.asarray(list(positions), dtype=np.int64)
+    if not len(at):
+        return []
+    score = np.asarray(base, dtype=np.float64)[at]
+    finite = np.isfinite(score)
+    score = np.where(finite, score, score[finite].min() if finite.any() else 0.0)
+    std = score.std()
+    score = (score - score.mean()) / std if std > 1e-9 else np.zeros_like(score)
+    if personal is not None:
+        score = score + personal[at]
+    return [int(i) for i in at[np.lexsort((at, -score))]]
+
+
 @dataclass(frozen=True)
 class ScoreParts:
     """What ordered one paper for one reader (``digest explain``)."""
@@ -162,6 +179,13 @@ class Taste:
             final = self.window.trend[at] + self._weight[r] * self.personal[r, at]
             return [int(i) for i in at[np.lexsort((at, -final))]]
         return [i for i in self._orders()[r] if i in wanted]
+
+    def order_on(self, subscriber_id: int, positions: Iterable[int], base: np.ndarray) -> list[int]:
+        """:func:`order_near` with this reader's weighted personal part added, if they have a profile."""
+        r = self._row.get(subscriber_id)
+        if r is None:
+            return order_near(positions, base)
+        return order_near(positions, base, float(self._weight[r]) * self.personal[r])
 
     def _orders(self) -> list[list[int]]:
         """Every reader's order of all the candidates (ties: today's order), sorted once for the

@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
+
 from digest.matching.corpus import iter_bits
-from digest.matching.scoring import Taste
-from digest.matching.similar import like_ids
+from digest.matching.scoring import Taste, order_near
+from digest.matching.similar import like_ids, only_likes
 from digest.matching.topics import Filter, FilterError, parse_filter
 from digest.matching.trending import Candidates
 from digest.models import Paper
@@ -77,6 +79,16 @@ class Matcher:
         self._windows: dict[tuple[date, date], int] = {}
         self._by_arxiv: dict[str, int] | None = None
 
+    def _nearness(self, compiled: list[Filter]) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+        """For lines that only name papers: each candidate's cosine to the nearest named paper, which
+        one (an index), and how a "why" line names each; None until their embeddings are known."""
+        ids = sorted(like_ids(compiled))
+        found = self.corpus.closeness(ids)
+        if found is None:
+            return None
+        closeness, index = found
+        return closeness, index, [self.corpus.like_names.get(i, i) for i in ids]
+
     def _named(self, compiled: Filter) -> list[int]:
         """The positions of the papers a filter's ``like:`` terms name."""
         if self._by_arxiv is None:
@@ -115,13 +127,26 @@ class Matcher:
         if recipient.filters:
             mask &= self.corpus.match_any(compiled) if compiled else 0
         personal = taste is not None and recipient.subscriber_id in taste.profiles
-        positions = taste.order(recipient.subscriber_id, iter_bits(mask))[:size] if personal else list(iter_bits(mask, size))
+        near = self._nearness(compiled) if compiled and all(only_likes(f) for f in compiled) else None
+        if near is not None:  # lines that only name papers: the papers nearest them first
+            closeness, named, names = near
+            if taste is not None:
+                positions = taste.order_on(recipient.subscriber_id, iter_bits(mask), closeness)[:size]
+            else:
+                positions = order_near(iter_bits(mask), closeness)[:size]
+        elif personal:
+            positions = taste.order(recipient.subscriber_id, iter_bits(mask))[:size]
+        else:
+            positions = list(iter_bits(mask, size))
         top = _lowest(window)
         lifted = lifted_indexes([self.papers[p].upvotes for p in positions]) if personal else ()
         picks = []
         for k, position in enumerate(positions):
             matched = self.corpus.first_match(compiled, position) if compiled else None
-            why = taste.why(recipient.subscriber_id, position) if personal else None
+            if near is not None:
+                why = f"close to \u201c{names[near[1][position]]}\u201d"
+            else:
+                why = taste.why(recipient.subscriber_id, position) if personal else None
             picks.append(
                 Pick(self.papers[position], matched.text if matched is not None else None, why, top=position == top, lifted=k in lifted)
             )

@@ -4,8 +4,9 @@ A window's :class:`~digest.matching.corpus.Corpus` indexes words, not embeddings
 filters are evaluated, :func:`prepare_likes` finds the ``like:`` ids they name, reads those papers'
 embeddings (one query for all of them; the named paper need not be in the window) and the window's
 (cached per process, :func:`~digest.matching.profiles.load_window`), and hands the corpus one
-bitset per id: the candidates whose cosine to it is at least :data:`LIKE_SIMILARITY`, the named
-paper itself included. A batch, a preview or ``digest explain`` whose filters name no ``like:``
+bitset per id: the candidates whose cosine to it is at least :data:`LIKE_SIMILARITY`, and always its
+:data:`LIKE_NEIGHBOURS` nearest (the named paper itself included; a digest never sends it back), with
+each candidate's cosine, which orders the matches of a reader whose lines are all ``like:``. A batch, a preview or ``digest explain`` whose filters name no ``like:``
 costs nothing more (one substring test per distinct filter text).
 
 An id no stored paper has (or whose paper has no embedding yet) matches nothing, and is looked up
@@ -14,7 +15,7 @@ again by the next batch: once ingest stores that paper, it counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import select
@@ -32,6 +33,11 @@ from digest.models import Paper, PaperVector
 #: different topics −0.14; at 0.3 a paper has one such neighbour on average (the four quantisation
 #: papers are within 0.33–0.47 of each other; the best pair of two different topics, 0.24).
 LIKE_SIMILARITY = 0.3
+#: ... and the papers of a window nearest to it, however far: on real abstracts most papers of a
+#: broad topic have no neighbour at 0.3, and ``like:`` alone kept only the named paper. So a
+#: ``like:`` line is never only that paper; a reader whose lines are all ``like:`` gets its
+#: matches nearest first (:meth:`digest.matching.select.Matcher.select`).
+LIKE_NEIGHBOURS = 10
 
 
 def like_ids(filters: Iterable[Filter]) -> set[str]:
@@ -50,35 +56,53 @@ def known_ids(session: Session, arxiv_ids: Iterable[str]) -> dict[str, int]:
     }
 
 
-def likes_bits(window_dense: np.ndarray, present: np.ndarray, seeds: dict[str, np.ndarray]) -> dict[str, int]:
+def likes_bits(window_dense: np.ndarray, present: np.ndarray, seeds: dict[str, np.ndarray]) -> tuple[dict[str, int], dict[str, np.ndarray]]:
     """For each id's embedding, the bitset of window positions (trending order) at least
-    :data:`LIKE_SIMILARITY` from it."""
-    out: dict[str, int] = {}
+    :data:`LIKE_SIMILARITY` from it or among its :data:`LIKE_NEIGHBOURS` nearest (beside itself),
+    and its similarity to each position (-inf where a paper has no embedding)."""
+    bits_of: dict[str, int] = {}
+    scores: dict[str, np.ndarray] = {}
     if not seeds:
-        return out
+        return bits_of, scores
     ids = list(seeds)
     similarity = np.stack([np.asarray(seeds[i], dtype=np.float32) for i in ids]) @ window_dense.T
-    close = (similarity >= LIKE_SIMILARITY) & present
+    similarity = np.where(present, similarity, -np.inf).astype(np.float32)
+    close = similarity >= LIKE_SIMILARITY
+    k = min(LIKE_NEIGHBOURS + 1, int(present.sum()))  # + the named paper itself, when it is in the window
+    if k:
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        np.put_along_axis(close, nearest, True, axis=1)
+    close &= present
     for row, arxiv_id in enumerate(ids):
         bits = 0
         for position in np.flatnonzero(close[row]).tolist():
             bits |= 1 << position
-        out[arxiv_id] = bits
-    return out
+        bits_of[arxiv_id] = bits
+        scores[arxiv_id] = similarity[row]
+    return bits_of, scores
 
 
-def prepare_likes(session: Session, candidates: Candidates, filters: Sequence[Filter]) -> None:
-    """Give ``candidates.corpus`` what the ``like:`` terms of ``filters`` match, if it lacks any."""
+def only_likes(f: Filter) -> bool:
+    """A line of ``like:`` terms only (``like:a``, ``like:a OR like:b``): it asks for papers near
+    those, and its matches are ordered by how near they are."""
+    terms = terms_of(f.expr)
+    return "like:" in f.key and all(t.field == "like" and not negated for t, negated in terms)
+
+
+def prepare_likes(session: Session, candidates: Candidates, filters: Sequence[Filter], name: Callable[[str], str] | None = None) -> None:
+    """Give ``candidates.corpus`` what the ``like:`` terms of ``filters`` match, if it lacks any,
+    how near each candidate is, and the named papers' titles as ``name`` writes them (a "why" line)."""
     wanted = like_ids(filters)
     corpus = candidates.corpus
     if not wanted or corpus.has_likes(wanted):
         return
     rows = session.execute(
-        select(Paper.arxiv_id, PaperVector.dense)
+        select(Paper.arxiv_id, Paper.title, PaperVector.dense)
         .join(PaperVector, PaperVector.paper_id == Paper.id)
         .where(among(session, Paper.arxiv_id, sorted(wanted)))
-    )
-    seeds = {arxiv_id: dense for arxiv_id, dense in rows}
+    ).all()
+    seeds = {r.arxiv_id: r.dense for r in rows}
     if seeds:  # an id not found stays unknown to the corpus (matching nothing) and is looked up again next time
         window = load_window(session, candidates)
-        corpus.add_likes(likes_bits(window.dense, window.present, seeds))
+        bits, scores = likes_bits(window.dense, window.present, seeds)
+        corpus.add_likes(bits, scores, {r.arxiv_id: (name or str)(r.title) for r in rows})

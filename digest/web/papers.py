@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from digest.mail.cards import paper_view
 from digest.matching.corpus import iter_bits
 from digest.matching.explain import why_nothing
-from digest.matching.similar import prepare_likes
+from digest.matching.scoring import order_near
+from digest.matching.similar import like_ids, only_likes, prepare_likes
 from digest.matching.topics import Filter
 from digest.matching.trending import in_trending_order, window_candidates
 from digest.models import Paper
@@ -101,10 +102,9 @@ def preview(session: Session, filters: list[Filter], days: int = PREVIEW_DAYS, l
     prepare_likes(session, candidates, filters)
     papers, corpus = candidates.papers, candidates.corpus
     mask = corpus.match_any(filters)
-    matches = [
-        Match(papers[i], corpus.first_match(filters, i), tuple(f for f in filters if corpus.evaluate(f) >> i & 1))
-        for i in iter_bits(mask, limit)
-    ]
+    near = corpus.closeness(sorted(like_ids(filters))) if filters and all(only_likes(f) for f in filters) else None
+    shown = order_near(iter_bits(mask), near[0])[:limit] if near else iter_bits(mask, limit)  # like: lines alone: nearest first
+    matches = [Match(papers[i], corpus.first_match(filters, i), tuple(f for f in filters if corpus.evaluate(f) >> i & 1)) for i in shown]
     scope = window_scope(first, last)
     misses = [Miss(f, reason) for f in filters if (reason := why_nothing(corpus, f, scope)) is not None]
     return Preview(first, last, len(papers), mask.bit_count(), matches, misses)

@@ -145,9 +145,10 @@ def test_like_lines_send_the_papers_close_to_the_named_ones_and_order_the_digest
     send_due(mail_settings, AT, retry_delays=())
     (mine,) = smtp_server.to("reader@example.org")
     shown, lines = shown_papers(mine), matched_lines(mine)
-    # the two papers within LIKE_SIMILARITY of 2611.00001 (cosines 0.44 and 0.53), not the third (0.22)
-    assert set(shown) == {kernels.arxiv_id, two_bit.arxiv_id} | {a for a in shown if a.startswith("2614")}
-    assert rotations.arxiv_id not in shown and len(shown) == 5
+    # a like: line matches the papers within LIKE_SIMILARITY of the named one and always its
+    # LIKE_NEIGHBOURS nearest: here the whole day (six papers), never only the named paper
+    assert set(shown) == {rotations.arxiv_id, kernels.arxiv_id, two_bit.arxiv_id} | {a for a in shown if a.startswith("2614")}
+    assert len(shown) == 6
     assert [a[:4] for a in shown[:2]] == ["2613", "2613"]  # the named papers' topic first, as two seeds put it
     assert lines[0].startswith(f"like:{q0.arxiv_id} · like \u201c{q0.title}\u201d, one of your seed papers")
     (theirs,) = smtp_server.to("plain@example.org")
@@ -175,3 +176,23 @@ def test_papers_the_reader_named_or_voted_on_never_come_back_but_still_order_the
         (f"like \u201c{seed.title}\u201d, one of your seed papers", f"like \u201c{rotations.title}\u201d, one of your seed papers")
     )
     assert set(sent_items(session, reader.id)) == set(shown)
+
+
+def test_a_reader_whose_lines_only_name_papers_gets_the_nearest_first_each_saying_which_it_is_close_to(
+    session, mail_settings, smtp_server, make_paper
+):
+    (q0,) = add(session, make_paper, QUANTIZATION[:1], "2611", (5,), BEFORE)
+    rotations, kernels, two_bit = add(session, make_paper, QUANTIZATION[2:], "2613", (3, 2, 1))
+    add(session, make_paper, DIFFUSION[2:], "2614", (40, 30, 20))  # upvoted far more
+    represent(session)
+    reader = add_subscriber(session, "reader@example.org", due=None)
+    update_preferences(session, reader, parse_topics(f"like:{q0.arxiv_id}"), "daily", "UTC", 7, AT - timedelta(hours=1), seeds=[])
+    session.commit()
+
+    send_due(mail_settings, AT, retry_delays=())
+    (mine,) = smtp_server.to("reader@example.org")
+    shown, lines = shown_papers(mine), matched_lines(mine)
+    assert len(shown) == 6  # not only the named paper: its nearest, however far
+    assert shown[:2] == [two_bit.arxiv_id, kernels.arxiv_id]  # nearest first (cosines 0.53, 0.44), above 40-upvote videos
+    assert set(shown[:3]) == {rotations.arxiv_id, kernels.arxiv_id, two_bit.arxiv_id}
+    assert lines[0] == f"like:{q0.arxiv_id} · close to \u201c{q0.title}\u201d"
