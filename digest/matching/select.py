@@ -139,6 +139,8 @@ class Matcher:
         else:
             positions = list(iter_bits(mask, size))
         top = _lowest(window)
+        if len(positions) == size and top not in positions and mask >> top & 1:
+            positions[-1] = top  # the window's #1 stays in every digest it matches: the reader's order may only move it down
         lifted = lifted_indexes([self.papers[p].upvotes for p in positions]) if personal else ()
         picks = []
         for k, position in enumerate(positions):

@@ -196,3 +196,29 @@ def test_a_reader_whose_lines_only_name_papers_gets_the_nearest_first_each_sayin
     assert shown[:2] == [two_bit.arxiv_id, kernels.arxiv_id]  # nearest first (cosines 0.53, 0.44), above 40-upvote videos
     assert set(shown[:3]) == {rotations.arxiv_id, kernels.arxiv_id, two_bit.arxiv_id}
     assert lines[0] == f"like:{q0.arxiv_id} · close to \u201c{q0.title}\u201d"
+
+
+def test_the_windows_most_upvoted_paper_stays_in_a_digest_the_readers_order_would_push_it_out_of(
+    session, mail_settings, smtp_server, make_paper
+):
+    liked = add(session, make_paper, QUANTIZATION[:2], "2611", (5, 4), BEFORE)
+    (disliked,) = add(session, make_paper, DIFFUSION[:1], "2612", (5,), BEFORE)
+    add(session, make_paper, QUANTIZATION[2:], "2613", (3, 2, 1))
+    top, *_ = add(session, make_paper, DIFFUSION[2:], "2614", (40, 1, 1))
+    represent(session)
+    reader = add_subscriber(session, "reader@example.org")
+    for hours, paper in enumerate(liked, start=2):
+        record_vote(session, reader.id, paper.id, 1, AT - timedelta(hours=hours))
+    record_vote(session, reader.id, disliked.id, -1, AT - timedelta(hours=1))
+    session.commit()
+
+    send_due(mail_settings.with_(digest_size=3), AT, retry_delays=())
+    (mine,) = smtp_server.to("reader@example.org")
+    shown = shown_papers(mine)
+    assert [a[:4] for a in shown[:2]] == ["2613", "2613"] and shown[2] == top.arxiv_id  # pinned last, not dropped
+    text, _ = parts(mine)
+    assert "#1 today" in text_card_of(text, 3)
+
+
+def text_card_of(text: str, number: int) -> str:
+    return re.split(r"\n\n(?=(?:\S.*\n)? ?\d+\. )", text)[number]
