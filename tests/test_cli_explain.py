@@ -83,7 +83,7 @@ def test_explain_ranks_the_candidates_with_the_parts_of_their_scores_and_the_fil
         "[video · like \u201cFP8 training\u201d, which you liked]" in first
     )
     for r in ranked:
-        assert abs(float(r[2]) + float(r[4]) * float(r[3]) - float(r[5])) < 0.02  # final = T + weight · P
+        assert abs(float(r[2]) + float(r[4]) * float(r[3]) - float(r[5])) < 0.01 + 0.005 * float(r[4])  # final = T + weight · P, as printed (2 decimals)
 
     assert session.scalar(select(func.count()).select_from(Delivery)) == 0  # read only
     assert session.scalar(select(func.count()).select_from(Vote)) == 3
@@ -176,7 +176,7 @@ def test_explain_window_ranks_the_papers_of_given_days_as_a_digest_would_leaving
     assert f"reader@example.org: a digest of the papers of {BEFORE}..{DAY} (--window): 3 candidates, a profile from 2 votes" in out
     ranked = rows(out)
     shown = {r[6]: r for r in ranked if r[1] == "digest"}
-    assert set(shown) == {p.arxiv_id for p in older}, out  # the other day's papers, as a digest of them would show
+    assert list(shown) == ["2611.00012", "2611.00013", older[0].arxiv_id], out  # two votes: their topic above an 8-upvote video
     assert float(shown["2611.00012"][3]) > 0 > float(shown["2611.00011"][3])  # the vote shows in the personal part
     assert "like \u201cPost-training quantization of LLMs\u201d, which you liked" in next(
         line for line in out.splitlines() if "2611.00012" in line

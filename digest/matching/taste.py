@@ -53,7 +53,7 @@ TRAIN_TERMS = 256  # terms the model may weigh: the heaviest among the voted pap
 
 # the parts a profile may use (the benchmark's ablations take one)
 BOTH = ("dense", "sparse")
-HALF_CONFIDENCE = 3.0  # signals at which a profile gets half its weight in the blend (digest.matching.scoring)
+HALF_CONFIDENCE = 2.0  # signals at which a profile gets half its weight in the blend (digest.matching.scoring)
 
 _HEADER = struct.Struct("<BBHHHBB")  # version, flags, likes, dislikes, seeds, terms, anchors
 _ANCHOR = struct.Struct("<qb16s")  # paper id, vote (2 = seed), arXiv id
