@@ -1,4 +1,4 @@
-"""``python -m bench {all,matching,render,smtp,e2e,memory,ranking} [--quick]``: run stages, print a table, write JSON.
+"""``python -m bench {all,matching,render,smtp,e2e,memory,ranking,neighbours} [--quick]``: run stages, print a table, write JSON.
 
 Each stage measures ours and its baseline in the same run; see docs/benchmarks.md.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.report import Row, print_table, write_json
 
-STAGES = ("matching", "render", "smtp", "e2e", "memory", "ranking")
+STAGES = ("matching", "render", "smtp", "e2e", "memory", "ranking", "neighbours")
 
 # (quick, full) sizes per stage
 SIZES = {
@@ -67,6 +67,10 @@ def run_stage(stage: str, args) -> list[Row]:
         if args.real_only:
             return relevance.run(readers, ("real",))
         return ranking.run(readers) + relevance.run(readers)
+    if stage == "neighbours":
+        from bench import neighbours
+
+        return neighbours.run()
     raise SystemExit(f"unknown stage {stage!r}")
 
 
