@@ -83,7 +83,9 @@ def test_explain_ranks_the_candidates_with_the_parts_of_their_scores_and_the_fil
         "[video · like \u201cFP8 training\u201d, which you liked]" in first
     )
     for r in ranked:
-        assert abs(float(r[2]) + float(r[4]) * float(r[3]) - float(r[5])) < 0.01 + 0.005 * float(r[4])  # final = T + weight · P, as printed (2 decimals)
+        assert abs(float(r[2]) + float(r[4]) * float(r[3]) - float(r[5])) < 0.01 + 0.005 * float(
+            r[4]
+        )  # final = T + weight · P, as printed (2 decimals)
 
     assert session.scalar(select(func.count()).select_from(Delivery)) == 0  # read only
     assert session.scalar(select(func.count()).select_from(Vote)) == 3
