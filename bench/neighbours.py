@@ -1,7 +1,7 @@
 """``python -m bench neighbours``: do a real paper's nearest neighbours share its topic? (issue 21, item 5)
 
 The papers: the 61 packaged sample papers, read as ingest reads them
-(:func:`~digest.papers.client.sample_items`, :func:`~digest.papers.items.parse_items`), each with the
+(:func:`~digest.papers.sources.daily_papers.sample_items`, :func:`~digest.papers.items.parse_items`), each with the
 topic a person gave it in ``bench/data/real_labels.json`` (how: that file's ``about``). A paper's
 **share@5** is the share of its 5 nearest papers among the other 60 with its label. Papers labelled
 ``other`` (one-off subjects, no second paper on them) are not asked, since no neighbour could share
@@ -56,8 +56,8 @@ from bench.data import make_papers
 from bench.report import Row
 from digest.matching.scoring import DENSE_SHARE, PERSONAL_CLIP, SPARSE_SHARE, Window, standardize
 from digest.matching.taste import Signal, fit
-from digest.papers.client import sample_items
 from digest.papers.items import parse_items
+from digest.papers.sources.daily_papers import sample_items
 from digest.papers.vectors import dense_text, term_frequencies, tf_idf
 
 LABELS = Path(__file__).resolve().parent / "data" / "real_labels.json"

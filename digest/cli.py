@@ -141,8 +141,8 @@ def ingest(ctx: Context, day: date | None, days: int | None, file: Path | None) 
     Prints fetched / new / updated / skipped (with reasons). Fails (exit 1) without storing anything
     when any requested day cannot be fetched, or the database refuses the batch.
     """
-    from digest.papers.client import SourceError
     from digest.papers.ingest import ingest_days, ingest_file
+    from digest.papers.sources.daily_papers import SourceError
 
     if file is not None and (day or days):
         raise click.UsageError("--file cannot be combined with --date/--days")

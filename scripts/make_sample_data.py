@@ -17,7 +17,7 @@ The page shows, per paper: title, abstract, then either "• N authors" or the o
   organisation or nothing instead, the paper has no authors listed. Never an invented name;
 - upvotes: the number the page shows after the date, 0 where it shows none;
 - Daily Papers days: the page's day and the two before it, round-robin in page order
-  (:func:`digest.papers.client.sample_items` moves them to the last days before "today").
+  (:func:`digest.papers.sources.daily_papers.sample_items` moves them to the last days before "today").
 
 Nothing is random: running it again gives the same file. The output is committed, so the package
 never needs ``../shared`` at run time.
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     items = build(args.seeds, args.ids)
 
     sys.path.insert(0, str(ROOT))
-    from digest.papers.client import parse_items
+    from digest.papers.sources.daily_papers import parse_items
 
     batch = parse_items(items)  # the sample must pass the same validation as the live API
     if batch.skipped or len(batch.records) != len(items):

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.db import session_scope
 from digest.models import IngestRun, Paper, PaperVector, utcnow
-from digest.papers.client import PapersClient, load_file, sample_items
 from digest.papers.items import Batch, PaperRecord, parse_items
+from digest.papers.sources.daily_papers import PapersClient, load_file, sample_items
 from digest.papers.vectors import MODEL, represent
 
 #: Columns a re-ingest refreshes; everything else keeps its first-seen value.

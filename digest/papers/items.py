@@ -4,7 +4,7 @@ Items are checked one by one; a malformed item is skipped and counted by reason,
 missing or mistyped id, title, abstract, authors, organisation, date or count skips the item; an
 unusable optional extra (a link or image that is not http(s), stars, AI summary or keywords) is merely
 dropped. Whitespace in titles and abstracts is normalised, control characters removed. The
-fetching (and what to do when the source fails as a whole) is in :mod:`digest.papers.client`.
+fetching (and what to do when the source fails as a whole) is in :mod:`digest.papers.sources.daily_papers`.
 """
 
 from __future__ import annotations

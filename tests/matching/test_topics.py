@@ -133,8 +133,8 @@ def test_inflections_match_each_other(one, other):
 
 @pytest.mark.parametrize("one, other", [("transformer", "transformers"), ("LLM", "LLMs"), ("model", "models")])
 def test_singular_and_plural_find_the_same_sample_papers(one, other):
-    from digest.papers.client import sample_items
     from digest.papers.items import parse_item
+    from digest.papers.sources.daily_papers import sample_items
 
     records = [parse_item(item) for item in sample_items()]
     c = Corpus([PaperText(r.title, r.abstract or "", tuple(r.authors or ()), r.org_name or "", r.org_fullname or "") for r in records])

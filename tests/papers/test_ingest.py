@@ -19,8 +19,8 @@ from support import subprocess_env
 from digest.config import Settings
 from digest.db import session_factory, session_scope
 from digest.models import IngestRun, Paper, utcnow
-from digest.papers.client import PapersClient, SourceError, parse_items
 from digest.papers.ingest import ingest_days, ingest_file, ingest_sample, store
+from digest.papers.sources.daily_papers import PapersClient, SourceError, parse_items
 
 DAY = date.fromisoformat(GOOD_DAY)
 DIGEST = Path(sys.executable).parent / "digest"

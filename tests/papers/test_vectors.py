@@ -16,8 +16,8 @@ from support import subprocess_env
 from digest.cli import main
 from digest.db import session_scope
 from digest.models import Paper, PaperVector, TermCount
-from digest.papers.client import PapersClient
 from digest.papers.ingest import ingest_days
+from digest.papers.sources.daily_papers import PapersClient
 from digest.papers.vectors import DIM, MODEL, TERMS_KEPT, model_files, term_frequencies, term_id, tf_idf
 
 FAST = dict(connect_timeout=1.0, read_timeout=1.0, deadline=5.0, retries=1, backoff=0.01, max_retry_after=1.0)

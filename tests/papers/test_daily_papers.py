@@ -13,7 +13,7 @@ from processes import ROOT
 from support import free_port
 
 from digest.config import Settings
-from digest.papers.client import PapersClient, SourceError, load_file, normalize_text, parse_items, sample_items
+from digest.papers.sources.daily_papers import PapersClient, SourceError, load_file, normalize_text, parse_items, sample_items
 
 DAY = date.fromisoformat(GOOD_DAY)
 FAST = dict(connect_timeout=1.0, read_timeout=1.0, deadline=5.0, retries=2, backoff=0.01, max_retry_after=2.0)
