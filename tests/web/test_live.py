@@ -166,3 +166,15 @@ def test_a_line_of_stop_words_is_kept_with_a_hint_that_it_matches_papers_on_any_
         }
     ]
     assert ask(client, "video\na video").get_json()["hints"] == []
+
+
+def test_a_line_that_only_names_a_paper_lists_the_papers_nearest_it_first_not_only_itself(client, session, recent_papers):
+    from digest.papers.vectors import represent
+
+    represent(session)
+    session.commit()
+    data = ask(client, "like:2611.00002").get_json()  # the quantization survey, 40 upvotes
+    assert data["ok"] is True and data["matched"] == 4  # its nearest, however far: never only itself
+    titles = ["".join(part for part, _ in p["title"]) for p in data["papers"]]
+    assert titles[0] == "Quantized LLMs, a survey"  # nearest first (itself: the digest leaves it out), not 212 upvotes first
+    assert titles != ["Scaling video diffusion transformers", "A generalist robot policy", "Quantized LLMs, a survey", "Sparse attention"]
