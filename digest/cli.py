@@ -128,28 +128,59 @@ def _parse_day(_ctx, _param, value: str | None) -> date | None:
         raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from None
 
 
+def _parse_categories(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    from digest.config import parse_arxiv_categories
+
+    try:
+        return parse_arxiv_categories("--category", value or "")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--category: ")) from None
+
+
 @main.command()
+@click.option(
+    "--source",
+    type=click.Choice(["hf", "arxiv"]),
+    default="hf",
+    show_default=True,
+    help="hf: Hugging Face Daily Papers; arxiv: the latest arXiv announcement of the categories.",
+)
+@click.option(
+    "--category",
+    "categories",
+    callback=_parse_categories,
+    metavar="CAT,CAT",
+    help="--source arxiv: these categories (default: DIGEST_ARXIV_CATEGORIES).",
+)
 @click.option("--date", "day", callback=_parse_day, help="Daily Papers day, YYYY-MM-DD (default: today and yesterday, UTC).")
 @click.option("--days", type=click.IntRange(1, 366), help="Backfill this many days up to --date (or today).")
 @click.option(
     "--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Load a saved API response instead of fetching."
 )
 @pass_ctx
-def ingest(ctx: Context, day: date | None, days: int | None, file: Path | None) -> None:
-    """Fetch new papers from the Daily Papers API and store them.
+def ingest(ctx: Context, source: str, categories: tuple[str, ...], day: date | None, days: int | None, file: Path | None) -> None:
+    """Fetch new papers from the Daily Papers API (or arXiv's announcement) and store them.
 
     Prints fetched / new / updated / skipped (with reasons). Fails (exit 1) without storing anything
     when any requested day cannot be fetched, or the database refuses the batch.
     """
-    from digest.papers.ingest import ingest_days, ingest_file
+    from digest.papers.ingest import ingest_arxiv, ingest_days, ingest_file
     from digest.papers.sources.daily_papers import SourceError
 
     if file is not None and (day or days):
         raise click.UsageError("--file cannot be combined with --date/--days")
+    if source == "arxiv" and (file is not None or day or days):
+        raise click.UsageError("--source arxiv takes the latest announcement: no --file, --date or --days")
+    if categories and source != "arxiv":
+        raise click.UsageError("--category goes with --source arxiv")
     settings = ctx.settings
+    if source == "arxiv" and not (categories or settings.arxiv_categories):
+        raise click.UsageError("no arXiv categories: set DIGEST_ARXIV_CATEGORIES (e.g. cs.CL,cs.LG) or pass --category")
     progress = sys.stderr.isatty()
     try:
-        if file is not None:
+        if source == "arxiv":
+            report = ingest_arxiv(settings, categories)
+        elif file is not None:
             report = ingest_file(settings, file)
         else:
             end = day or datetime.now(timezone.utc).date()

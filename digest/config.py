@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
@@ -20,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SOURCE_URL = "https://huggingface.co/api/daily_papers"
+DEFAULT_ARXIV_RSS_URL = "https://rss.arxiv.org/rss"
+DEFAULT_ARXIV_API_URL = "https://export.arxiv.org/api/query"
 DEFAULT_DATA_DIR = Path("data")
 DEMO_SECRET_KEY = "demo-only-not-secret"
 DEMO_KEY_WARNING = f"""
@@ -76,6 +79,9 @@ class Settings:
     digest_size: int = 10
     data_dir: Path = DEFAULT_DATA_DIR
     trusted_proxies: int = 0  # reverse proxies in front of the web app (X-Forwarded-For hops to trust)
+    arxiv_categories: tuple[str, ...] = ()  # arXiv categories whose daily announcement is ingested; () = arXiv off
+    arxiv_rss_url: str = DEFAULT_ARXIV_RSS_URL
+    arxiv_api_url: str = DEFAULT_ARXIV_API_URL
     extra: dict = field(default_factory=dict)  # per-test overrides (e.g. rate limits)
 
     @property
@@ -119,6 +125,24 @@ def _http_url(variable: str, raw: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(variable, f"expected an http(s) URL, got {raw!r}")
     return raw.strip().rstrip("/")
+
+
+#: An arXiv category as its listings name it: ``cs.CL``, ``math.AG``, ``hep-th``, ``astro-ph.GA``, ``q-bio.NC``.
+ARXIV_CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)?(?:\.[A-Za-z]{2,})?")
+
+
+def parse_arxiv_categories(variable: str, raw: str) -> tuple[str, ...]:
+    """``cs.CL,cs.LG`` → ``("cs.CL", "cs.LG")``, in the given order, each once."""
+    out: list[str] = []
+    for part in raw.split(","):
+        name = part.strip()
+        if not name:
+            continue
+        if not ARXIV_CATEGORY.fullmatch(name):
+            raise ConfigError(variable, f"{name!r} is not an arXiv category (like cs.CL, math.AG or hep-th)")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
 
 
 def parse_database_url(variable: str, raw: str) -> str:
@@ -232,6 +256,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         digest_size=_int("DIGEST_DIGEST_SIZE", get("DIGEST_DIGEST_SIZE") or "10", 1, 50),
         data_dir=data_dir,
         trusted_proxies=_int("DIGEST_TRUSTED_PROXIES", get("DIGEST_TRUSTED_PROXIES") or "0", 0, 5),
+        arxiv_categories=parse_arxiv_categories("DIGEST_ARXIV_CATEGORIES", get("DIGEST_ARXIV_CATEGORIES") or ""),
+        arxiv_rss_url=_http_url("DIGEST_ARXIV_RSS_URL", get("DIGEST_ARXIV_RSS_URL") or DEFAULT_ARXIV_RSS_URL) + "/",
+        arxiv_api_url=_http_url("DIGEST_ARXIV_API_URL", get("DIGEST_ARXIV_API_URL") or DEFAULT_ARXIV_API_URL),
     )
 
 
@@ -249,4 +276,7 @@ VARIABLES = (
     "DIGEST_DIGEST_SIZE",
     "DIGEST_DATA_DIR",
     "DIGEST_TRUSTED_PROXIES",
+    "DIGEST_ARXIV_CATEGORIES",
+    "DIGEST_ARXIV_RSS_URL",
+    "DIGEST_ARXIV_API_URL",
 )

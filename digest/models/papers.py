@@ -29,7 +29,9 @@ class Paper(Base):
     org_avatar: Mapped[Url]  # the organisation's logo, an http(s) image URL
     published_at: Mapped[datetime | None]  # arXiv publication time
     submitted_at: Mapped[datetime | None]  # when it went on Daily Papers
-    daily_date: Mapped[date] = mapped_column(Date, index=True)  # the Daily Papers day it belongs to
+    #: the Daily Papers day it belongs to; None for a paper only arXiv announced (not trending): the
+    #: windows of today's digests are Daily Papers days, so such a paper is in none of them
+    daily_date: Mapped[date | None] = mapped_column(Date, index=True)
     upvotes: Mapped[Count]
     num_comments: Mapped[Count]
     github_repo: Mapped[Url]
@@ -38,6 +40,11 @@ class Paper(Base):
     thumbnail: Mapped[Url]
     ai_summary: Mapped[str | None] = mapped_column(Text)
     ai_keywords: Mapped[list[str] | None] = mapped_column(JSON)
+    # arXiv's side (digest/papers/sources/arxiv.py): None for a paper arXiv has not announced here
+    categories: Mapped[list[str] | None] = mapped_column(JSON)  # primary first, then cross-lists
+    primary_category: Mapped[str | None] = mapped_column(String(32))
+    arxiv_version: Mapped[int | None]  # the latest version seen
+    announced_on: Mapped[date | None] = mapped_column(Date, index=True)  # the arXiv announcement day it was new on
     first_seen_at: Mapped[Created]
     updated_at: Mapped[Created]
 

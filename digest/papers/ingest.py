@@ -7,7 +7,8 @@ exactly as it was, ``ingest_runs`` included.
 The upsert is ``INSERT … ON CONFLICT (arxiv_id) DO UPDATE`` (PostgreSQL's and SQLite's own), so two
 ingests running at once never duplicate a paper: the second waits for the first's row and updates
 it. Re-ingesting refreshes upvotes, comments, organisation and links; the title, abstract,
-authors, Daily Papers day and ``first_seen_at`` stay as first seen.
+authors, Daily Papers day and ``first_seen_at`` stay as first seen (a paper arXiv announced first
+gets its Daily Papers day when it first trends).
 
 Papers stored for the first time get their vectors in the same transaction
 (:func:`digest.papers.vectors.represent`, the whole batch at once).
@@ -24,14 +25,15 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import null, or_, select
+from sqlalchemy import func, null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
-from digest.db import session_scope
+from digest.db import among, session_scope
 from digest.models import IngestRun, Paper, PaperVector, utcnow
 from digest.papers.items import Batch, PaperRecord, parse_items
+from digest.papers.sources.arxiv import ArxivClient
 from digest.papers.sources.daily_papers import PapersClient, load_file, sample_items
 from digest.papers.vectors import MODEL, represent
 
@@ -94,7 +96,9 @@ def store(session: Session, records: Sequence[PaperRecord], now: datetime) -> tu
         stmt = insert(Paper).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[Paper.arxiv_id],
-            set_={name: stmt.excluded[name] for name in (*REFRESHED, "updated_at")},
+            set_={name: stmt.excluded[name] for name in (*REFRESHED, "updated_at")}
+            # a paper arXiv announced first gets its Daily Papers day when it trends; a day, once set, stays
+            | {"daily_date": func.coalesce(Paper.__table__.c.daily_date, stmt.excluded.daily_date)},
         ).returning(Paper.first_seen_at)
         for first_seen in session.scalars(stmt):
             if first_seen == now:
@@ -142,6 +146,82 @@ def ingest_days(settings: Settings, days: Sequence[date], progress: bool = False
             advance(day, 1)
     label = days[0].isoformat() if len(days) == 1 else f"{days[0].isoformat()}..{days[-1].isoformat()}"
     return save(settings, Batch.combine(batches), f"{settings.source_url} ({label})", started_at)
+
+
+def ingest_arxiv(settings: Settings, categories: Sequence[str] = (), *, client: ArxivClient | None = None) -> IngestReport:
+    """arXiv's latest announcement for ``categories`` (default ``DIGEST_ARXIV_CATEGORIES``): the RSS
+    feed, then the API for what it lacks (primary category, first version's date, latest version),
+    stored in ONE transaction with its :class:`IngestRun`, or nothing on any failure.
+
+    One paper per arXiv id: a cross-list is one paper, a paper the Daily Papers side stored is
+    updated (its categories and version), never duplicated. A ``new`` or ``cross`` item records its
+    announcement day (``announced_on``) once; a ``replace`` updates the version (and, for a paper
+    only arXiv has, its title and abstract) and is never new; a replacement of a paper never seen is
+    stored without an announcement day. A paper only arXiv has gets no Daily Papers day, so no
+    digest of today holds it (the arXiv section is issue 22's next step).
+    """
+    cats = tuple(dict.fromkeys(categories or settings.arxiv_categories))
+    if not cats:
+        raise ValueError("no arXiv categories: set DIGEST_ARXIV_CATEGORIES (e.g. cs.CL,cs.LG) or pass --category")
+    started_at = utcnow()
+    with client or ArxivClient(settings.mail_from) as arxiv:
+        announcement = arxiv.announcement(settings.arxiv_rss_url, cats)
+        items = {item.arxiv_id: item for item in announcement.items}  # a cross-list is one paper
+        details = arxiv.details(settings.arxiv_api_url, sorted(items)) if items else {}
+    day = announcement.day.isoformat() if announcement.day else "no date"
+    report = IngestReport(f"arXiv {'+'.join(cats)} ({day})", len(announcement.items), skipped=Counter(announcement.skipped))
+    if not items:
+        report.notes.append("the announcement has no papers (a weekend or an arXiv holiday): nothing stored")
+    if missing := [i for i in items if i not in details]:
+        report.notes.append(f"the arXiv API did not answer for {len(missing)} of {len(items)} ids: stored from the feed alone")
+    with session_scope(settings) as session:
+        now = utcnow()
+        before = session.scalar(select(func.count()).select_from(IngestRun).where(IngestRun.source == report.source))
+        if before:
+            report.notes.append("this announcement was ingested before: papers updated, none announced twice")
+        stored = {p.arxiv_id: p for p in session.scalars(select(Paper).where(among(session, Paper.arxiv_id, sorted(items))))}
+        for arxiv_id, item in sorted(items.items()):
+            entry = details.get(arxiv_id)
+            paper = stored.get(arxiv_id)
+            if paper is None:
+                paper = Paper(
+                    arxiv_id=arxiv_id,
+                    title=item.title,
+                    abstract=item.abstract,
+                    authors=list(item.authors),
+                    published_at=entry.published if entry else None,
+                    daily_date=None,
+                    first_seen_at=now,
+                )
+                session.add(paper)
+                report.new += 1
+            else:
+                report.updated += 1
+                if paper.daily_date is None and item.announce_type.startswith("replace"):
+                    paper.title, paper.abstract = item.title, item.abstract  # arXiv's own record follows its versions
+            primary = entry.primary_category if entry else paper.primary_category
+            listed = entry.categories if entry else item.categories
+            paper.primary_category = primary
+            paper.categories = ([primary] if primary else []) + [c for c in dict.fromkeys(listed) if c != primary]
+            versions = [v for v in (item.version, entry.version if entry else None, paper.arxiv_version) if v]
+            paper.arxiv_version = max(versions) if versions else None
+            if item.announce_type in ("new", "cross") and paper.announced_on is None:
+                paper.announced_on = announcement.day
+            paper.updated_at = now
+        session.flush()
+        represent(session, sorted(items))  # vectors of the new ones, in one batch
+        session.add(
+            IngestRun(
+                source=report.source[:2048],
+                started_at=started_at,
+                finished_at=utcnow(),
+                fetched=report.fetched,
+                new=report.new,
+                updated=report.updated,
+                skipped=sum(report.skipped.values()),
+            )
+        )
+    return report
 
 
 BACKFILL_BATCH = 1000  # papers represented and committed at a time by represent_stored

@@ -94,7 +94,9 @@ def window_scope(first: date, last: date) -> str:
 def preview(session: Session, filters: list[Filter], days: int = PREVIEW_DAYS, limit: int = PREVIEW_LIMIT) -> Preview:
     """Which papers of the last ``days`` Daily Papers days these filters match, most upvoted first;
     for a filter that matches none of them, which part of it matched nothing."""
-    recent = session.scalars(select(Paper.daily_date).distinct().order_by(Paper.daily_date.desc()).limit(days)).all()
+    recent = session.scalars(
+        select(Paper.daily_date).where(Paper.daily_date.is_not(None)).distinct().order_by(Paper.daily_date.desc()).limit(days)
+    ).all()
     if not recent:
         return Preview(None, None, 0, 0, [])
     first, last = min(recent), max(recent)
