@@ -5,7 +5,7 @@ database itself.
 - :mod:`~digest.papers.sources.daily_papers`: Hugging Face Daily Papers, the trending papers (a
   :class:`~digest.papers.items.Batch` of :class:`~digest.papers.items.PaperRecord`, one day at a time);
 - :mod:`~digest.papers.sources.arxiv`: arXiv's daily announcement (RSS) and its API (Atom), for the
-  categories an operator configures (issue 22; its ingest is not wired yet).
+  categories an operator configures (:func:`digest.papers.ingest.ingest_arxiv`; the digest's arXiv section is still to come, issue 22).
 
 A third source (bioRxiv, OpenReview) is one more module here.
 """
