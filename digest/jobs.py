@@ -18,7 +18,7 @@ from digest.delivery.batch import SendReport, chunks
 from digest.delivery.ledger import claim_cutoff, claimable_ids
 from digest.delivery.planning import plan_pages
 from digest.delivery.run import send_next
-from digest.papers.ingest import IngestReport, ingest_days
+from digest.papers.ingest import IngestReport, ingest_arxiv, ingest_days
 from digest.queue import Queue
 from digest.subscribers.subscriptions import purge_unconfirmed, release_waiting_confirmations
 
@@ -29,6 +29,9 @@ INTERVALS = {
     "ingest": timedelta(minutes=30),
     "plan": timedelta(minutes=5),  # also re-queues rows a lost task or a dead worker left behind
     "purge": timedelta(hours=1),  # also mails the sign-ups that waited for their quota window
+    # arXiv's feed changes once a day (about midnight US Eastern; empty on weekends and holidays): an
+    # hourly look stores each announcement within the hour; without DIGEST_ARXIV_CATEGORIES it does nothing
+    "ingest_arxiv": timedelta(hours=1),
 }
 
 
@@ -69,6 +72,11 @@ def plan_and_dispatch(settings: Settings, at: datetime, queue: Queue, *, page_si
 def run_ingest(settings: Settings, now: datetime | None = None) -> IngestReport:
     today = (now or datetime.now(timezone.utc)).date()
     return ingest_days(settings, [today - timedelta(days=1), today])
+
+
+def run_arxiv_ingest(settings: Settings) -> IngestReport | None:
+    """The latest arXiv announcement of ``DIGEST_ARXIV_CATEGORIES``; None when arXiv is off."""
+    return ingest_arxiv(settings) if settings.arxiv_categories else None
 
 
 def run_purge(settings: Settings, now: datetime | None = None) -> int:
@@ -148,5 +156,6 @@ def scheduled_jobs(settings: Settings, queue: Queue, *, ingest: bool = True) -> 
         "ingest": lambda: run_ingest(settings, now()),
         "plan": lambda: plan_and_dispatch(settings, now(), queue),
         "purge": lambda: (run_purge(settings, now()), send_waiting_confirmations(settings, queue, now())),
+        "ingest_arxiv": lambda: run_arxiv_ingest(settings),
     }
-    return [Job(name, INTERVALS[name], runs[name]) for name in INTERVALS if ingest or name != "ingest"]
+    return [Job(name, INTERVALS[name], runs[name]) for name in INTERVALS if ingest or not name.startswith("ingest")]

@@ -41,6 +41,15 @@ def ingest_task() -> str:
     return "; ".join(jobs.run_ingest(_settings()).lines())
 
 
+@shared_task(name="digest.ingest_arxiv")
+def ingest_arxiv_task() -> str:
+    if not _settings().arxiv_categories:
+        return "arXiv off: DIGEST_ARXIV_CATEGORIES is unset"
+    if not once_per_slot("ingest_arxiv", 50 * 60):
+        return "skipped: another beat ran it"
+    return "; ".join(jobs.run_arxiv_ingest(_settings()).lines())
+
+
 @shared_task(name="digest.plan")
 def plan_task(at: str | None = None) -> str:
     if at is None and not once_per_slot("plan", 4 * 60):

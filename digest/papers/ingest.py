@@ -151,7 +151,8 @@ def ingest_days(settings: Settings, days: Sequence[date], progress: bool = False
 def ingest_arxiv(settings: Settings, categories: Sequence[str] = (), *, client: ArxivClient | None = None) -> IngestReport:
     """arXiv's latest announcement for ``categories`` (default ``DIGEST_ARXIV_CATEGORIES``): the RSS
     feed, then the API for what it lacks (primary category, first version's date, latest version),
-    stored in ONE transaction with its :class:`IngestRun`, or nothing on any failure.
+    stored in ONE transaction with its :class:`IngestRun`, or nothing on any failure. An
+    announcement already ingested is not fetched from the API again, nor stored again.
 
     One paper per arXiv id: a cross-list is one paper, a paper the Daily Papers side stored is
     updated (its categories and version), never duplicated. A ``new`` or ``cross`` item records its
@@ -166,19 +167,21 @@ def ingest_arxiv(settings: Settings, categories: Sequence[str] = (), *, client: 
     started_at = utcnow()
     with client or ArxivClient(settings.mail_from) as arxiv:
         announcement = arxiv.announcement(settings.arxiv_rss_url, cats)
+        day = announcement.day.isoformat() if announcement.day else "no date"
+        report = IngestReport(f"arXiv {'+'.join(cats)} ({day})", len(announcement.items), skipped=Counter(announcement.skipped))
+        with session_scope(settings) as session:
+            done = session.scalar(select(func.count()).select_from(IngestRun).where(IngestRun.source == report.source))
+        if done:  # the feed changes once a day: the hourly job finds the same one until then
+            report.notes.append(f"the announcement of {day} was ingested already: nothing to do")
+            return report
         items = {item.arxiv_id: item for item in announcement.items}  # a cross-list is one paper
         details = arxiv.details(settings.arxiv_api_url, sorted(items)) if items else {}
-    day = announcement.day.isoformat() if announcement.day else "no date"
-    report = IngestReport(f"arXiv {'+'.join(cats)} ({day})", len(announcement.items), skipped=Counter(announcement.skipped))
     if not items:
         report.notes.append("the announcement has no papers (a weekend or an arXiv holiday): nothing stored")
     if missing := [i for i in items if i not in details]:
         report.notes.append(f"the arXiv API did not answer for {len(missing)} of {len(items)} ids: stored from the feed alone")
     with session_scope(settings) as session:
         now = utcnow()
-        before = session.scalar(select(func.count()).select_from(IngestRun).where(IngestRun.source == report.source))
-        if before:
-            report.notes.append("this announcement was ingested before: papers updated, none announced twice")
         stored = {p.arxiv_id: p for p in session.scalars(select(Paper).where(among(session, Paper.arxiv_id, sorted(items))))}
         for arxiv_id, item in sorted(items.items()):
             entry = details.get(arxiv_id)

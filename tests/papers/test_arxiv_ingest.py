@@ -60,9 +60,11 @@ def test_one_paper_per_arxiv_id_and_no_digest_window_holds_an_arxiv_only_paper(s
     (run,) = session.scalars(select(IngestRun)).all()
     assert run.source == "arXiv cs.CL+cs.LG (2024-02-23)" and (run.new, run.updated) == (5, 1)
 
-    again = ingest_arxiv(configured(settings, arxiv), client=quick())  # the same announcement: nothing announced twice
-    assert (again.new, again.updated) == (0, 6) and any("ingested before" in n for n in again.notes)
-    assert rows(session)["2402.10001"].announced_on == DAY
+    api_calls = sum(r.path.startswith("/api") for r in arxiv.requests)
+    again = ingest_arxiv(configured(settings, arxiv), client=quick())  # the same announcement, an hour later
+    assert (again.new, again.updated) == (0, 0) and again.notes == ["the announcement of 2024-02-23 was ingested already: nothing to do"]
+    assert sum(r.path.startswith("/api") for r in arxiv.requests) == api_calls  # the API is not asked again
+    assert session.scalar(select(func.count()).select_from(IngestRun)) == 1 and rows(session)["2402.10001"].announced_on == DAY
 
 
 def test_a_failing_api_stores_nothing_and_says_so_in_one_line(session, settings, arxiv):
@@ -92,3 +94,15 @@ def test_cli_ingest_source_arxiv_with_categories(session, settings, arxiv):
     assert missing.exit_code == 2 and "DIGEST_ARXIV_CATEGORIES" in missing.output
     bad = CliRunner().invoke(main, ["ingest", "--source", "arxiv", "--category", "cs.CL;x"], env=env)
     assert bad.exit_code == 2 and "not an arXiv category" in bad.output
+
+
+def test_the_hourly_job_ingests_each_announcement_once_and_does_nothing_when_arxiv_is_off(session, settings, arxiv):
+    from digest.jobs import INTERVALS, run_arxiv_ingest
+
+    assert INTERVALS["ingest_arxiv"].total_seconds() == 3600
+    assert run_arxiv_ingest(settings) is None and arxiv.requests == []  # DIGEST_ARXIV_CATEGORIES unset: not even a request
+    first = run_arxiv_ingest(configured(settings, arxiv))  # the real client: ≥ 3 s between its two requests
+    assert first.new == 6
+    times = [r.at for r in arxiv.requests]
+    assert len(times) == 2 and times[1] - times[0] >= 3.0
+    assert run_arxiv_ingest(configured(settings, arxiv)).notes == ["the announcement of 2024-02-23 was ingested already: nothing to do"]
