@@ -109,22 +109,27 @@ def store(session: Session, records: Sequence[PaperRecord], now: datetime) -> tu
     return new, updated
 
 
+def record_run(session: Session, report: IngestReport, started_at: datetime) -> None:
+    """The :class:`IngestRun` of a report, in the ingest's own transaction."""
+    session.add(
+        IngestRun(
+            source=report.source[:2048],
+            started_at=started_at,
+            finished_at=utcnow(),
+            fetched=report.fetched,
+            new=report.new,
+            updated=report.updated,
+            skipped=sum(report.skipped.values()),
+        )
+    )
+
+
 def save(settings: Settings, batch: Batch, source: str, started_at: datetime) -> IngestReport:
     """Store a fetched batch and record the run, in one transaction."""
     report = IngestReport(source, batch.fetched, skipped=Counter(batch.skipped), notes=list(batch.notes))
     with session_scope(settings) as session:
         report.new, report.updated = store(session, batch.records, utcnow())
-        session.add(
-            IngestRun(
-                source=source[:2048],
-                started_at=started_at,
-                finished_at=utcnow(),
-                fetched=report.fetched,
-                new=report.new,
-                updated=report.updated,
-                skipped=sum(report.skipped.values()),
-            )
-        )
+        record_run(session, report, started_at)
     return report
 
 
@@ -213,17 +218,7 @@ def ingest_arxiv(settings: Settings, categories: Sequence[str] = (), *, client: 
             paper.updated_at = now
         session.flush()
         represent(session, sorted(items))  # vectors of the new ones, in one batch
-        session.add(
-            IngestRun(
-                source=report.source[:2048],
-                started_at=started_at,
-                finished_at=utcnow(),
-                fetched=report.fetched,
-                new=report.new,
-                updated=report.updated,
-                skipped=sum(report.skipped.values()),
-            )
-        )
+        record_run(session, report, started_at)
     return report
 
 

@@ -7,5 +7,6 @@ database itself.
 - :mod:`~digest.papers.sources.arxiv`: arXiv's daily announcement (RSS) and its API (Atom), for the
   categories an operator configures (:func:`digest.papers.ingest.ingest_arxiv`; the digest's arXiv section is still to come, issue 22).
 
+Both clients share :mod:`~digest.papers.sources.http` (what is worth another try, ``Retry-After``).
 A third source (bioRxiv, OpenReview) is one more module here.
 """

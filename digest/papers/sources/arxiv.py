@@ -28,6 +28,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from digest.papers.items import SourceError, normalize_text
+from digest.papers.sources.http import Transient, first_line, retry_after
 
 NS = {
     "arxiv": "http://arxiv.org/schemas/atom",
@@ -242,27 +243,6 @@ def user_agent(mail_from: str) -> str:
     return f"Trending Papers digest (mailto:{address})"
 
 
-class _Transient(Exception):
-    def __init__(self, problem: str, wait: float | None = None) -> None:
-        super().__init__(problem)
-        self.wait = wait
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return max(0.0, (moment - now).total_seconds())
-
-
 class ArxivClient:
     """arXiv's RSS feed and API over one httpx connection, as arXiv's terms of use ask.
 
@@ -343,7 +323,7 @@ class ArxivClient:
                 self.sleep(wait)
             try:
                 return self._attempt(url, params, what, give_up_at)
-            except _Transient as exc:
+            except Transient as exc:
                 attempt += 1
                 wait = exc.wait if exc.wait is not None else min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
                 if self.clock() + wait > give_up_at:
@@ -362,9 +342,9 @@ class ArxivClient:
             with self._http.stream("GET", url, params=params, timeout=min(self.timeout, left)) as response:
                 status = response.status_code
                 if status in (429, 503):
-                    raise _Transient(f"HTTP {status}", _retry_after(response.headers.get("Retry-After"), datetime.now(timezone.utc)))
+                    raise Transient(f"HTTP {status}", retry_after(response.headers.get("Retry-After")))
                 if status >= 500:
-                    raise _Transient(f"HTTP {status}")
+                    raise Transient(f"HTTP {status}")
                 if status != 200:
                     raise SourceError(f"{what}: HTTP {status}", status=status)
                 chunks, size = [], 0
@@ -375,6 +355,6 @@ class ArxivClient:
                     chunks.append(chunk)
                 return b"".join(chunks)
         except httpx.TimeoutException:
-            raise _Transient("timed out") from None
+            raise Transient("timed out") from None
         except httpx.TransportError as exc:
-            raise _Transient(f"connection failed ({(str(exc).splitlines() or [exc.__class__.__name__])[0][:200]})") from None
+            raise Transient(f"connection failed ({first_line(exc)})") from None

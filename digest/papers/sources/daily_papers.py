@@ -16,7 +16,6 @@ import json
 import random
 import time
 from datetime import date, datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from importlib import resources
 from pathlib import Path
 
@@ -24,35 +23,12 @@ import httpx
 
 from digest.config import Settings
 from digest.papers.items import Batch, SourceError, decode_json, normalize_text, parse_items
+from digest.papers.sources.http import Transient, first_line, read_some, retry_after
 
 USER_AGENT = "paper-digest/0.1 (+self-hosted trending-papers digest)"
 
 
 # ---------------------------------------------------------------- fetching
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
-
-
-class _Transient(Exception):
-    """Worth another try: a connection problem, a timeout, HTTP 429 or 5xx."""
-
-    def __init__(self, problem: str, wait: float | None = None) -> None:
-        super().__init__(problem)
-        self.wait = wait
 
 
 class PapersClient:
@@ -116,7 +92,7 @@ class PapersClient:
         while True:
             try:
                 return self._attempt(params, what, give_up_at)
-            except _Transient as exc:
+            except Transient as exc:
                 attempt += 1
                 if attempt > self.retries:
                     raise SourceError(f"{what}: {exc} (gave up after {attempt} attempts)") from None
@@ -136,20 +112,20 @@ class PapersClient:
             with self._http.stream("GET", self.url, params=params, timeout=timeout) as response:
                 status = response.status_code
                 if status == 429 or status >= 500:
-                    wait = _retry_after(response.headers.get("Retry-After"))
-                    raise _Transient(f"HTTP {status}", None if wait is None else min(wait, self.max_retry_after))
+                    wait = retry_after(response.headers.get("Retry-After"))
+                    raise Transient(f"HTTP {status}", None if wait is None else min(wait, self.max_retry_after))
                 if status != 200:
-                    hint = normalize_text(_read_some(response, 200).decode("utf-8", "replace"))[:100]
+                    hint = normalize_text(read_some(response, 200).decode("utf-8", "replace"))[:100]
                     raise SourceError(f"{what}: HTTP {status}" + (f" ({hint})" if hint else ""), status=status)
                 return self._read_capped(response, what, give_up_at)
         except httpx.TimeoutException:
-            raise _Transient("timed out") from None
+            raise Transient("timed out") from None
         except httpx.RemoteProtocolError as exc:
-            raise _Transient(f"connection broke off mid-response ({_first_line(exc)})") from None
+            raise Transient(f"connection broke off mid-response ({first_line(exc)})") from None
         except httpx.NetworkError as exc:
-            raise _Transient(f"cannot connect or read ({_first_line(exc)})") from None
+            raise Transient(f"cannot connect or read ({first_line(exc)})") from None
         except httpx.HTTPError as exc:  # too many redirects, undecodable compression…
-            raise SourceError(f"{what}: {exc.__class__.__name__}: {_first_line(exc)}") from None
+            raise SourceError(f"{what}: {exc.__class__.__name__}: {first_line(exc)}") from None
 
     def _read_capped(self, response: httpx.Response, what: str, give_up_at: float) -> bytes:
         declared = response.headers.get("Content-Length", "")
@@ -164,19 +140,6 @@ class PapersClient:
                 raise SourceError(f"{what}: no complete answer within the {self.deadline:g} s deadline")
             chunks.append(chunk)
         return b"".join(chunks)
-
-
-def _read_some(response: httpx.Response, limit: int) -> bytes:
-    try:
-        for chunk in response.iter_bytes():
-            return chunk[:limit]
-    except httpx.HTTPError:
-        pass
-    return b""
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).splitlines() or [exc.__class__.__name__])[0][:200]
 
 
 # ---------------------------------------------------------------- files and the packaged sample
