@@ -25,6 +25,13 @@ from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, Subscri
 UTC = timezone.utc
 AT = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # a Monday, 07:00 UTC
 DAY = date(2026, 11, 29)  # the Daily Papers day that had ended at AT
+#: Settings for rendering an email without a database (links on the example site, a fixed key).
+RENDER_SETTINGS = Settings(
+    database_url="sqlite://",
+    secret_key="test-secret-key-0123456789",
+    base_url="https://digest.example.org",
+    mail_from="Trending Papers <digest@example.org>",
+)
 PAPER_LINK = re.compile(r"https://huggingface\.co/papers/([0-9A-Za-z./-]+)\"")
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import lxml.html
 import pytest
+from digest_helpers import RENDER_SETTINGS
 
-from digest.config import Settings
 from digest.mail.confirmation import ConfirmationLinks, confirmation_context
 from digest.mail.digest_email import DigestLinks, DigestMailer, Reader
 from digest.mail.templates import templates
@@ -70,12 +70,7 @@ ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
 #: allowed only on the hidden preheader: anywhere else they would hide or clip what a reader must see
 PREHEADER_ONLY = {"display:none": r"display\s*:\s*none", "opacity": r"opacity\s*:", "overflow": r"overflow\s*:"}
 
-SETTINGS = Settings(
-    database_url="sqlite://",
-    secret_key="test-secret-key-0123456789",
-    base_url="https://digest.example.org",
-    mail_from="Trending Papers <digest@example.org>",
-)
+SETTINGS = RENDER_SETTINGS
 
 
 def _unavailable(what: str, why: str, how: str) -> None:

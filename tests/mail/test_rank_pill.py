@@ -12,20 +12,15 @@ from datetime import date
 
 import lxml.html
 import pytest
+from digest_helpers import RENDER_SETTINGS
 
-from digest.config import Settings
 from digest.mail.cards import TEMPLATE
 from digest.mail.digest_email import DigestLinks, DigestMailer, Reader
 from digest.mail.templates import EmailTemplates
 from digest.matching.select import Pick, lifted_indexes
 from digest.models import Paper
 
-SETTINGS = Settings(
-    database_url="sqlite://",
-    secret_key="test-secret-key-0123456789",
-    base_url="https://digest.example.org",
-    mail_from="Trending Papers <digest@example.org>",
-)
+SETTINGS = RENDER_SETTINGS
 LINKS = DigestLinks(
     unsubscribe="https://digest.example.org/unsubscribe/U",
     preferences="https://digest.example.org/preferences/P",
