@@ -20,7 +20,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.delivery.compose import exclusions, load_filters, load_sent
+from digest.delivery.compose import load_filters, load_sent
 from digest.delivery.planning import paper_days, previous_ends
 from digest.delivery.schedule import due_digest
 from digest.mail.latex import readable, short_title
@@ -153,7 +153,7 @@ def explain(
     taste = load_taste(session, matcher.papers, [row.id], short_title)
     shown: dict[int, str] = {}
     if look == (start, end) or days is not None:  # the digest's own window: what it would pick
-        picks = matcher.select(Recipient(row.id, filters, lo, hi), exclusions(session, [row.id], lo, hi)[row.id], size, taste)
+        picks = matcher.select(Recipient(row.id, filters, lo, hi), sent | known, size, taste)  # what compose.exclusions leaves out
         shown = {p.paper.id: "also like" if p.also else "digest" for p in picks}
     out = []
     for position in taste.order(row.id, list(iter_bits(matcher.window_mask(lo, hi)))):

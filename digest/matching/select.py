@@ -78,22 +78,35 @@ class Matcher:
         self._by_day = candidates.by_day
         self._windows: dict[tuple[date, date], int] = {}
         self._by_arxiv: dict[str, int] | None = None
+        self._likes: dict[str, tuple[bool, int]] = {}  # filter key -> (only names papers, their bits)
+        self._near: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, list[str]]] = {}
 
     def _nearness(self, compiled: list[Filter]) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
         """For lines that only name papers: each candidate's cosine to the nearest named paper, which
-        one (an index), and how a "why" line names each; None until their embeddings are known."""
-        ids = sorted(like_ids(compiled))
-        found = self.corpus.closeness(ids)
-        if found is None:
-            return None
-        closeness, index = found
-        return closeness, index, [self.corpus.like_names.get(i, i) for i in ids]
+        one (an index), and how a "why" line names each; None until their embeddings are known.
+        Once per set of named papers in a batch, whoever names them."""
+        ids = tuple(sorted(like_ids(compiled)))
+        near = self._near.get(ids)
+        if near is None:
+            found = self.corpus.closeness(list(ids))
+            if found is None:
+                return None
+            near = self._near[ids] = (*found, [self.corpus.like_names.get(i, i) for i in ids])
+        return near
 
-    def _named(self, compiled: Filter) -> list[int]:
-        """The positions of the papers a filter's ``like:`` terms name."""
-        if self._by_arxiv is None:
-            self._by_arxiv = {p.arxiv_id: i for i, p in enumerate(self.papers)}
-        return [self._by_arxiv[i] for i in like_ids([compiled]) if i in self._by_arxiv]
+    def _like_terms(self, f: Filter) -> tuple[bool, int]:
+        """Whether a filter (one with ``like:``) only names papers, and the bits of the papers it
+        names: once per filter in a batch, not per reader."""
+        got = self._likes.get(f.key)
+        if got is None:
+            if self._by_arxiv is None:
+                self._by_arxiv = {p.arxiv_id: i for i, p in enumerate(self.papers)}
+            bits = 0
+            for arxiv_id in like_ids([f]):
+                if arxiv_id in self._by_arxiv:
+                    bits |= 1 << self._by_arxiv[arxiv_id]
+            got = self._likes[f.key] = (only_likes(f), bits)
+        return got
 
     def window_mask(self, start: date, end: date) -> int:
         mask = self._windows.get((start, end))
@@ -117,19 +130,24 @@ class Matcher:
             if position is not None:
                 mask &= ~(1 << position)
         compiled: list[Filter] = []
+        only_named = False  # every line only names papers
         if recipient.filters:
             compiled = [f for f in map(self.filters.get, recipient.filters) if f is not None]
+            only_named = bool(compiled)
             for f in compiled:  # the paper a ``like:`` names is the reader's, even before it is a stored seed
                 if "like:" in f.key:
-                    for position in self._named(f):
-                        mask &= ~(1 << position)
+                    only, named = self._like_terms(f)
+                    mask &= ~named
+                    only_named = only_named and only
+                else:
+                    only_named = False
         unsent = mask
         if recipient.filters:
             mask &= self.corpus.match_any(compiled) if compiled else 0
         personal = taste is not None and recipient.subscriber_id in taste.profiles
-        near = self._nearness(compiled) if compiled and all(only_likes(f) for f in compiled) else None
+        near = self._nearness(compiled) if only_named else None
         if near is not None:  # lines that only name papers: the papers nearest them first
-            closeness, named, names = near
+            closeness, nearest, names = near
             if taste is not None:
                 positions = taste.order_on(recipient.subscriber_id, iter_bits(mask), closeness)[:size]
             else:
@@ -146,7 +164,7 @@ class Matcher:
         for k, position in enumerate(positions):
             matched = self.corpus.first_match(compiled, position) if compiled else None
             if near is not None:
-                why = f"close to \u201c{names[near[1][position]]}\u201d"
+                why = f"close to \u201c{names[nearest[position]]}\u201d"
             else:
                 why = taste.why(recipient.subscriber_id, position) if personal else None
             picks.append(
