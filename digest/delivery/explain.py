@@ -25,7 +25,7 @@ from digest.delivery.planning import paper_days, previous_ends
 from digest.delivery.schedule import due_digest
 from digest.mail.latex import readable, short_title
 from digest.matching.corpus import iter_bits
-from digest.matching.profiles import known_papers, load_taste
+from digest.matching.profiles import known_papers, load_profiles, load_taste
 from digest.matching.scoring import ScoreParts
 from digest.matching.select import Matcher, Recipient
 from digest.matching.similar import prepare_likes
@@ -140,7 +140,7 @@ def explain(
                 f"ranked below: the papers of your last digest ({_days(*look)}), as your votes order them now"
             )
     if look is None:
-        profile = load_taste(session, [], [row.id]).profiles.get(row.id)
+        profile = load_profiles(session, [row.id]).get(row.id)  # no papers to score
         return Explanation(email, moment, due.period, (start, end), None, note, filters, votes, profile.signals if profile else 0, [])
 
     lo, hi = look
