@@ -79,6 +79,7 @@ class Settings:
     digest_size: int = 10
     data_dir: Path = DEFAULT_DATA_DIR
     trusted_proxies: int = 0  # reverse proxies in front of the web app (X-Forwarded-For hops to trust)
+    arxiv_size: int = 10  # papers in a digest's "New on arXiv" section at most
     arxiv_categories: tuple[str, ...] = ()  # arXiv categories whose daily announcement is ingested; () = arXiv off
     arxiv_rss_url: str = DEFAULT_ARXIV_RSS_URL
     arxiv_api_url: str = DEFAULT_ARXIV_API_URL
@@ -256,6 +257,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         digest_size=_int("DIGEST_DIGEST_SIZE", get("DIGEST_DIGEST_SIZE") or "10", 1, 50),
         data_dir=data_dir,
         trusted_proxies=_int("DIGEST_TRUSTED_PROXIES", get("DIGEST_TRUSTED_PROXIES") or "0", 0, 5),
+        arxiv_size=_int("DIGEST_ARXIV_SIZE", get("DIGEST_ARXIV_SIZE") or "10", 1, 50),
         arxiv_categories=parse_arxiv_categories("DIGEST_ARXIV_CATEGORIES", get("DIGEST_ARXIV_CATEGORIES") or ""),
         arxiv_rss_url=_http_url("DIGEST_ARXIV_RSS_URL", get("DIGEST_ARXIV_RSS_URL") or DEFAULT_ARXIV_RSS_URL) + "/",
         arxiv_api_url=_http_url("DIGEST_ARXIV_API_URL", get("DIGEST_ARXIV_API_URL") or DEFAULT_ARXIV_API_URL),

@@ -126,7 +126,7 @@ def load_batch(session: Session, settings: Settings, ids: Sequence[int], filters
     texts = load_filters(session, {row[5] for row in rows})
     recipients = [(row[0], Recipient(row[5], texts[row[5]], row[3], row[4])) for row in rows]
     profiles = decode_profiles((row[5], row[12]) for row in rows)
-    picks = compose(session, recipients, settings.digest_size, filters, profiles)
+    picks = compose(session, recipients, settings.digest_size, filters, profiles, settings.arxiv_size)
     return [
         Outgoing(
             delivery_id=delivery_id,

@@ -5,6 +5,7 @@ paper a reader was already sent (the windows themselves are in :mod:`digest.deli
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 
 from sqlalchemy import select
@@ -17,12 +18,13 @@ from digest.matching.scoring import Taste
 from digest.matching.select import FilterCache, Matcher, Pick, Recipient, select_for
 from digest.matching.similar import prepare_likes
 from digest.matching.taste import Profile
-from digest.matching.trending import window_candidates
+from digest.matching.trending import Candidates, arxiv_candidates, window_candidates
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFilter
 
 
-def load_sent(session: Session, subscriber_ids: Iterable[int], start: date, end: date) -> dict[int, set[int]]:
-    """Paper ids already mailed to each subscriber, among the days ``start..end`` (one query).
+def load_sent(session: Session, subscriber_ids: Iterable[int], start: date, end: date, day=Paper.daily_date) -> dict[int, set[int]]:
+    """Paper ids already mailed to each subscriber, among the papers whose ``day`` (their Daily Papers
+    day, or ``Paper.announced_on``: their arXiv announcement day) is in ``start..end`` (one query).
 
     Items of a delivery not ``sent`` (written for a batch before it went out) do not count.
     """
@@ -36,8 +38,8 @@ def load_sent(session: Session, subscriber_ids: Iterable[int], start: date, end:
         .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
         .where(
             among(session, DeliveryItem.subscriber_id, ids),
-            Paper.daily_date >= start,
-            Paper.daily_date <= end,
+            day >= start,
+            day <= end,
             Delivery.status == DeliveryStatus.sent,
         )
     )
@@ -67,8 +69,9 @@ def compose(
     size: int,
     filters: FilterCache | None = None,
     profiles: Mapping[int, Profile] | None = None,
+    arxiv_size: int = 10,
 ) -> dict[object, list[Pick]]:
-    """The papers of every recipient of a batch, in four queries whatever the batch size.
+    """The papers of every recipient of a batch, in a few queries whatever the batch size.
 
     ``recipients`` are ``(key, Recipient)`` pairs, in the order their digests go out (a subscriber's
     older digest first). The candidates are the papers of the union of the windows; the batch's
@@ -76,30 +79,60 @@ def compose(
     as the caller read them with its own rows (:func:`digest.matching.profiles.decode_profiles`), else
     one query (:func:`~digest.matching.profiles.load_profiles`); then, when a reader has one, the
     window's vectors, cached per process while the window stays the same.
+
+    Two sections, each its own candidates, order and cap: the trending papers of the windows
+    (``size``: what every reader gets, as before arXiv was a source), then, for readers with a line
+    naming a category or a source (``cat:``, ``source:``), the papers arXiv announced as new on those
+    days (``arxiv_size``; their lines that name one are matched there). A batch where nobody names
+    one never reads arXiv's papers.
     """
     windows = [(r.window_start, r.window_end) for _, r in recipients if r.window_start <= r.window_end]
     if not windows:
         return {key: [] for key, _ in recipients}
     start, end = min(w[0] for w in windows), max(w[1] for w in windows)
-    candidates = window_candidates(session, start, end)
-    matcher = Matcher(candidates, filters)
-    likes = {text for _, r in recipients for text in r.filters if "like:" in text.lower()}
-    if likes:  # papers like one a reader named: the window's embeddings, when a filter asks
-        prepare_likes(session, candidates, [f for f in map(matcher.filters.get, likes) if f is not None], short_title)
+    filters = filters or FilterCache()
     subscriber_ids = {r.subscriber_id for _, r in recipients}
-    sent = exclusions(session, subscriber_ids, start, end)
     if profiles is None:
         profiles = load_profiles(session, subscriber_ids)  # a batch where nobody voted skips the vectors
-    taste = Taste(load_window(session, candidates), profiles, names=liked_names(session, profiles, short_title)) if profiles else None
-    return select_for(matcher, recipients, sent, size, taste)
+    names = liked_names(session, profiles, short_title) if profiles else {}
+    trending = _section(session, window_candidates(session, start, end), recipients, filters, profiles, names)
+    sent = exclusions(session, subscriber_ids, start, end)
+    out = select_for(trending[0], recipients, sent, size, trending[1])
+    scoped = [(key, replace(r, filters=lines)) for key, r in recipients if (lines := scoped_lines(filters, r.filters))]
+    if scoped:
+        arxiv = _section(session, arxiv_candidates(session, start, end), scoped, filters, profiles, names)
+        if arxiv[0].papers:
+            sent = exclusions(session, {r.subscriber_id for _, r in scoped}, start, end, Paper.announced_on)
+            for key, picks in select_for(arxiv[0], scoped, sent, arxiv_size, arxiv[1]).items():
+                out[key] = out[key] + picks
+    return out
 
 
-def exclusions(session: Session, subscriber_ids: Iterable[int], start: date, end: date) -> dict[int, set[int]]:
-    """The papers of ``start..end`` each reader's digests leave out: those already mailed to them
-    (:func:`load_sent`) and those they told us they know, voted on or named as seeds or in a
-    ``like:`` (:func:`~digest.matching.profiles.known_papers`; they still shape the order)."""
+def _section(session: Session, candidates: Candidates, recipients, filters: FilterCache, profiles, names) -> tuple[Matcher, Taste | None]:
+    """One section's matcher, with the papers the ``like:`` lines name and the batch's taste."""
+    matcher = Matcher(candidates, filters)
+    if not candidates.papers:
+        return matcher, None
+    likes = {text for _, r in recipients for text in r.filters if "like:" in text.lower()}
+    if likes:  # papers like one a reader named: the window's embeddings, when a filter asks
+        prepare_likes(session, candidates, [f for f in map(filters.get, likes) if f is not None], short_title)
+    taste = Taste(load_window(session, candidates), profiles, names=names) if profiles else None
+    return matcher, taste
+
+
+def scoped_lines(filters: FilterCache, texts: Sequence[str]) -> tuple[str, ...]:
+    """A reader's lines that name a category or a source (:attr:`Filter.scoped`): the ones matched
+    against arXiv's new papers too."""
+    return tuple(t for t in texts if "cat:" in t.lower() or "source:" in t.lower() if (f := filters.get(t)) is not None and f.scoped)
+
+
+def exclusions(session: Session, subscriber_ids: Iterable[int], start: date, end: date, day=Paper.daily_date) -> dict[int, set[int]]:
+    """The papers of ``start..end`` (by ``day``, as :func:`load_sent`) each reader's digests leave out:
+    those already mailed to them (:func:`load_sent`) and those they told us they know, voted on or
+    named as seeds or in a ``like:`` (:func:`~digest.matching.profiles.known_papers`; they still
+    shape the order)."""
     ids = list(subscriber_ids)
-    sent = load_sent(session, ids, start, end)
-    for subscriber_id, known in known_papers(session, ids, start, end).items():
+    sent = load_sent(session, ids, start, end, day)
+    for subscriber_id, known in known_papers(session, ids, start, end, day).items():
         sent[subscriber_id] |= known
     return sent

@@ -100,7 +100,7 @@ def preview_due(settings: Settings, at: datetime) -> SendReport:
             dues = [d for d in dues if (d.subscriber_id, d.period) not in planned_before]
             texts = load_filters(session, [d.subscriber_id for d in dues])
             recipients = [(d, Recipient(d.subscriber_id, texts[d.subscriber_id], d.window_start, d.window_end)) for d in dues]
-            picks = compose(session, recipients, settings.digest_size, cache)
+            picks = compose(session, recipients, settings.digest_size, cache, arxiv_size=settings.arxiv_size)
             email = {r.id: r.email for r in rows}
             for d in dues:
                 report.previews.append(_preview(email[d.subscriber_id], d.period, (d.window_start, d.window_end), picks[d]))

@@ -73,6 +73,7 @@ class Corpus:
                     index[word] = index.get(word, 0) | bit
                 for pair in set(zip(seq, seq[1:])):
                     pairs[pair] = pairs.get(pair, 0) | bit
+        self._trending = self._index["source"].get("hf", 0)  # what a line naming no source or category reaches
         self._filters: dict[str, int] = {}
         self._terms: dict[str, int] = {}  # by the term's text
         self._likes: dict[str, int] = {}  # arXiv id -> the papers like it (add_likes)
@@ -88,13 +89,16 @@ class Corpus:
         if bits is None:
             if len(self._filters) >= MAX_MEMO:
                 self._filters.clear()
-            bits = self._filters[f.key] = self.bits(f.expr)
+            bits = self.bits(f.expr)
+            if not f.scoped:
+                bits &= self._trending
+            self._filters[f.key] = bits
         return bits
 
     def match_any(self, filters: Sequence[Filter]) -> int:
-        """Papers matching any filter; all papers when there are no filters."""
+        """Papers matching any filter; all the trending papers when there are no filters."""
         if not filters:
-            return self._all
+            return self._trending
         memo, out = self._filters, 0
         for f in filters:
             bits = memo.get(f.key)

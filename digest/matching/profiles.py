@@ -219,9 +219,10 @@ def liked_names(session: Session, profiles: Mapping[int, Profile], name: Callabl
     }
 
 
-def known_papers(session: Session, subscriber_ids: Iterable[int], start: date, end: date) -> dict[int, set[int]]:
-    """The papers of the days ``start..end`` each reader voted on or named (seeds, ``like:``), which
-    their digests never show: they know them (one query; readers without any are left out)."""
+def known_papers(session: Session, subscriber_ids: Iterable[int], start: date, end: date, day=Paper.daily_date) -> dict[int, set[int]]:
+    """The papers whose ``day`` (Daily Papers day, or ``Paper.announced_on``) is in ``start..end``
+    each reader voted on or named (seeds, ``like:``), which their digests never show: they know them
+    (one query; readers without any are left out)."""
     ids = list(subscriber_ids)
     out: dict[int, set[int]] = {}
     if not ids or start > end:
@@ -229,7 +230,7 @@ def known_papers(session: Session, subscriber_ids: Iterable[int], start: date, e
     rows = session.execute(
         select(Vote.subscriber_id, Vote.paper_id)
         .join(Paper, Paper.id == Vote.paper_id)
-        .where(among(session, Vote.subscriber_id, ids), Paper.daily_date >= start, Paper.daily_date <= end)
+        .where(among(session, Vote.subscriber_id, ids), day >= start, day <= end)
     )
     for subscriber_id, paper_id in rows:
         out.setdefault(subscriber_id, set()).add(paper_id)

@@ -48,7 +48,8 @@ class Pick:
     ``why`` what the reader's taste saw in it ("like *COAT: Compressing Optimizer…*, which you
     liked"); ``also`` marks a "You may also like" paper, outside the reader's filters; ``top`` the
     most upvoted paper of the reader's window (its "#1 today" pill, wherever the reader's order puts
-    it); ``lifted`` a paper the reader's order placed above a more upvoted one."""
+    it); ``lifted`` a paper the reader's order placed above a more upvoted one; ``section`` where the
+    digest shows it: "trending" (Hugging Face Daily Papers) or "arxiv" (new on arXiv)."""
 
     paper: Paper
     matched: str | None
@@ -56,6 +57,7 @@ class Pick:
     also: bool = False
     top: bool = False
     lifted: bool = False
+    section: str = "trending"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Matcher:
     def __init__(self, papers: Sequence[Paper] | Candidates, filters: FilterCache | None = None) -> None:
         candidates = papers if isinstance(papers, Candidates) else Candidates(papers)
         self.papers = candidates.papers
+        self.section = candidates.section
         self.corpus = candidates.corpus
         self.filters = filters or FilterCache()
         self._position = candidates.position
@@ -156,8 +159,8 @@ class Matcher:
             positions = taste.order(recipient.subscriber_id, iter_bits(mask))[:size]
         else:
             positions = list(iter_bits(mask, size))
-        top = _lowest(window)
-        if len(positions) == size and top not in positions and mask >> top & 1:
+        top = _lowest(window) if self.section == "trending" else -1  # "#1 today" is trending's: arXiv's new papers have no upvotes
+        if top >= 0 and len(positions) == size and top not in positions and mask >> top & 1:
             positions[-1] = top  # the window's #1 stays in every digest it matches: the reader's order may only move it down
         lifted = lifted_indexes([self.papers[p].upvotes for p in positions]) if personal else ()
         picks = []
@@ -168,12 +171,20 @@ class Matcher:
             else:
                 why = taste.why(recipient.subscriber_id, position) if personal else None
             picks.append(
-                Pick(self.papers[position], matched.text if matched is not None else None, why, top=position == top, lifted=k in lifted)
+                Pick(
+                    self.papers[position],
+                    matched.text if matched is not None else None,
+                    why,
+                    top=position == top,
+                    lifted=k in lifted,
+                    section=self.section,
+                )
             )
         if personal and picks and recipient.filters:
             outside = unsent & ~mask
             for position in taste.also_like(recipient.subscriber_id, iter_bits(outside)):
-                picks.append(Pick(self.papers[position], None, taste.why(recipient.subscriber_id, position), also=True))
+                why = taste.why(recipient.subscriber_id, position)
+                picks.append(Pick(self.papers[position], None, why, also=True, section=self.section))
         return picks
 
 

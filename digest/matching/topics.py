@@ -19,9 +19,9 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
-from digest.matching.expression import OPERATORS, And, Node, Term, all_of, any_of, evaluate, negation, term
+from digest.matching.expression import OPERATORS, And, Node, Term, all_of, any_of, evaluate, negation, term, terms_of
 from digest.matching.paper_ids import paper_id
 from digest.matching.words import (
     COMPOUND_RE,
@@ -40,7 +40,13 @@ MAX_TOPICS_CHARS = 2000
 MAX_FILTERS = 20
 MAX_ERRORS_SHOWN = 20  # problems listed for one textarea (or one CSV row); the rest are counted
 
-FIELDS = ("title", "author", "org", "upvotes", "like")
+FIELDS = ("title", "author", "org", "upvotes", "like", "cat", "source")
+SOURCES = {"hf": "hf", "huggingface": "hf", "arxiv": "arxiv"}  # source: values as written -> as matched
+# An arXiv category: archive ("cs", "hep-th", "q-bio") and maybe a subject class ("CL", "mes-hall").
+_CATEGORY_RE = re.compile(r"[a-z]+(?:-[a-z]+)*(?:\.[a-z]+(?:-[a-z]+)*)?")
+_ARCHIVE_RE = re.compile(r"([a-z]+(?:-[a-z]+)*)\.\*")
+# Archives whose papers all sit in a subject class: "cat:cs" alone would match nothing.
+_DIVIDED_ARCHIVES = frozenset({"cs", "math", "stat", "eess", "econ", "q-bio", "q-fin", "nlin", "physics", "cond-mat", "astro-ph"})
 _UPVOTES_RE = re.compile(r"(>=|<=|>|<|=)?([0-9]{1,12})")
 _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"'})
 
@@ -104,12 +110,24 @@ class Filter:
     def __hash__(self) -> int:
         return hash(self.key)
 
+    @cached_property
+    def scoped(self) -> bool:
+        """Whether the line names a source or an arXiv category (``cat:``, ``source:``, not excluded):
+        such a line is matched against every paper, arXiv's new ones too; any other line only against
+        the trending (Hugging Face) papers, as before arXiv was a source."""
+        if "cat:" not in self.key and "source:" not in self.key:
+            return False
+        return any(t.field in ("cat", "source") and not negated for t, negated in terms_of(self.expr))
+
     def matches(self, paper: PaperText) -> bool:
         """Reference evaluation: tokenise the paper and check every term."""
         return self.test(paper_fields(paper), paper.upvotes)
 
     def test(self, fields: dict[str, Field], upvotes: int) -> bool:
-        """The reference evaluation on a paper's :func:`~digest.matching.words.paper_fields`."""
+        """The reference evaluation on a paper's :func:`~digest.matching.words.paper_fields`: a line
+        that is not :attr:`scoped` matches trending (Hugging Face) papers only."""
+        if not self.scoped and "hf" not in fields["source"].words:
+            return False
         return evaluate(self.expr, fields, upvotes)
 
 
@@ -145,7 +163,7 @@ def _lex(line: str, written: bool = False) -> tuple[list[tuple[str, int, object]
         if field_name is not None:
             name = field_name.lower()
             if name not in FIELDS:
-                raise _Problem(f"unknown field '{field_name}:' (use title:, author:, org:, upvotes: or like:)", m.start(3))
+                raise _Problem(f"unknown field '{field_name}:' (use title:, author:, org:, upvotes:, like:, cat: or source:)", m.start(3))
         if phrase is None and not bare and i < n and line[i] == '"':  # a quote never closed
             snippet = line[i : i + 30].rstrip()
             raise _Problem(f"unterminated quote after {snippet}{'…' if n - i > 30 else ''}", i)
@@ -174,8 +192,17 @@ def _lex(line: str, written: bool = False) -> tuple[list[tuple[str, int, object]
 def _term(name: str, value: str, quoted: bool, raw: str) -> Term:
     """One term (cached: filters share their words; a problem is raised again, never cached)."""
     if not value and not quoted:
-        what = {"upvotes": "a number", "like": "an arXiv id"}.get(name, 'a word or "phrase"')
+        what = {"upvotes": "a number", "like": "an arXiv id", "cat": "an arXiv category", "source": "arxiv or hf"}.get(
+            name, 'a word or "phrase"'
+        )
         raise _Problem(f"'{raw}' must be followed directly by {what}")
+    if name == "cat":
+        return _category(value, quoted, raw)
+    if name == "source":
+        found = None if quoted else SOURCES.get(value.lower())
+        if found is None:
+            raise _Problem(f"'{raw}': source: is arxiv (new on arXiv) or hf (trending on Hugging Face)")
+        return term("source", (found,), stems=(found,))
     if name == "like":
         try:
             found = paper_id(value)
@@ -203,6 +230,19 @@ def _term(name: str, value: str, quoted: bool, raw: str) -> Term:
         joined = "".join(words)
         return term(name, words, "-", stems=stems, joined=stem_words((joined,))[0] if stemmed else joined)
     return term(name, words, stems=stems)
+
+
+def _category(value: str, quoted: bool, raw: str) -> Term:
+    """``cat:cs.CL`` (one category, matched exactly whatever its case) or ``cat:cs.*`` (an archive)."""
+    norm = value.lower()
+    archive = _ARCHIVE_RE.fullmatch(norm)
+    if archive is not None and not quoted:
+        return term("cat", (archive.group(1) + ".",), "*")
+    if quoted or not _CATEGORY_RE.fullmatch(norm):
+        raise _Problem(f"'{raw}': cat: takes one arXiv category, as in cat:cs.CL, or an archive, as in cat:cs.*")
+    if norm in _DIVIDED_ARCHIVES:
+        raise _Problem(f"'{raw}' names an archive: write cat:{norm}.* for all of it, or one category, as in cat:cs.CL")
+    return term("cat", (norm,), stems=(norm,))
 
 
 def _prefix(name: str, value: str, quoted: bool, raw: str) -> Term:

@@ -116,6 +116,8 @@ class PaperText:
     org: str = ""
     org_fullname: str = ""
     upvotes: int = 0
+    categories: tuple[str, ...] = ()  # arXiv categories, primary first (none for a paper arXiv never announced to us)
+    sources: tuple[str, ...] = ("hf",)  # where it comes from: "hf" (Daily Papers), "arxiv" (an arXiv announcement)
 
 
 class Field(NamedTuple):
@@ -126,11 +128,12 @@ class Field(NamedTuple):
     raw: tuple[tuple[str, ...], ...]  # the words as written (casefolded), compounds run together: for prefixes
 
 
-FIELDS = ("text", "title", "author", "org")
+FIELDS = ("text", "title", "author", "org", "cat", "source")
 
 
 def paper_fields(paper: PaperText, stems: Stems | None = None) -> dict[str, Field]:
-    """Every field of ``paper``: ``text`` (title and abstract), ``title``, ``author``, ``org``."""
+    """Every field of ``paper``: ``text`` (title and abstract), ``title``, ``author``, ``org``, and
+    ``cat`` (its arXiv categories, lower-cased) and ``source`` ("hf", "arxiv"), matched whole."""
     title, title_joined = scan(paper.title)
     abstract, abstract_joined = scan(paper.abstract)
     if stems is None:  # one paper on its own (the reference evaluation): its words stemmed in one call
@@ -147,7 +150,15 @@ def paper_fields(paper: PaperText, stems: Stems | None = None) -> dict[str, Fiel
         "title": Field(title_stems, title_words, (title, title_joined)),
         "author": _names(paper.authors),
         "org": _names((paper.org, paper.org_fullname)),
+        "cat": _labels(c.lower() for c in paper.categories),
+        "source": _labels(paper.sources),
     }
+
+
+def _labels(labels: Iterable[str]) -> Field:
+    """Labels matched whole (an arXiv category, a source), and by prefix (``cat:cs.*``)."""
+    found = tuple(labels)
+    return Field(found, frozenset(found), (found,))
 
 
 def _names(names: Iterable[str]) -> Field:

@@ -6,10 +6,12 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     Index,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,8 +31,8 @@ class Paper(Base):
     org_avatar: Mapped[Url]  # the organisation's logo, an http(s) image URL
     published_at: Mapped[datetime | None]  # arXiv publication time
     submitted_at: Mapped[datetime | None]  # when it went on Daily Papers
-    #: the Daily Papers day it belongs to; None for a paper only arXiv announced (not trending): the
-    #: windows of today's digests are Daily Papers days, so such a paper is in none of them
+    #: the Daily Papers day it belongs to; None for a paper only arXiv announced (not trending): such
+    #: a paper reaches a digest's "New on arXiv" section through its announcement day
     daily_date: Mapped[date | None] = mapped_column(Date, index=True)
     upvotes: Mapped[Count]
     num_comments: Mapped[Count]
@@ -45,6 +47,8 @@ class Paper(Base):
     primary_category: Mapped[str | None] = mapped_column(String(32))
     arxiv_version: Mapped[int | None]  # the latest version seen
     announced_on: Mapped[date | None] = mapped_column(Date, index=True)  # the arXiv announcement day it was new on
+    #: arXiv lists its latest version as withdrawn (digest.papers.sources.arxiv.withdrawn): no digest shows it again
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     first_seen_at: Mapped[Created]
     updated_at: Mapped[Created]
 

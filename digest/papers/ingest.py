@@ -33,7 +33,7 @@ from digest.config import Settings
 from digest.db import among, session_scope
 from digest.models import IngestRun, Paper, PaperVector, utcnow
 from digest.papers.items import Batch, PaperRecord, parse_items
-from digest.papers.sources.arxiv import ArxivClient
+from digest.papers.sources.arxiv import ArxivClient, withdrawn
 from digest.papers.sources.daily_papers import PapersClient, load_file, sample_items
 from digest.papers.vectors import MODEL, represent
 
@@ -163,8 +163,9 @@ def ingest_arxiv(settings: Settings, categories: Sequence[str] = (), *, client: 
     updated (its categories and version), never duplicated. A ``new`` or ``cross`` item records its
     announcement day (``announced_on``) once; a ``replace`` updates the version (and, for a paper
     only arXiv has, its title and abstract) and is never new; a replacement of a paper never seen is
-    stored without an announcement day. A paper only arXiv has gets no Daily Papers day, so no
-    digest of today holds it (the arXiv section is issue 22's next step).
+    stored without an announcement day. A paper only arXiv has gets no Daily Papers day: it reaches
+    the "New on arXiv" section of the digests of its announcement day. A withdrawn paper
+    (:func:`~digest.papers.sources.arxiv.withdrawn`) is marked so and no digest shows it again.
     """
     cats = tuple(dict.fromkeys(categories or settings.arxiv_categories))
     if not cats:
@@ -215,6 +216,10 @@ def ingest_arxiv(settings: Settings, categories: Sequence[str] = (), *, client: 
             paper.arxiv_version = max(versions) if versions else None
             if item.announce_type in ("new", "cross") and paper.announced_on is None:
                 paper.announced_on = announcement.day
+            if withdrawn(item.abstract, entry.comment if entry else None):
+                if not paper.withdrawn:
+                    report.notes.append(f"{arxiv_id} was withdrawn on arXiv: no digest shows it again")
+                paper.withdrawn = True
             paper.updated_at = now
         session.flush()
         represent(session, sorted(items))  # vectors of the new ones, in one batch

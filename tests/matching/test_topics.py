@@ -223,7 +223,7 @@ def test_equal_filters_compare_and_hash_equal():
         ('"  "', 'empty phrase ""'),
         ('"--"', "no letters or digits"),
         ("---", "'---' has no letters or digits"),
-        ("foo:bar", "unknown field 'foo:' (use title:, author:, org:, upvotes: or like:)"),
+        ("foo:bar", "unknown field 'foo:' (use title:, author:, org:, upvotes:, like:, cat: or source:)"),
         ("ratio:1", "unknown field 'ratio:'"),
         ("upvotes:lots", "bad upvotes value 'upvotes:lots'"),
         ("upvotes:>=-1", "bad upvotes value"),

@@ -44,6 +44,24 @@ _ID = re.compile(r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(
 _CATEGORY = re.compile(r"[a-z][a-z-]*(?:\.[A-Za-z-]+)?")
 
 
+# How arXiv marks a withdrawal: the withdrawn version's abstract is replaced by a sentence saying so
+# ("This paper has been withdrawn by the author(s) …", "This submission has been withdrawn …") and
+# its comments say "withdrawn" (arxiv.org/help/withdraw). Only those words at those places count:
+# an abstract that discusses withdrawing something is not a withdrawal.
+_WITHDRAWN_ABSTRACT = re.compile(
+    r"\s*(?:this|the)\s+(?:paper|submission|article|manuscript|preprint|work)\s+(?:has\s+been|is|was)\s+withdrawn\b", re.I
+)
+_WITHDRAWN_COMMENT = re.compile(r"\bwithdrawn\b|\bwithdrawal\b", re.I)
+
+
+def withdrawn(abstract: str, comment: str | None = None) -> bool:
+    """Whether arXiv lists this version as withdrawn: its abstract opens with the withdrawal
+    sentence, or its comments say "withdrawn" (and the abstract is short, as a withdrawal notice is)."""
+    if _WITHDRAWN_ABSTRACT.match(abstract or ""):
+        return True
+    return bool(comment and _WITHDRAWN_COMMENT.search(comment) and len(abstract or "") < 400)
+
+
 def split_id(text: str) -> tuple[str, int | None] | None:
     """``("2412.01234", 2)`` for ``2412.01234v2``, ``("hep-th/9901001", None)`` for an old-style id
     without a version; None for anything else. The whole text must be the id."""
