@@ -432,7 +432,7 @@ def explain(ctx: Context, email: str, at: datetime | None, days: tuple[date, dat
 
     settings = ctx.read_only_settings
     with session_scope(settings) as session:
-        found = explain_digest(session, email, settings.digest_size, at, days)
+        found = explain_digest(session, email, settings.digest_size, at, days, settings.arxiv_size)
         if found is None:
             fail(f"no subscriber {email}")
         start, end = found.window
@@ -459,17 +459,23 @@ def explain(ctx: Context, email: str, at: datetime | None, days: tuple[date, dat
                 click.echo(f"  {v.kind:<4}  {v.at:%Y-%m-%d %H:%M}  {v.arxiv_id:<10}  {v.title}")
         if found.note:
             click.echo(f"note: {found.note}")
-        if not found.candidates:
+        if not found.candidates and not found.arxiv:
             return
         lo, hi = found.looked_at
-        click.echo(f"papers of {lo}" + ("" if lo == hi else f"..{hi}") + ", in your order:")
-        click.echo(
-            f"{'rank':>4}  {'shown':<9}  {'trending':>8}  {'personal':>8}  {'weight':>6}  {'final':>6}  {'arxiv':<10}  title  [filter · why]"
-        )
-        for rank, c in enumerate(found.candidates, start=1):
-            p = c.parts
-            why = f" · {c.why}" if c.why else ""
+        days = f"{lo}" + ("" if lo == hi else f"..{hi}")
+        sections = [(f"papers of {days}, in your order:", found.candidates)]
+        if found.arxiv:
+            sections = [(f"Trending on Hugging Face, papers of {days}, in your order:", found.candidates)] if found.candidates else []
+            sections.append((f"New on arXiv on {days}, the papers your cat:/source: lines match, in your order:", found.arxiv))
+        for title, candidates in sections:
+            click.echo(title)
             click.echo(
-                f"{rank:>4}  {c.shown or '-':<9}  {p.trending:>8.2f}  {p.personal:>8.2f}  {p.weight:>6.2f}  {p.final:>6.2f}"
-                f"  {c.paper.arxiv_id:<10}  {c.title[:60]}  [{c.matched}{why}]"
+                f"{'rank':>4}  {'shown':<9}  {'trending':>8}  {'personal':>8}  {'weight':>6}  {'final':>6}  {'arxiv':<10}  title  [filter · why]"
             )
+            for rank, c in enumerate(candidates, start=1):
+                p = c.parts
+                why = f" · {c.why}" if c.why else ""
+                click.echo(
+                    f"{rank:>4}  {c.shown or '-':<9}  {p.trending:>8.2f}  {p.personal:>8.2f}  {p.weight:>6.2f}  {p.final:>6.2f}"
+                    f"  {c.paper.arxiv_id:<10}  {c.title[:60]}  [{c.matched}{why}]"
+                )

@@ -14,22 +14,22 @@ now, each marked as sent or known, so a vote's effect is visible before the next
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.delivery.compose import load_filters, load_sent
+from digest.delivery.compose import load_filters, load_sent, scoped_lines
 from digest.delivery.planning import paper_days, previous_ends
 from digest.delivery.schedule import due_digest
 from digest.mail.latex import readable, short_title
 from digest.matching.corpus import iter_bits
 from digest.matching.profiles import known_papers, load_profiles, load_taste
 from digest.matching.scoring import ScoreParts
-from digest.matching.select import Matcher, Recipient
+from digest.matching.select import FilterCache, Matcher, Recipient
 from digest.matching.similar import prepare_likes
-from digest.matching.trending import window_candidates
+from digest.matching.trending import Candidates, arxiv_candidates, window_candidates
 from digest.models import Delivery, Paper, Subscriber, Vote, VoteSource
 
 OUTSIDE = "outside filters"
@@ -72,6 +72,9 @@ class Explanation:
     signals: int  # of them, those in the profile (0: no profile, today's trending order)
     candidates: list[Candidate]
     chosen: bool = False  # ``looked_at`` is the days asked for (``--window``), ranked as a digest of them
+    #: the papers arXiv announced as new on those days that the reader's ``cat:``/``source:`` lines
+    #: match, in their order ("New on arXiv"); empty without such lines
+    arxiv: list[Candidate] = field(default_factory=list)
 
     @property
     def considered(self) -> int:
@@ -101,7 +104,12 @@ def stored_signals(session: Session, subscriber_id: int) -> list[Signal]:
 
 
 def explain(
-    session: Session, email: str, size: int, at: datetime | None = None, days: tuple[date, date] | None = None
+    session: Session,
+    email: str,
+    size: int,
+    at: datetime | None = None,
+    days: tuple[date, date] | None = None,
+    arxiv_size: int = 10,
 ) -> Explanation | None:
     """The reader ``email``'s digest due next (or the one due at ``at``); None: no such reader.
     ``days``: rank the papers of those Daily Papers days as a digest of them would, leaving out what
@@ -144,36 +152,71 @@ def explain(
         return Explanation(email, moment, due.period, (start, end), None, note, filters, votes, profile.signals if profile else 0, [])
 
     lo, hi = look
-    candidates = window_candidates(session, lo, hi)
+    own = look == (start, end) or days is not None  # the digest's own window: what it would pick
+    out = _ranked(session, window_candidates(session, lo, hi), row.id, filters, look, size if own else 0)
+    cache = FilterCache()
+    scoped = scoped_lines(cache, filters)
+    arxiv = _ranked(session, arxiv_candidates(session, lo, hi), row.id, scoped, look, arxiv_size if own else 0) if scoped else []
+    if note is None and out and all(c.shown in ("sent", "known") for c in out):
+        note = "every paper of this window was sent to you already or is one you voted on or named"
+    elif note is None and not out:
+        note = f"no papers stored for {_days(lo, hi)}"
+    profile = load_profiles(session, [row.id]).get(row.id)
+    return Explanation(
+        email,
+        moment,
+        due.period,
+        (start, end),
+        look,
+        note,
+        filters,
+        votes,
+        profile.signals if profile else 0,
+        out,
+        chosen=days is not None,
+        arxiv=arxiv,
+    )
+
+
+def _ranked(session: Session, candidates: Candidates, subscriber_id: int, filters: tuple[str, ...], look, size: int) -> list[Candidate]:
+    """One section's candidates in the reader's order, marked as the digest would show them (with
+    ``size`` > 0: what it picks). The arXiv section lists only the papers its lines match (a day of
+    arXiv is thousands of papers), each naming its categories."""
+    lo, hi = look
+    day = Paper.announced_on if candidates.section == "arxiv" else Paper.daily_date
     matcher = Matcher(candidates)
     compiled = [f for f in map(matcher.filters.get, filters) if f is not None]
     prepare_likes(session, candidates, compiled, short_title)
-    sent = load_sent(session, [row.id], lo, hi)[row.id]
-    known = known_papers(session, [row.id], lo, hi).get(row.id, set())
-    taste = load_taste(session, matcher.papers, [row.id], short_title)
+    sent = load_sent(session, [subscriber_id], lo, hi, day)[subscriber_id]
+    known = known_papers(session, [subscriber_id], lo, hi, day).get(subscriber_id, set())
+    taste = load_taste(session, matcher.papers, [subscriber_id], short_title)
     shown: dict[int, str] = {}
-    if look == (start, end) or days is not None:  # the digest's own window: what it would pick
-        picks = matcher.select(Recipient(row.id, filters, lo, hi), sent | known, size, taste)  # what compose.exclusions leaves out
+    if size:
+        picks = matcher.select(Recipient(subscriber_id, filters, lo, hi), sent | known, size, taste)  # what compose.exclusions leaves out
         shown = {p.paper.id: "also like" if p.also else "digest" for p in picks}
+    mask = matcher.window_mask(lo, hi)
+    if candidates.section == "arxiv":
+        mask &= matcher.corpus.match_any(compiled) | sum(1 << candidates.position[i] for i in shown)
     out = []
-    for position in taste.order(row.id, list(iter_bits(matcher.window_mask(lo, hi)))):
+    for position in taste.order(subscriber_id, list(iter_bits(mask))):
         paper = matcher.papers[position]
         if not filters:
             matched = "all papers"
         else:
             first = matcher.corpus.first_match(compiled, position) if compiled else None
             matched = first.text if first is not None else OUTSIDE
+        if candidates.section == "arxiv":
+            matched += f" · {in_categories(paper)}"
         status = "sent" if paper.id in sent else "known" if paper.id in known else shown.get(paper.id)
-        why = taste.why(row.id, position) if paper.id not in known else None  # a paper they voted on or named is not "like itself"
-        out.append(Candidate(paper, readable(" ".join(paper.title.split())), taste.parts(row.id, position), matched, why, status))
-    if note is None and out and all(c.shown in ("sent", "known") for c in out):
-        note = "every paper of this window was sent to you already or is one you voted on or named"
-    elif note is None and not out:
-        note = f"no papers stored for {_days(lo, hi)}"
-    profile = taste.profiles.get(row.id)
-    return Explanation(
-        email, moment, due.period, (start, end), look, note, filters, votes, profile.signals if profile else 0, out, chosen=days is not None
-    )
+        why = taste.why(subscriber_id, position) if paper.id not in known else None  # a paper they voted on or named is not "like itself"
+        out.append(Candidate(paper, readable(" ".join(paper.title.split())), taste.parts(subscriber_id, position), matched, why, status))
+    return out
+
+
+def in_categories(paper: Paper) -> str:
+    """Where arXiv lists a paper: "in cs.CL" or "in cs.LG, cross-listed in cs.CL, stat.ML"."""
+    primary, *rest = paper.categories or [paper.primary_category or "?"]
+    return f"in {primary}" + (f", cross-listed in {', '.join(rest)}" if rest else "")
 
 
 def _days(start: date, end: date) -> str:

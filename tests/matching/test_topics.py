@@ -487,12 +487,21 @@ def papers(draw) -> PaperText:
         org=org,
         org_fullname=full,
         upvotes=draw(st.integers(0, 12)),
+        categories=tuple(draw(st.lists(st.sampled_from(CATEGORIES), max_size=3, unique=True))),
+        sources=draw(st.sampled_from([("hf",), ("hf",), ("arxiv",), ("hf", "arxiv")])),
     )
+
+
+CATEGORIES = ["cs.CL", "cs.LG", "cs.CV", "stat.ML", "hep-th"]
 
 
 @st.composite
 def terms(draw) -> str:
-    kind = draw(st.sampled_from(["word", "word", "phrase", "hyphen", "prefix", "title", "author", "org", "upvotes"]))
+    kind = draw(st.sampled_from(["word", "word", "phrase", "hyphen", "prefix", "title", "author", "org", "upvotes", "cat", "source"]))
+    if kind == "cat":
+        return "cat:" + draw(st.sampled_from([*CATEGORIES, "CS.cl", "cs.*", "stat.*", "cs.RO"]))
+    if kind == "source":
+        return "source:" + draw(st.sampled_from(["arxiv", "hf", "HF"]))
     if kind == "word":
         return draw(word)
     if kind == "phrase":
