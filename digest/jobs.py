@@ -10,7 +10,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
 
 from digest.config import Settings
 from digest.db import session_scope
@@ -18,6 +21,7 @@ from digest.delivery.batch import SendReport, chunks
 from digest.delivery.ledger import claim_cutoff, claimable_ids
 from digest.delivery.planning import plan_pages
 from digest.delivery.run import send_next
+from digest.models import IngestRun
 from digest.papers.ingest import IngestReport, ingest_arxiv, ingest_days
 from digest.queue import Queue
 from digest.subscribers.subscriptions import purge_unconfirmed, release_waiting_confirmations
@@ -29,8 +33,9 @@ INTERVALS = {
     "ingest": timedelta(minutes=30),
     "plan": timedelta(minutes=5),  # also re-queues rows a lost task or a dead worker left behind
     "purge": timedelta(hours=1),  # also mails the sign-ups that waited for their quota window
-    # arXiv's feed changes once a day (about midnight US Eastern; empty on weekends and holidays): an
-    # hourly look stores each announcement within the hour; without DIGEST_ARXIV_CATEGORIES it does nothing
+    # arXiv's feed changes once a day (midnight US Eastern; empty on weekends and holidays): an hourly
+    # look stores each announcement within the hour of its update and asks arXiv nothing more until the
+    # next (run_arxiv_ingest); without DIGEST_ARXIV_CATEGORIES it does nothing
     "ingest_arxiv": timedelta(hours=1),
 }
 
@@ -74,9 +79,38 @@ def run_ingest(settings: Settings, now: datetime | None = None) -> IngestReport:
     return ingest_days(settings, [today - timedelta(days=1), today])
 
 
-def run_arxiv_ingest(settings: Settings) -> IngestReport | None:
-    """The latest arXiv announcement of ``DIGEST_ARXIV_CATEGORIES``; None when arXiv is off."""
-    return ingest_arxiv(settings) if settings.arxiv_categories else None
+ARXIV_ZONE = ZoneInfo("America/New_York")  # arXiv's feeds update at midnight there
+
+
+def feed_updated_at(now: datetime) -> datetime:
+    """The moment arXiv's feeds last changed, at or before ``now``: midnight US Eastern (UTC)."""
+    local = now.astimezone(ARXIV_ZONE)
+    return datetime.combine(local.date(), time(0), ARXIV_ZONE).astimezone(timezone.utc)
+
+
+def run_arxiv_ingest(settings: Settings, now: datetime | None = None) -> IngestReport | None:
+    """The latest arXiv announcement of ``DIGEST_ARXIV_CATEGORIES``; None when arXiv is off.
+
+    Run hourly, it asks arXiv once per feed update: once an announcement was stored after the
+    latest midnight US Eastern, it fetches nothing until the next one (a feed not yet updated
+    when it looks stores nothing, so the next hour looks again)."""
+    if not settings.arxiv_categories:
+        return None
+    now = now or datetime.now(timezone.utc)
+    updated = feed_updated_at(now)
+    prefix = f"arXiv {'+'.join(dict.fromkeys(settings.arxiv_categories))} ("
+    with session_scope(settings) as session:
+        last = session.scalar(select(func.max(IngestRun.started_at)).where(IngestRun.source.startswith(prefix, autoescape=True)))
+    if last is not None and (last if last.tzinfo else last.replace(tzinfo=timezone.utc)) >= updated:
+        following = feed_updated_at(updated + timedelta(hours=25))
+        return IngestReport(
+            f"arXiv {prefix[6:-2]}",
+            notes=[
+                f"the feed was read at {last:%Y-%m-%d %H:%M} UTC, after its last update ({updated:%Y-%m-%d %H:%M} UTC):"
+                f" nothing fetched until the next one ({following:%Y-%m-%d %H:%M} UTC)"
+            ],
+        )
+    return ingest_arxiv(settings)
 
 
 def run_purge(settings: Settings, now: datetime | None = None) -> int:

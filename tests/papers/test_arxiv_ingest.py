@@ -3,6 +3,8 @@ id across sources and versions, and no digest of today changed by it."""
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta, timezone
+
 import pytest
 from arxiv_server import ArxivServer
 from click.testing import CliRunner
@@ -97,7 +99,7 @@ def test_cli_ingest_source_arxiv_with_categories(session, settings, arxiv):
 
 
 def test_the_hourly_job_ingests_each_announcement_once_and_does_nothing_when_arxiv_is_off(session, settings, arxiv):
-    from digest.jobs import INTERVALS, run_arxiv_ingest
+    from digest.jobs import ARXIV_ZONE, INTERVALS, feed_updated_at, run_arxiv_ingest
 
     assert INTERVALS["ingest_arxiv"].total_seconds() == 3600
     assert run_arxiv_ingest(settings) is None and arxiv.requests == []  # DIGEST_ARXIV_CATEGORIES unset: not even a request
@@ -105,4 +107,12 @@ def test_the_hourly_job_ingests_each_announcement_once_and_does_nothing_when_arx
     assert first.new == 6
     times = [r.at for r in arxiv.requests]
     assert len(times) == 2 and times[1] - times[0] >= 3.0
-    assert run_arxiv_ingest(configured(settings, arxiv)).notes == ["the announcement of 2024-02-23 was ingested already: nothing to do"]
+    asked = len(arxiv.requests)
+    now = datetime.now(timezone.utc)
+    later = run_arxiv_ingest(configured(settings, arxiv), now + timedelta(minutes=1))  # an hour later, the same feed
+    assert arxiv.requests[asked:] == [] and "nothing fetched until the next one" in later.notes[0]  # not even the feed
+    updated = feed_updated_at(now + timedelta(days=1))  # past the next midnight US Eastern: look again
+    assert updated.astimezone(ARXIV_ZONE).time() == time(0) and now < updated <= now + timedelta(days=1)
+    again = run_arxiv_ingest(configured(settings, arxiv), updated + timedelta(minutes=5))
+    assert again.notes == ["the announcement of 2024-02-23 was ingested already: nothing to do"]  # not updated yet: no run recorded
+    assert len(arxiv.requests) == asked + 1  # the feed only, not the API
