@@ -25,7 +25,7 @@ from digest import tokens
 from digest.config import Settings
 from digest.db import session_scope
 from digest.matching.profiles import record_vote, remove_vote, similar_papers
-from digest.matching.trending import window_candidates
+from digest.matching.trending import arxiv_candidates, window_candidates
 from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, Subscriber, SubscriberState, Vote
 from digest.web.site import error_page
 
@@ -105,8 +105,9 @@ def vote(token: str, paper_id: int, way: str):
             else:
                 record_vote(session, ballot.subscriber_id, ballot.paper.id, ballot.vote, now)
                 outcome = "recorded"
-                day = ballot.paper.daily_date
-                recent = window_candidates(session, day - timedelta(days=SIMILAR_DAYS), day + timedelta(days=SIMILAR_DAYS)).papers
+                paper = ballot.paper  # a trending paper: its neighbours among trending ones; one only arXiv has: among arXiv's
+                day, near = (paper.daily_date, window_candidates) if paper.daily_date else (paper.announced_on, arxiv_candidates)
+                recent = near(session, day - timedelta(days=SIMILAR_DAYS), day + timedelta(days=SIMILAR_DAYS)).papers if day else []
                 similar = similar_papers(session, ballot.paper.id, recent, SIMILAR_COUNT, ballot.subscriber_id)
         current = session.scalar(select(Vote.vote).where(Vote.subscriber_id == ballot.subscriber_id, Vote.paper_id == ballot.paper.id))
         return render_template(
