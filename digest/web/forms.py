@@ -4,12 +4,19 @@ Every check the browser makes (``required``, ``maxlength``, the time-zone list) 
 here: a hostile client can post anything. The choice fields are plain strings checked against
 :data:`FREQUENCIES`, :data:`HOURS` and the IANA zones; the templates render their radios and
 ``<select>`` (with optgroups: :func:`digest.web.zones.timezone_choices`) from the same lists.
+
+With arXiv on (``settings.arxiv_categories``), both forms offer the operator's categories as
+checkboxes that write ``cat:<code>`` lines into the topics (:class:`CategoriesMixin`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 from wtforms import EmailField, StringField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
@@ -54,8 +61,129 @@ def _timezone(form, field) -> None:
 ECHO_TOPICS_CHARS = 2 * MAX_TOPICS_CHARS
 
 
+#: The names arXiv gives its common categories, for the checkboxes' labels (a code not here is shown alone).
+CATEGORY_NAMES = {
+    "cs.AI": "Artificial Intelligence",
+    "cs.AR": "Hardware Architecture",
+    "cs.CC": "Computational Complexity",
+    "cs.CE": "Computational Engineering, Finance, and Science",
+    "cs.CG": "Computational Geometry",
+    "cs.CL": "Computation and Language",
+    "cs.CR": "Cryptography and Security",
+    "cs.CV": "Computer Vision and Pattern Recognition",
+    "cs.CY": "Computers and Society",
+    "cs.DB": "Databases",
+    "cs.DC": "Distributed, Parallel, and Cluster Computing",
+    "cs.DL": "Digital Libraries",
+    "cs.DM": "Discrete Mathematics",
+    "cs.DS": "Data Structures and Algorithms",
+    "cs.ET": "Emerging Technologies",
+    "cs.FL": "Formal Languages and Automata Theory",
+    "cs.GR": "Graphics",
+    "cs.GT": "Computer Science and Game Theory",
+    "cs.HC": "Human-Computer Interaction",
+    "cs.IR": "Information Retrieval",
+    "cs.IT": "Information Theory",
+    "cs.LG": "Machine Learning",
+    "cs.LO": "Logic in Computer Science",
+    "cs.MA": "Multiagent Systems",
+    "cs.MM": "Multimedia",
+    "cs.MS": "Mathematical Software",
+    "cs.NA": "Numerical Analysis",
+    "cs.NE": "Neural and Evolutionary Computing",
+    "cs.NI": "Networking and Internet Architecture",
+    "cs.OS": "Operating Systems",
+    "cs.PF": "Performance",
+    "cs.PL": "Programming Languages",
+    "cs.RO": "Robotics",
+    "cs.SC": "Symbolic Computation",
+    "cs.SD": "Sound",
+    "cs.SE": "Software Engineering",
+    "cs.SI": "Social and Information Networks",
+    "cs.SY": "Systems and Control",
+    "eess.AS": "Audio and Speech Processing",
+    "eess.IV": "Image and Video Processing",
+    "eess.SP": "Signal Processing",
+    "eess.SY": "Systems and Control",
+    "math.OC": "Optimization and Control",
+    "math.ST": "Statistics Theory",
+    "q-bio.NC": "Neurons and Cognition",
+    "stat.AP": "Applications",
+    "stat.CO": "Computation",
+    "stat.ME": "Methodology",
+    "stat.ML": "Machine Learning",
+    "stat.TH": "Statistics Theory",
+}
+
+
+@dataclass(frozen=True)
+class CategoryChoice:
+    code: str  # as the operator configured it: "cs.CL"
+    name: str | None  # "Computation and Language"; None for a code not in CATEGORY_NAMES
+    checked: bool
+
+    @property
+    def line(self) -> str:
+        return f"cat:{self.code}"
+
+
+def is_category_line(line: str, code: str) -> bool:
+    """Whether a topics line is exactly the checkbox's ``cat:<code>`` (blanks around it and the
+    case aside, as the filter itself ignores them); ``cat:cs.CL diffusion`` is not: the reader
+    wrote it, no checkbox touches it. The same test as ``categoryLine`` in arxiv-categories.js."""
+    return line.strip().lower() == f"cat:{code}".lower()
+
+
+def merge_categories(text: str, configured: Sequence[str], ticked: set[str], shown: set[str]) -> str:
+    """The topics once the category checkboxes are applied, the rule for a browser without
+    JavaScript (with it, arxiv-categories.js has already done the same in the textarea):
+
+    Only the checkboxes the reader *changed* since the page was drawn count. ``shown`` is what the
+    page drew ticked (a hidden field: the codes whose exact ``cat:<code>`` line the topics had then),
+    ``ticked`` what is ticked now. Ticked since: the ``cat:<code>`` line is appended, unless the
+    topics already have it. Unticked since: every exact ``cat:<code>`` line goes. A checkbox left as
+    it was leaves the topics as typed, so a reader who deletes the line in the textarea and submits
+    does not get it back. Codes the operator did not configure are ignored, and so are lines the
+    reader wrote around a category (``cat:cs.CL diffusion``). The result is what the textarea shows
+    again and what is stored, checked by the same limits as typed topics.
+    """
+    lines = text.split("\n")
+    for code in configured:
+        if code in ticked and code not in shown and not any(is_category_line(line, code) for line in lines):
+            if lines and not lines[-1].strip():
+                lines.pop()  # a trailing blank line (the text ended in a newline) takes the new line
+            lines.append(f"cat:{code}")
+        elif code in shown and code not in ticked:
+            lines = [line for line in lines if not is_category_line(line, code)]
+    return "\n".join(lines)
+
+
 class TopicsMixin:
     filters: list[Filter]
+    #: The operator's arXiv categories the form offers as checkboxes (``settings.arxiv_categories``,
+    #: set by the view with :meth:`offer_categories`); () with arXiv off: no checkboxes, as before.
+    arxiv_categories: tuple[str, ...] = ()
+
+    def offer_categories(self, categories: Sequence[str], formdata: MultiDict | None = None) -> None:
+        """Offer these categories; with the posted ``formdata`` of a form that drew the checkboxes
+        (its hidden ``categories_shown`` field), apply them to the topics (:func:`merge_categories`)
+        before they are validated."""
+        self.arxiv_categories = tuple(categories)
+        if not self.arxiv_categories or formdata is None or "categories_shown" not in formdata:
+            return
+        shown = set(str(formdata.get("categories_shown") or "").split())
+        ticked = set(formdata.getlist("categories"))
+        text = (self.topics.data or "").replace("\r\n", "\n")
+        self.topics.data = merge_categories(text, self.arxiv_categories, ticked, shown)
+
+    @property
+    def category_choices(self) -> list[CategoryChoice]:
+        """A checkbox per offered category, ticked when the topics have its exact ``cat:<code>`` line."""
+        lines = (self.topics.data or "").replace("\r\n", "\n").split("\n")
+        return [
+            CategoryChoice(code, CATEGORY_NAMES.get(code), any(is_category_line(line, code) for line in lines))
+            for code in self.arxiv_categories
+        ]
 
     def validate_topics(self, field) -> None:
         text = (field.data or "").replace("\r\n", "\n")

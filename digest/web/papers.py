@@ -13,12 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.mail.cards import paper_view
-from digest.matching.corpus import iter_bits
-from digest.matching.explain import why_nothing
+from digest.matching.corpus import Corpus, iter_bits
+from digest.matching.explain import why_nothing, written_terms
+from digest.matching.expression import terms_of
 from digest.matching.scoring import order_near
 from digest.matching.similar import like_ids, only_likes, prepare_likes
 from digest.matching.topics import Filter
-from digest.matching.trending import in_trending_order, window_candidates
+from digest.matching.trending import Candidates, arxiv_candidates, in_trending_order, window_candidates
 from digest.models import Paper
 
 PREVIEW_DAYS = 7
@@ -76,6 +77,18 @@ class Miss:
 
 
 @dataclass(frozen=True)
+class Section:
+    """The papers arXiv announced as new on the window's days that did not trend on one of them
+    (the digest's "New on arXiv" section), as the lines naming a category or a source match them."""
+
+    first_day: date  # the preview's first day
+    last_day: date  # its last, or arXiv's latest announcement day if that is later
+    considered: int  # arXiv's new papers of those days
+    matched: int  # of which those lines match
+    matches: list[Match]  # the first of those in the digest's order, at most ``arxiv_limit``
+
+
+@dataclass(frozen=True)
 class Preview:
     first_day: date | None
     last_day: date | None
@@ -83,6 +96,9 @@ class Preview:
     matched: int  # of which the filters match
     matches: list[Match]  # the most upvoted of those, at most ``limit``
     misses: list[Miss] = field(default_factory=list)  # the filters that match none of them, and why
+    #: None when no line names a category or a source (``cat:``, ``source:``) or arXiv announced
+    #: nothing new on the window's days: then the preview is the trending papers' alone
+    arxiv: Section | None = None
 
 
 def window_scope(first: date, last: date) -> str:
@@ -91,9 +107,14 @@ def window_scope(first: date, last: date) -> str:
     return f"in the last {days} days" if days > 1 else f"on {last.day} {last:%B}"
 
 
-def preview(session: Session, filters: list[Filter], days: int = PREVIEW_DAYS, limit: int = PREVIEW_LIMIT) -> Preview:
+def preview(
+    session: Session, filters: list[Filter], days: int = PREVIEW_DAYS, limit: int = PREVIEW_LIMIT, arxiv_limit: int = PREVIEW_LIMIT
+) -> Preview:
     """Which papers of the last ``days`` Daily Papers days these filters match, most upvoted first;
-    for a filter that matches none of them, which part of it matched nothing."""
+    for a filter that matches none of them, which part of it matched nothing. The lines that name a
+    category or a source are matched, as in a digest, against arXiv's new papers of those days (and
+    of its latest announcement, when that is later) too (:attr:`Preview.arxiv`, at most
+    ``arxiv_limit`` of them listed)."""
     recent = session.scalars(
         select(Paper.daily_date).where(Paper.daily_date.is_not(None)).distinct().order_by(Paper.daily_date.desc()).limit(days)
     ).all()
@@ -108,5 +129,59 @@ def preview(session: Session, filters: list[Filter], days: int = PREVIEW_DAYS, l
     shown = order_near(iter_bits(mask), near[0])[:limit] if near else iter_bits(mask, limit)  # like: lines alone: nearest first
     matches = [Match(papers[i], corpus.first_match(filters, i), tuple(f for f in filters if corpus.evaluate(f) >> i & 1)) for i in shown]
     scope = window_scope(first, last)
-    misses = [Miss(f, reason) for f in filters if (reason := why_nothing(corpus, f, scope)) is not None]
-    return Preview(first, last, len(papers), mask.bit_count(), matches, misses)
+    scoped = [f for f in filters if f.scoped]
+    arxiv, arxiv_last = None, last
+    if scoped:
+        # arXiv announces at midnight UTC, hours before that day's Daily Papers fill up: its latest
+        # announcement is often a day after the latest Daily Papers day, and it is the one to show
+        latest = session.scalar(select(func.max(Paper.announced_on)).where(Paper.announced_on >= first))
+        arxiv_last = max(last, latest) if latest is not None else last
+        arxiv = arxiv_candidates(session, first, arxiv_last)
+    if arxiv is None or not arxiv.papers:
+        misses = [Miss(f, reason) for f in filters if (reason := _why_nothing(corpus, f, scope)) is not None]
+        return Preview(first, last, len(papers), mask.bit_count(), matches, misses)
+    section = _section(session, arxiv, scoped, arxiv_limit, first, arxiv_last)
+    misses = []
+    for f in filters:
+        if not f.scoped:
+            reason = _why_nothing(corpus, f, scope)
+        elif corpus.evaluate(f) or arxiv.corpus.evaluate(f):
+            reason = None
+        else:  # a line for arXiv's new papers (mostly): why it matched none of those
+            reason = _why_nothing(arxiv.corpus, f, f"new on arXiv {window_scope(first, arxiv_last)}")
+        if reason is not None:
+            misses.append(Miss(f, reason))
+    return Preview(first, last, len(papers), mask.bit_count(), matches, misses, section)
+
+
+def _section(session: Session, candidates: Candidates, scoped: list[Filter], limit: int, first: date, last: date) -> Section:
+    """arXiv's new papers that the lines naming a category or a source match, in the digest's order
+    (:func:`digest.delivery.compose.compose` matches only those lines there, as here)."""
+    prepare_likes(session, candidates, scoped)
+    corpus = candidates.corpus
+    mask = corpus.match_any(scoped)
+    matches = [
+        Match(candidates.papers[i], corpus.first_match(scoped, i), tuple(f for f in scoped if corpus.evaluate(f) >> i & 1))
+        for i in iter_bits(mask, limit)
+    ]
+    return Section(first, last, len(candidates.papers), mask.bit_count(), matches)
+
+
+_SOURCE_NAMES = {"arxiv": "is new on arXiv", "hf": "is trending on Hugging Face"}
+
+
+def _why_nothing(corpus: Corpus, f: Filter, scope: str) -> str | None:
+    """:func:`~digest.matching.explain.why_nothing`, which has no sentence yet for a ``cat:`` or
+    ``source:`` part that matches nothing (it raises KeyError): for those, this one says which."""
+    try:
+        return why_nothing(corpus, f, scope)
+    except KeyError:
+        pass
+    written = written_terms(f.text)
+    parts = []
+    for t, negated in terms_of(f.expr):
+        if negated or t.field not in ("cat", "source") or corpus.bits(t):
+            continue
+        value = written[t][1] if t in written else t.words[0]
+        parts.append(f"no paper {scope} is in {value}" if t.field == "cat" else f"no paper {scope} {_SOURCE_NAMES[t.words[0]]}")
+    return "; ".join(dict.fromkeys(parts)) or f"no paper {scope} matches it"

@@ -62,6 +62,7 @@ def bad_link(error: tokens.BadToken, what: str):
 def home():
     settings = _settings()
     form = SubscribeForm()
+    form.offer_categories(settings.arxiv_categories, request.form if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         if form.website.data:  # the honeypot: people never see it, bots fill every field
@@ -147,6 +148,7 @@ def preferences(token: str):
         }
         saved["seeds"] = "\n".join(subscriptions.seed_papers(session, subscriber))
         form = PreferencesForm(data=saved)  # a POST's values take precedence
+        form.offer_categories(settings.arxiv_categories, request.form if request.method == "POST" and editable else None)
         status = 200
         filters = None
         if request.method == "POST" and not editable:
@@ -174,7 +176,7 @@ def preferences(token: str):
                 filters = parse_topics(subscriber.topics_text)
             except TopicsError:  # saved under an older filter language: no preview until fixed
                 filters = None
-        preview = papers.preview(session, filters) if filters is not None else None
+        preview = papers.preview(session, filters, arxiv_limit=settings.arxiv_size) if filters is not None else None
         return (
             render_template(
                 "preferences.html",
@@ -271,8 +273,9 @@ def live_preview():
     topics = data.get("topics") if isinstance(data, dict) else None
     if not isinstance(topics, str):
         return jsonify(ok=False, error='Send JSON: {"topics": "one filter per line"}.'), 400
-    with session_scope(_settings()) as session:
-        return jsonify(live.live_preview(session, topics))
+    settings = _settings()
+    with session_scope(settings) as session:
+        return jsonify(live.live_preview(session, topics, arxiv_limit=settings.arxiv_size))
 
 
 def register(app: Flask, limiter: Limiter, csrf: CSRFProtect, settings: Settings) -> None:

@@ -1,5 +1,6 @@
 // The sign-up form's live preview: as the reader types filters, the papers of the last days they
-// would match, the matching words marked. Everything is built from text nodes and <mark>
+// would match, the matching words marked, and arXiv's new papers for lines naming a category or a
+// source (cat:cs.CL). Everything is built from text nodes and <mark>
 // elements, never from HTML. Without JavaScript the form works as before (the box stays hidden).
 (function () {
   "use strict";
@@ -47,7 +48,9 @@
     title.rel = "noopener noreferrer";
     item.appendChild(marked(title, p.title));
     var meta = el("p", "paper-meta");
-    meta.appendChild(el("span", "votes", "▲ " + p.upvotes));
+    // one of arXiv's new papers: its categories (those asked for marked) where a trending one has its upvotes
+    if (p.categories) meta.appendChild(marked(el("span", "paper-categories"), p.categories));
+    else meta.appendChild(el("span", "votes", "▲ " + p.upvotes));
     if (p.authors && p.authors.length) meta.appendChild(marked(el("span"), p.authors));
     if (p.org && p.org.length) meta.appendChild(marked(el("span"), p.org));
     item.appendChild(meta);
@@ -68,6 +71,28 @@
       list.appendChild(el("li", null, hint.message));
     });
     return [list];
+  }
+
+  // The lines naming a category or a source, on arXiv's new papers of the same days
+  // (its days may end a day later than the trending ones: arXiv announces before Daily Papers fill up)
+  function arxiv(section) {
+    var nodes = [el("h3", "live-section", "New on arXiv")];
+    var last = new Date(section.last_day + "T00:00:00Z");
+    var days = Math.round((last - Date.parse(section.first_day)) / 86400000) + 1;
+    var when = days > 1 ? "in the last " + days + " days" : "on " + last.toLocaleDateString("en-GB", { day: "numeric", month: "long", timeZone: "UTC" });
+    var summary =
+      section.matched + " of the " + plural(section.considered, "paper") + " arXiv announced as new " + when + (section.matched === 1 ? " matches" : " match");
+    if (section.matched > section.papers.length) summary += "; the first " + section.papers.length + ":";
+    else summary += section.papers.length ? ":" : ".";
+    nodes.push(el("p", "live-status", summary));
+    if (section.papers.length) {
+      var list = el("ol", "papers live-papers live-arxiv");
+      section.papers.forEach(function (p) {
+        list.appendChild(paper(p));
+      });
+      nodes.push(list);
+    }
+    return nodes;
   }
 
   function render(data) {
@@ -110,6 +135,7 @@
       });
       nodes.push(misses);
     }
+    if (data.arxiv) nodes.push.apply(nodes, arxiv(data.arxiv));
     show(summary, nodes);
   }
 
