@@ -9,6 +9,10 @@ reader's parts.
 Paper data is untrusted: every text is autoescaped in HTML, whitespace (CR/LF included) is collapsed
 in titles, names and excerpts, and only ``http(s)`` URLs are ever linked or shown as images. LaTeX
 math in titles and abstracts is shown as text (:mod:`digest.mail.latex`).
+
+A paper of the "New on arXiv" section (``Pick.section == "arxiv"``) has a block of its own: no
+upvotes (arXiv's new papers have none), its primary category and the cross-lists among the
+operator's categories instead, its title linked to its arXiv page.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ EXCERPT_CHARS = 300
 TITLE_CHARS = 300
 MAX_AUTHORS = 3
 ALL_PAPERS = "all trending papers"
+ARXIV = "arxiv"  # Pick.section of a "New on arXiv" paper
+MAX_ALSO_IN = 2  # an arXiv card's cross-lists named ("also in cs.LG, cs.CV"), at most
 _BLOCK_START, _BLOCK_END = "<!--block-->", "<!--/block-->"
 _CARD_START, _CARD_END = "<!--card-->", "<!--/card-->"
 _ARXIV_SAFE = "./-"
@@ -135,6 +141,27 @@ def paper_view(paper: Paper) -> dict:
     }
 
 
+def primary_category(paper: Paper) -> str | None:
+    """The paper's primary arXiv category as arXiv spells it (``cs.CL``); None if arXiv never
+    described it to us."""
+    if paper.primary_category:
+        return paper.primary_category
+    return paper.categories[0] if paper.categories else None
+
+
+def arxiv_view(paper: Paper, configured: Sequence[str] = ()) -> dict:
+    """What an arXiv card shows besides :func:`paper_view`: its primary category, and the
+    cross-lists among ``configured`` (the operator's categories, ``settings.arxiv_categories``), at
+    most :data:`MAX_ALSO_IN` of them: a short line."""
+    primary = primary_category(paper)
+    wanted = {c.lower() for c in configured}
+    others = [c for c in paper.categories or () if c != primary and c.lower() in wanted]
+    return {
+        "category": one_line(primary, 40) if primary else None,
+        "also_in": ", ".join(one_line(c, 40) for c in others[:MAX_ALSO_IN]),
+    }
+
+
 @dataclass(frozen=True)
 class Block:
     """One paper's card, rendered: its HTML before and after its number (which is per recipient),
@@ -171,31 +198,37 @@ class PaperBlocks:
     reading its columns again for the process-wide key. A batch's papers do not change under it.
     """
 
-    def __init__(self, email_templates: EmailTemplates | None = None) -> None:
+    def __init__(self, email_templates: EmailTemplates | None = None, categories: Sequence[str] = ()) -> None:
         self.templates = email_templates or templates()
+        self.categories = tuple(categories)  # the operator's arXiv categories: an arXiv card's "also in"
         self.html_template = self.templates.fragment(f"{TEMPLATE}/paper.html", _BLOCK_START, _BLOCK_END)
         self.text_template = self.templates.text_env.get_template(f"{TEMPLATE}/paper.txt")
         self.frames = _frames_for(self.templates)
-        self._seen: dict[tuple[int, bool], tuple[Paper, Block]] = {}
+        self._seen: dict[tuple[int, bool, bool], tuple[Paper, Block]] = {}
 
-    def get(self, paper: Paper, lead: bool = False) -> Block:
-        """The block of ``paper``; with ``lead``, as the digest's first card: its thumbnail large."""
-        seen = self._seen.get((id(paper), lead))
+    def get(self, paper: Paper, lead: bool = False, section: str = "trending") -> Block:
+        """The block of ``paper``; with ``lead``, as the digest's first card: its thumbnail large;
+        with ``section="arxiv"``, as a card of the "New on arXiv" section (:func:`arxiv_view`)."""
+        arxiv = section == ARXIV
+        seen = self._seen.get((id(paper), lead, arxiv))
         if seen is not None and seen[0] is paper:
             return seen[1]
-        key = (self.templates, lead, _block_key(paper))
+        key = (self.templates, lead, _block_key(paper)) + (
+            (paper.primary_category, tuple(paper.categories or ()), self.categories) if arxiv else ()
+        )
         block = _SHARED_BLOCKS.get(key)
         if block is None:
             view = paper_view(paper)
+            a = arxiv_view(paper, self.categories) if arxiv else None
             block = Block.of(
-                self.html_template.render(p=view, lead=lead, number=NUMBER),
-                self.text_template.render(p=view, wrap=_wrap).rstrip(),
+                self.html_template.render(p=view, a=a, lead=lead, number=NUMBER),
+                self.text_template.render(p=view, a=a, wrap=_wrap).rstrip(),
                 view["title"],
             )
             if len(_SHARED_BLOCKS) >= SHARED_BLOCKS_MAX:
                 _SHARED_BLOCKS.clear()
             _SHARED_BLOCKS[key] = block
-        self._seen[id(paper), lead] = (paper, block)
+        self._seen[id(paper), lead, arxiv] = (paper, block)
         return block
 
 
@@ -285,17 +318,29 @@ def _wrap(text: str, first: str = "    ", rest: str = "    ") -> str:
     return textwrap.fill(text, width=76, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False)
 
 
-def why_line(pick: Pick) -> str:
-    """The card's last line: the filter that matched, and what the reader's taste saw in it."""
+def why_line(pick: Pick, new_in: str | None = None) -> str:
+    """The card's last line: the filter that matched, and what the reader's taste saw in it; for a
+    paper of the "New on arXiv" section without a taste's why, the category that brought it
+    (``new_in``: "matched: cat:cs.CL diffusion · new in cs.CL")."""
     matched = f"matched: {pick.matched or ALL_PAPERS}"
-    return f"{matched} · {pick.why}" if pick.why else matched
+    if pick.why:
+        return f"{matched} · {pick.why}"
+    return f"{matched} · new in {new_in}" if new_in else matched
 
 
-def cards_of(blocks: PaperBlocks, cards, first: int, vote: str | None, label: str) -> _Cards:
+def cards_of(
+    blocks: PaperBlocks,
+    cards,
+    first: int,
+    vote: str | None,
+    label: str,
+    new_in: Callable[[Pick], str | None] | None = None,
+) -> _Cards:
     """The HTML and the text of these (block, pick) cards numbered from ``first``: each its frame's
     pieces (:class:`CardFrames`) interleaved with its block and the reader's parts, escaped for HTML
     as the templates' autoescaping would, joined once. The pick marked ``top`` (the window's most
-    upvoted paper) carries ``label`` ("#1 today"), wherever it is; a ``lifted`` one, "for you"."""
+    upvoted paper) carries ``label`` ("#1 today"), wherever it is; a ``lifted`` one, "for you".
+    ``new_in(pick)``: the arXiv category that brought a "New on arXiv" pick (:func:`why_line`)."""
     frame = blocks.frames.frame
     votes = vote is not None
     vote_html = _escaped(vote) if votes else ""
@@ -303,7 +348,7 @@ def cards_of(blocks: PaperBlocks, cards, first: int, vote: str | None, label: st
     html: list[str] = []
     text: list[str] = []
     for number, (block, pick) in enumerate(cards, first):
-        why = (pick.why or "") if pick.also else why_line(pick)
+        why = (pick.why or "") if pick.also else why_line(pick, new_in(pick) if new_in is not None else None)
         paper = str(pick.paper.id) if votes else ""
         values = {
             "head": block.head,

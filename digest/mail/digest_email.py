@@ -7,12 +7,18 @@ the frame around the cards — the inbox preview line, the heading, the "You may
 the footer and its signed links. The first card has a block of its own (its thumbnail large),
 rendered once too; the "#1 today" label goes on the card of the window's most upvoted paper, wherever
 the reader's order puts it, and "for you" on a paper that order moved up (:func:`cards_of`).
+
+A digest with papers of arXiv's new announcements (``Pick.section == "arxiv"``) has two sections,
+"Trending on Hugging Face" and "New on arXiv in <the reader's categories>" (:func:`arxiv_heading`),
+each with its own "You may also like" block, numbered on across the email; a digest with trending
+papers only reads as it did before arXiv was a source.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,14 +27,21 @@ from markupsafe import Markup
 
 from digest import tokens
 from digest.config import Settings
-from digest.mail.cards import TEMPLATE, PaperBlocks, cards_of
+from digest.mail.cards import ARXIV, TEMPLATE, PaperBlocks, cards_of, primary_category
 from digest.mail.templates import EmailTemplates, Rendered, templates
+from digest.matching.expression import terms_of
 from digest.matching.select import Pick
+from digest.matching.topics import FilterError, parse_filter
 
 MAX_HTML_BYTES = 100_000  # Gmail clips a message's HTML above ~102 KB
 #: After the inbox preview line: invisible characters that keep clients from filling the preview
 #: with the email's first lines ("Trending Papers 10 trending papers for you …").
 PREHEADER_PAD = Markup("&#847;&zwnj;&nbsp;" * 15)
+TRENDING_HEADING = "Trending on Hugging Face"
+TRENDING_NOTE = "Most upvoted on Hugging Face Daily Papers"
+ARXIV_HEADING = "New on arXiv"
+ARXIV_NOTE = "Papers arXiv announced as new, matching your filters"
+MAX_HEADING_CATEGORIES = 4  # categories named in the arXiv section's heading; the rest are counted
 
 
 def day_label(day: date) -> str:
@@ -110,26 +123,64 @@ def digest_context(
     """The digest's template context; paper blocks come pre-rendered from ``blocks``.
 
     Picks marked ``also`` (outside the reader's filters, chosen by their taste) go to a "You may
-    also like" block after the digest's papers, numbered on from them."""
-    main = [p for p in picks if not p.also]
+    also like" block after their section's papers, numbered on from them. With picks of the "New on
+    arXiv" section, ``sections`` holds the sections that have papers, each its heading, note and
+    cards; without, it is empty, and ``cards`` and ``also_cards`` are the digest as it was before
+    arXiv was a source."""
+    trending = [p for p in picks if p.section != ARXIV]
+    arxiv = [p for p in picks if p.section == ARXIV]
+    main = [p for p in trending if not p.also] + [p for p in arxiv if not p.also]
     count = len(main)
     label = lead_label(window, reader.frequency)
-    shown = [blocks.get(p.paper, lead=i == 0) for i, p in enumerate(main)]
-    also = [p for p in picks if p.also]
-    cards = cards_of(blocks, zip(shown, main), 1, links.vote, label)
-    also_cards = cards_of(blocks, ((blocks.get(p.paper), p) for p in also), count + 1, links.vote, label)
+    lead = main[0] if main else None  # the first card: its thumbnail large
+    titles = [_block(blocks, p, p is lead).title for p in main[:2]]
+    sections = []
+    number = 1
+    for section, section_picks in (("trending", trending), (ARXIV, arxiv)):
+        shown = [p for p in section_picks if not p.also]
+        also = [p for p in section_picks if p.also]
+        reasons = category_reasons(shown, reader.filters, blocks.categories) if section == ARXIV and shown else {}
+        new_in = (lambda pick, reasons=reasons: reasons[id(pick)][0]) if reasons else None
+        sections.append(
+            {
+                "picks": section_picks,
+                "heading": arxiv_heading(shown, reasons) if section == ARXIV else TRENDING_HEADING,
+                "note": ARXIV_NOTE if section == ARXIV else TRENDING_NOTE,
+                "cards": cards_of(blocks, ((_block(blocks, p, p is lead), p) for p in shown), number, links.vote, label, new_in),
+                "also": bool(also),
+                "also_cards": cards_of(blocks, ((_block(blocks, p), p) for p in also), number + len(shown), links.vote, label),
+            }
+        )
+        number += len(section_picks)
+    first = sections[0]
+    if arxiv:
+        n_trending = sum(not p.also for p in trending)
+        n_arxiv = count - n_trending
+        if n_trending:
+            subject = f"{n_trending} trending paper{'' if n_trending == 1 else 's'}, {n_arxiv} new on arXiv"
+        else:
+            subject = f"{n_arxiv} new paper{'' if n_arxiv == 1 else 's'} on arXiv"
+        heading = f"{count} paper{'' if count == 1 else 's'} for you"
+        sections = [section for section in sections if section["picks"]]
+    else:  # the trending papers alone: the digest as it was before arXiv was a source
+        heading = f"{count} trending paper{'' if count == 1 else 's'} for you"
+        subject = heading.removesuffix(" for you")
+        sections = []
     return {
         "count": count,
-        "top_title": shown[0].title if shown else "",
-        "preview": preview_line([block.title for block in shown[:2]], count),
+        "subject": subject,
+        "top_title": titles[0] if titles else "",
+        "preview": preview_line(titles, count),
         "preheader_pad": PREHEADER_PAD,
-        "heading": f"{count} trending paper{'' if count == 1 else 's'} for you",
+        "heading": heading,
         "window": window_label(*window),
         "lead_label": label,
         # the cards, numbered, each with why it is there and its vote links, in the digest's order
-        "cards": cards,
-        "also": bool(also),
-        "also_cards": also_cards,
+        "cards": first["cards"],
+        "also": first["also"],
+        "also_cards": first["also_cards"],
+        # with papers new on arXiv: the two sections, each its heading, note and cards as above
+        "sections": sections,
         "email": reader.email,
         "frequency": reader.frequency,
         "when": f"{'Mondays' if reader.frequency == 'weekly' else 'every day'} at {reader.delivery_hour:02d}:00 ({reader.timezone})",
@@ -138,6 +189,90 @@ def digest_context(
         "preferences_url": links.preferences,
         "archive_url": links.archive,
     }
+
+
+def _block(blocks: PaperBlocks, pick: Pick, lead: bool = False):
+    """The pick's paper block, as its section shows it."""
+    if pick.section == ARXIV:
+        return blocks.get(pick.paper, lead=lead, section=ARXIV)
+    return blocks.get(pick.paper, lead=lead)
+
+
+# ---------------------------------------------------------------- the "New on arXiv" section
+
+
+def category_reasons(picks: Sequence[Pick], filters: Sequence[str], configured: Sequence[str] = ()) -> dict[int, tuple[str | None, tuple]]:
+    """For each pick of the "New on arXiv" section (by ``id(pick)``): the category that brought it,
+    as its why line names it ("cs.CL"), and the labels it gives the section's heading, each with
+    where it sorts: the categories its filter line names (not excluded) that the paper is in, an
+    archive's as ``cs.*``; for a line naming none of the paper's (``source:arxiv``), its primary
+    category. Categories are spelled as the operator configured them (``configured``) when they
+    match whatever the case, else as arXiv spells the paper's."""
+    spelled = {c.lower(): c for c in configured}
+    lines = {text: i for i, text in reversed(list(enumerate(filters)))}
+    out: dict[int, tuple[str | None, tuple]] = {}
+    for k, pick in enumerate(picks):
+        paper = pick.paper
+        primary = primary_category(paper)
+        categories = [c for c in paper.categories or () if c] or ([primary] if primary else [])
+        by_lower = {c.lower(): spelled.get(c.lower(), c) for c in categories}
+        primary_lower = primary.lower() if primary else None
+        labels: list[tuple[str, tuple]] = []
+        reason = None
+        for t, (term, negated) in enumerate(_category_terms(pick.matched)):
+            if negated:
+                continue
+            (word,) = term.words
+            if term.op == "*":
+                hits = [c for c in by_lower if c.startswith(word)]
+                if hits:
+                    labels.append((word + "*", (0, lines.get(pick.matched, len(lines)), t)))
+                    reason = reason or by_lower[primary_lower if primary_lower in hits else hits[0]]
+            elif word in by_lower:
+                labels.append((by_lower[word], (0, lines.get(pick.matched, len(lines)), t)))
+                reason = reason or by_lower[word]
+        if not labels and primary:
+            reason = spelled.get(primary.lower(), primary)
+            labels.append((reason, (1, k, 0)))
+        out[id(pick)] = (reason, tuple(labels))
+    return out
+
+
+def _category_terms(line: str | None) -> list:
+    """The ``cat:`` terms of a filter line, with whether each is excluded; none for no line (or one
+    that no longer parses)."""
+    if not line or "cat:" not in line.lower():
+        return []
+    try:
+        expr = parse_filter(line).expr
+    except FilterError:
+        return []
+    return [(term, negated) for term, negated in terms_of(expr) if term.field == "cat"]
+
+
+def arxiv_heading(picks: Sequence[Pick], reasons: dict[int, tuple[str | None, tuple]]) -> str:
+    """The "New on arXiv" section's heading, "New on arXiv in cs.CL, cs.LG": the categories the
+    reader's lines named that brought the section's papers, in the order of their lines; for the
+    papers a line naming no category brought (``source:arxiv``), their primary categories, the most
+    frequent first. An archive (``cs.*``) stands for its categories; beyond
+    :data:`MAX_HEADING_CATEGORIES`, the rest are counted."""
+    named: dict[str, tuple] = {}
+    frequency: Counter[str] = Counter()
+    for pick in picks:
+        for label, order in reasons.get(id(pick), (None, ()))[1]:
+            if order[0] == 1:
+                frequency[label] += 1
+            if label not in named or order < named[label]:
+                named[label] = order
+    archives = [label[:-1].lower() for label in named if label.endswith(".*")]
+    labels = sorted(
+        (label for label in named if named[label][0] == 0 or not any(label.lower().startswith(a) for a in archives)),
+        key=lambda label: (named[label][0], -frequency[label], named[label][1:]),
+    )
+    if not labels:
+        return ARXIV_HEADING
+    shown, more = labels[:MAX_HEADING_CATEGORIES], len(labels) - MAX_HEADING_CATEGORIES
+    return f"{ARXIV_HEADING} in {', '.join(shown)}" + (f" and {more} more" if more > 0 else "")
 
 
 def render_digest(context: dict, email_templates: EmailTemplates | None = None) -> Rendered:
@@ -156,7 +291,7 @@ class DigestMailer:
         self.settings = settings
         self.eight_bit = eight_bit  # the batch's SMTP server takes 8-bit text (``Transport.eight_bit``)
         self.templates = email_templates or templates()
-        self.blocks = PaperBlocks(self.templates)
+        self.blocks = PaperBlocks(self.templates, settings.arxiv_categories)
         self.sender = settings.mail_from_address
         self.list_id = f"Trending Papers <digest.{settings.mail_domain}>"
 
