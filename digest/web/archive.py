@@ -8,6 +8,8 @@ script, no form, no framing.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Flask, current_app, make_response
 from flask_limiter import Limiter
 from sqlalchemy import select
@@ -58,16 +60,24 @@ def archived_digest(session: Session, settings: Settings, delivery_public_id: st
     # With filters every paper of the digest has the filter that matched it; then one without is
     # a "You may also like" paper (outside the filters). Without filters, none has one.
     # The "#1" pill and the "for you" marks as the email had them: the window's most upvoted paper,
-    # and the papers placed above a more upvoted one.
+    # and the papers placed above a more upvoted one (trending papers only: arXiv's new ones had no
+    # upvotes then).
+    # The section is not stored: a paper of a Daily Papers day of the window was a trending one
+    # (the "New on arXiv" section's candidates are the papers that were not), any other one was
+    # new on arXiv then (it has no Daily Papers day, or trended on a later day).
     filtered = any(item.matched_filter is not None for item in delivery.items)
     window = window_candidates(session, delivery.window_start, delivery.window_end)
     top = window.papers[0].id if window.papers else None
-    also = [filtered and item.matched_filter is None for item in delivery.items]
-    lifted = lifted_indexes([item.paper.upvotes for item, a in zip(delivery.items, also) if not a])
-    picks, k = [], 0
-    for item, is_also in zip(delivery.items, also):
-        picks.append(Pick(item.paper, item.matched_filter, also=is_also, top=item.paper_id == top, lifted=not is_also and k in lifted))
-        k += not is_also
+    picks = []
+    for item in delivery.items:
+        day = item.paper.daily_date
+        section = "trending" if day is not None and delivery.window_start <= day <= delivery.window_end else "arxiv"
+        picks.append(
+            Pick(item.paper, item.matched_filter, also=filtered and item.matched_filter is None, top=item.paper_id == top, section=section)
+        )
+    ranked = [k for k, pick in enumerate(picks) if not pick.also and pick.section == "trending"]
+    for i in lifted_indexes([picks[k].paper.upvotes for k in ranked]):
+        picks[ranked[i]] = replace(picks[ranked[i]], lifted=True)
     links = links_for(settings, subscriber.public_id, None)  # no "view in browser" on the page itself
     rendered, _ = DigestMailer(settings).render(picks, reader, (delivery.window_start, delivery.window_end), links)
     return rendered
