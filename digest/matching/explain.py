@@ -178,6 +178,10 @@ class _Reasons:
             return f"no paper {scope} has {_UPVOTES[t.op]} {t.value} upvotes"
         if t.field == "like":
             return f"no paper {scope} is close enough to {t.words[0]} (or we don't have that paper yet)"
+        if t.field == "cat":
+            return f"no paper {scope} is in {value if t.op != '*' else t.words[0] + '*'}"
+        if t.field == "source":
+            return f"no paper {scope} " + ("is new on arXiv" if t.words[0] == "arxiv" else "is trending on Hugging Face")
         if t.op == "*":
             start = f"“{t.words[0]}”"
             return {

@@ -13,9 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.mail.cards import paper_view
-from digest.matching.corpus import Corpus, iter_bits
-from digest.matching.explain import why_nothing, written_terms
-from digest.matching.expression import terms_of
+from digest.matching.corpus import iter_bits
+from digest.matching.explain import why_nothing
 from digest.matching.scoring import order_near
 from digest.matching.similar import like_ids, only_likes, prepare_likes
 from digest.matching.topics import Filter
@@ -138,17 +137,17 @@ def preview(
         arxiv_last = max(last, latest) if latest is not None else last
         arxiv = arxiv_candidates(session, first, arxiv_last)
     if arxiv is None or not arxiv.papers:
-        misses = [Miss(f, reason) for f in filters if (reason := _why_nothing(corpus, f, scope)) is not None]
+        misses = [Miss(f, reason) for f in filters if (reason := why_nothing(corpus, f, scope)) is not None]
         return Preview(first, last, len(papers), mask.bit_count(), matches, misses)
     section = _section(session, arxiv, scoped, arxiv_limit, first, arxiv_last)
     misses = []
     for f in filters:
         if not f.scoped:
-            reason = _why_nothing(corpus, f, scope)
+            reason = why_nothing(corpus, f, scope)
         elif corpus.evaluate(f) or arxiv.corpus.evaluate(f):
             reason = None
         else:  # a line for arXiv's new papers (mostly): why it matched none of those
-            reason = _why_nothing(arxiv.corpus, f, f"new on arXiv {window_scope(first, arxiv_last)}")
+            reason = why_nothing(arxiv.corpus, f, f"new on arXiv {window_scope(first, arxiv_last)}")
         if reason is not None:
             misses.append(Miss(f, reason))
     return Preview(first, last, len(papers), mask.bit_count(), matches, misses, section)
@@ -165,23 +164,3 @@ def _section(session: Session, candidates: Candidates, scoped: list[Filter], lim
         for i in iter_bits(mask, limit)
     ]
     return Section(first, last, len(candidates.papers), mask.bit_count(), matches)
-
-
-_SOURCE_NAMES = {"arxiv": "is new on arXiv", "hf": "is trending on Hugging Face"}
-
-
-def _why_nothing(corpus: Corpus, f: Filter, scope: str) -> str | None:
-    """:func:`~digest.matching.explain.why_nothing`, which has no sentence yet for a ``cat:`` or
-    ``source:`` part that matches nothing (it raises KeyError): for those, this one says which."""
-    try:
-        return why_nothing(corpus, f, scope)
-    except KeyError:
-        pass
-    written = written_terms(f.text)
-    parts = []
-    for t, negated in terms_of(f.expr):
-        if negated or t.field not in ("cat", "source") or corpus.bits(t):
-            continue
-        value = written[t][1] if t in written else t.words[0]
-        parts.append(f"no paper {scope} is in {value}" if t.field == "cat" else f"no paper {scope} {_SOURCE_NAMES[t.words[0]]}")
-    return "; ".join(dict.fromkeys(parts)) or f"no paper {scope} matches it"

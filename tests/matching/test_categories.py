@@ -77,3 +77,17 @@ def test_scoped_lines_are_the_ones_naming_a_category_or_source_not_excluding_one
 
 def test_no_filters_means_every_trending_paper_not_every_arxiv_paper():
     assert list(iter_bits(Corpus(PAPERS).match_any([]))) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("cat:cs.RO", "no paper this week is in cs.RO"),
+        ("cat:math.*", "no paper this week is in math.*"),
+        ("cat:cs.CV parsers", "“cat:cs.CV” (1 paper) and “parsers” (1 paper) are never in the same paper this week"),
+    ],
+)
+def test_a_category_line_that_matches_nothing_says_why(line, reason):
+    from digest.matching.explain import why_nothing
+
+    assert why_nothing(Corpus(PAPERS), parse_filter(line), "this week") == reason
