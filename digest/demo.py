@@ -51,10 +51,11 @@ class Demo:
 def prepare(settings: Settings, *, sample: bool = True, live: bool = False, echo=click.echo, today: date | None = None) -> Demo:
     """Migrate, load the sample papers and the sample arXiv announcement, start the mail catcher and
     the in-process scheduler. ``today`` (UTC today by default) dates the sample: its Daily Papers days
-    are the days before, its arXiv announcement is of ``today``.
+    are the days before, its arXiv announcement is of the latest of them.
 
     The scheduler gets ``settings`` as given: its arXiv job runs only with ``live`` (and then asks the
-    arXiv of ``DIGEST_ARXIV_*``, at arXiv's pace); the local server is for the one ingest here."""
+    arXiv of ``DIGEST_ARXIV_*``, at arXiv's pace); the local server is for the one ingest here. The
+    demo's site and sends get the announcement's categories (its forms offer them as checkboxes)."""
     today = today or datetime.now(timezone.utc).date()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
@@ -78,6 +79,8 @@ def prepare(settings: Settings, *, sample: bool = True, live: bool = False, echo
     settings = settings.with_(smtp=SmtpSettings(host=catcher.host, port=catcher.port, timeout=10.0))
     scheduler = InProcessScheduler(scheduled_jobs(settings, queue.InProcess(settings), ingest=live))
     scheduler.start()
+    if arxiv is not None:  # the site offers the sample's categories (the scheduler keeps DIGEST_ARXIV_*: only --live asks arXiv)
+        settings = settings.with_(arxiv_categories=categories)
     return Demo(settings=settings, catcher=catcher, scheduler=scheduler, arxiv=arxiv)
 
 

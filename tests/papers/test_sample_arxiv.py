@@ -74,7 +74,7 @@ def test_the_sample_announcement_is_served_in_arxivs_two_formats_and_says_where_
         raw_api = httpx.get(server.api_url, params={"id_list": ",".join(ARXIV_ONLY)}).content
     finally:
         server.stop()
-    assert feed.day == TODAY and not feed.skipped
+    assert feed.day == TODAY - timedelta(days=1) and not feed.skipped  # the latest Daily Papers day
     kinds = {item.arxiv_id: item.announce_type for item in feed.items}
     cross = {i for i, kind in kinds.items() if kind == "cross"}
     assert cross == {"1602.03616", "2506.16289"}  # cs.NE and stat.ML papers cross-listed to cs.CV and cs.LG
@@ -90,7 +90,7 @@ def test_the_sample_announcement_is_served_in_arxivs_two_formats_and_says_where_
     description = fromstring(raw).find("channel/description").text
     assert f"arXiv sample announcement ({ORIGIN}): 24 new, 2 cross-lists in cs.CL, cs.LG, cs.CV, cs.AI" in description
     assert "not by arXiv" in description
-    assert parse_rss(raw).day == TODAY
+    assert parse_rss(raw).day == TODAY - timedelta(days=1)
     assert {i: e.categories for i, e in parse_api(raw_api).items()} == {i: categories[i] for i in ARXIV_ONLY}
 
 
@@ -120,13 +120,16 @@ def test_the_demo_ingests_the_sample_announcement_from_its_local_server(demo_set
     finally:
         demo.stop()
     (line,) = [line for line in lines if line.startswith("arXiv sample announcement")]
-    assert line.startswith(f"arXiv sample announcement ({ORIGIN}): 24 new, 2 cross-lists in cs.CL, cs.LG, cs.CV, cs.AI of {TODAY}")
-    assert re.search(r"ingest: fetched 26 from arXiv cs\.CL\+cs\.LG\+cs\.CV\+cs\.AI \(2026-11-30\); new 5; updated 21", line), line
+    assert line.startswith(
+        f"arXiv sample announcement ({ORIGIN}): 24 new, 2 cross-lists in cs.CL, cs.LG, cs.CV, cs.AI of {TODAY - timedelta(days=1)}"
+    )
+    assert re.search(r"ingest: fetched 26 from arXiv cs\.CL\+cs\.LG\+cs\.CV\+cs\.AI \(2026-11-29\); new 5; updated 21", line), line
     assert "5 held back for the sample arXiv announcement" in lines[0]
     assert [r.path for r in requests] == ["/rss/cs.CL+cs.LG+cs.CV+cs.AI", "/api/query"]
     assert requests[1].at - requests[0].at < 2.0  # the local server is not made to wait arXiv's 3 s
     # the running demo's settings (and its scheduler's) still name the real arXiv, which only --live asks
-    assert demo.settings.arxiv_rss_url == DEFAULT_ARXIV_RSS_URL + "/" and not demo.settings.arxiv_categories
+    assert demo.settings.arxiv_rss_url == DEFAULT_ARXIV_RSS_URL + "/" and "ingest_arxiv" not in [j.name for j in demo.scheduler.jobs]
+    assert demo.settings.arxiv_categories == ("cs.CL", "cs.LG", "cs.CV", "cs.AI")  # the site offers the sample's categories
     with pytest.raises(httpx.TransportError):  # stopped with the demo
         httpx.get(server.rss_url + "cs.CL", timeout=1)
 
@@ -137,19 +140,19 @@ def test_the_demo_ingests_the_sample_announcement_from_its_local_server(demo_set
     assert len(papers) == 61  # 56 from the Daily Papers sample, 5 only from the arXiv announcement
     for arxiv_id in ARXIV_ONLY:
         only = papers[arxiv_id]
-        assert only.daily_date is None and only.announced_on == TODAY, arxiv_id
+        assert only.daily_date is None and only.announced_on == TODAY - timedelta(days=1), arxiv_id
         assert (only.primary_category, *only.categories[1:]) == categories[arxiv_id]
     trending = [p for p in papers.values() if p.daily_date == TODAY - timedelta(days=1)]
     assert len(trending) == 21
     for paper in trending:  # the latest day's papers: on Daily Papers and in the announcement
-        assert paper.announced_on == TODAY and paper.primary_category == categories[paper.arxiv_id][0]
+        assert paper.announced_on == TODAY - timedelta(days=1) and paper.primary_category == categories[paper.arxiv_id][0]
         assert paper.categories == list(categories[paper.arxiv_id])
     assert all(
         p.announced_on is None and p.categories in (None, [])
         for p in papers.values()
         if p.daily_date and p.daily_date < TODAY - timedelta(days=1)
     )
-    assert runs == ["packaged sample papers", "arXiv cs.CL+cs.LG+cs.CV+cs.AI (2026-11-30)"]
+    assert runs == ["packaged sample papers", "arXiv cs.CL+cs.LG+cs.CV+cs.AI (2026-11-29)"]
 
 
 def test_the_demo_follows_DIGEST_ARXIV_CATEGORIES_when_set(tmp_path):
@@ -159,7 +162,7 @@ def test_the_demo_follows_DIGEST_ARXIV_CATEGORIES_when_set(tmp_path):
     demo.stop()
     new, cross = sample_announcement(TODAY).counts(("cs.CV",))
     (line,) = [line for line in lines if line.startswith("arXiv sample announcement")]
-    assert f": {new} new, {cross} cross-lists in cs.CV of {TODAY}" in line and "arXiv cs.CV (2026-11-30)" in line
+    assert f": {new} new, {cross} cross-lists in cs.CV of {TODAY - timedelta(days=1)}" in line and "arXiv cs.CV (2026-11-29)" in line
     with session_scope(settings) as session:
-        announced = set(session.scalars(select(Paper.arxiv_id).where(Paper.announced_on == TODAY)))
+        announced = set(session.scalars(select(Paper.arxiv_id).where(Paper.announced_on == TODAY - timedelta(days=1))))
     assert "1602.03616" in announced and "2601.08209" not in announced  # cs.NE cross-listed to cs.CV; a cs.CL paper

@@ -341,12 +341,14 @@ class SampleAnnouncement:
 
 
 def sample_announcement(today: date) -> SampleAnnouncement:
-    """The sample announcement of ``today``, from the same re-dated sample papers the demo stores
-    (:func:`~digest.papers.sources.daily_papers.sample_items`): the latest Daily Papers day's papers
-    (the day before ``today``) and :data:`ARXIV_ONLY`, with their titles, abstracts, authors as the
-    sample has them ("6 authors": the sample has no names) and first-version dates. Nothing is made
-    up but the announcement itself: it is dated ``today`` whatever the weekday, every paper is
-    version 1 and ``new`` in its primary category (so ``cross`` where only a cross-list is followed)."""
+    """The sample announcement, from the same re-dated sample papers the demo stores
+    (:func:`~digest.papers.sources.daily_papers.sample_items` of ``today``): the latest Daily Papers
+    day's papers (the day before ``today``) and :data:`ARXIV_ONLY`, with their titles, abstracts,
+    authors as the sample has them ("6 authors": the sample has no names) and first-version dates.
+    It is dated that latest Daily Papers day: an announcement dated D reaches the digests whose
+    window holds the Daily Papers day D, so the demo's next digests show it. Nothing is made up but
+    the announcement itself: it has that date whatever the weekday, every paper is version 1 and
+    ``new`` in its primary category (so ``cross`` where only a cross-list is followed)."""
     categories = sample_categories()
     items = sample_items(today)
     latest = max(item["paper"]["submittedOnDailyAt"][:10] for item in items)
@@ -366,4 +368,4 @@ def sample_announcement(today: date) -> SampleAnnouncement:
                 published=datetime.fromisoformat(paper.get("publishedAt") or paper["submittedOnDailyAt"]),
             )
         )
-    return SampleAnnouncement(today, sorted(papers, key=lambda p: p.arxiv_id), frozenset(ARXIV_ONLY))
+    return SampleAnnouncement(date.fromisoformat(latest), sorted(papers, key=lambda p: p.arxiv_id), frozenset(ARXIV_ONLY))
