@@ -22,12 +22,29 @@ from sqlalchemy import select
 from support import free_port
 from werkzeug.serving import make_server
 
-from digest.config import Settings
+from digest.config import Settings, SmtpSettings
+from digest.db import upgrade
 from digest.models import Subscriber
 from digest.web import create_app
 
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 LINK_RE = re.compile(r"https?://\S+/(confirm|preferences|unsubscribe)/([A-Za-z0-9_.\-]+)")
+
+
+def site_settings(tmp_path, smtp_server, port: int, name: str, **extra) -> Settings:
+    """Settings for the app on a real server thread at ``port`` (browser tests): a migrated SQLite
+    database ``name`` in ``tmp_path``, mail to ``smtp_server``; ``extra`` overrides."""
+    url = f"sqlite:///{tmp_path}/{name}.sqlite3"
+    upgrade(url)
+    return Settings(
+        database_url=url,
+        secret_key="browser-test-secret-key",
+        base_url=f"http://127.0.0.1:{port}",
+        mail_from="Trending Papers <digest@example.org>",
+        smtp=SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=10),
+        data_dir=tmp_path,
+        **extra,
+    )
 
 
 def text(response) -> str:

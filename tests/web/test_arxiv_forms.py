@@ -9,11 +9,11 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 from support import free_port
-from web_helpers import csrf_token, form_post, mailed_link, serving, subscribe, subscriber, text
+from web_helpers import csrf_token, form_post, mailed_link, serving, site_settings, subscribe, subscriber, text
 
 from digest import tokens
-from digest.config import Settings, SmtpSettings
-from digest.db import engine_for, session_scope, upgrade
+from digest.config import Settings
+from digest.db import engine_for, session_scope
 from digest.models import SignupRequest, SubscriberState
 from digest.web import create_app
 from digest.web.forms import merge_categories
@@ -325,17 +325,7 @@ def test_with_no_arxiv_papers_a_cat_line_gets_the_preview_as_before(client, sess
 @pytest.fixture
 def arxiv_site(tmp_path, smtp_server, make_paper):
     port = free_port()
-    url = f"sqlite:///{tmp_path}/arxiv.sqlite3"
-    upgrade(url)
-    settings = Settings(
-        database_url=url,
-        secret_key="browser-test-secret-key",
-        base_url=f"http://127.0.0.1:{port}",
-        mail_from="Trending Papers <digest@example.org>",
-        smtp=SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=10),
-        data_dir=tmp_path,
-        arxiv_categories=("cs.CL", "cs.LG"),
-    )
+    settings = site_settings(tmp_path, smtp_server, port, "arxiv", arxiv_categories=("cs.CL", "cs.LG"))
     today = date.today()
     with session_scope(settings) as session:
         make_paper("2611.00001", "Scaling video diffusion transformers", upvotes=212, day=today, session=session)
@@ -344,7 +334,7 @@ def arxiv_site(tmp_path, smtp_server, make_paper):
         arxiv_paper(make_paper, session, "2611.10003", "Sharper bounds for Adam", ["cs.LG"], day=today)
     with serving(settings, port):
         yield settings
-    engine_for(url).dispose()
+    engine_for(settings.database_url).dispose()
 
 
 @pytest.mark.browser

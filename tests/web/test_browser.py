@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from support import free_port
-from web_helpers import body_html, body_text, serving
+from web_helpers import body_html, body_text, serving, site_settings
 
 from digest import tokens
-from digest.config import Settings, SmtpSettings
-from digest.db import engine_for, session_scope, upgrade
+from digest.config import Settings
+from digest.db import engine_for, session_scope
 from digest.models import Subscriber, SubscriberState
 
 pytestmark = pytest.mark.browser
@@ -28,16 +28,7 @@ pytestmark = pytest.mark.browser
 def live_site(tmp_path, smtp_server, make_paper):
     """The app on a real server thread, with a few papers so the previews have something to show."""
     port = free_port()
-    url = f"sqlite:///{tmp_path}/browser.sqlite3"
-    upgrade(url)
-    settings = Settings(
-        database_url=url,
-        secret_key="browser-test-secret-key",
-        base_url=f"http://127.0.0.1:{port}",
-        mail_from="Trending Papers <digest@example.org>",
-        smtp=SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=10),
-        data_dir=tmp_path,
-    )
+    settings = site_settings(tmp_path, smtp_server, port, "browser")
     today = date.today()
     papers = [
         (
@@ -76,7 +67,7 @@ def live_site(tmp_path, smtp_server, make_paper):
             )
     with serving(settings, port):
         yield settings
-    engine_for(url).dispose()
+    engine_for(settings.database_url).dispose()
 
 
 def subscriber_row(settings: Settings, email: str) -> Subscriber:
