@@ -17,7 +17,8 @@ from digest.config import Settings
 from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone, next_slot
 from digest.matching.topics import MAX_TOPICS_CHARS, TopicsError, parse_topics, shown_errors
 from digest.models import Frequency, Subscriber, SubscriberState, TopicFilter
-from digest.subscribers.subscriptions import has_left, normalize_email, request_subscription, set_seed_papers
+from digest.subscribers.addresses import normalize_email
+from digest.subscribers.subscriptions import has_left, request_subscription, set_seed_papers
 
 CSV_COLUMNS = ("email", "topics", "frequency", "timezone")
 COMMIT_EVERY = 500  # rows per transaction of `digest subscribers import`: SQLite's one writer is never held for long

@@ -29,7 +29,6 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -58,7 +57,6 @@ from digest.models import (
 
 log = logging.getLogger(__name__)
 
-MAX_EMAIL_LENGTH = 254
 CONFIRMATIONS_PER_WINDOW = 3
 CONFIRMATION_WINDOW = timedelta(hours=24)
 UNCONFIRMED_MAX_AGE = timedelta(days=7)
@@ -67,28 +65,6 @@ UNCONFIRMED_MAX_AGE = timedelta(days=7)
 class Confirmation(str, enum.Enum):
     confirmed = "confirmed"  # active from now, with the preferences of the latest sign-up
     already_confirmed = "already_confirmed"  # was active already: nothing changed
-
-
-def normalize_email(raw: str) -> str:
-    """The address as stored: syntax-checked (no DNS), ASCII (IDN domains in punycode), lower-case.
-
-    The whole address is lower-cased so that ``Ann@x.org`` and ``ann@x.org`` are one subscriber:
-    otherwise case variants would each get their own confirmation quota. Raises ``ValueError``
-    with a message fit to show next to the field.
-    """
-    value = raw.strip()
-    if not value:
-        raise ValueError("Enter your email address.")
-    if len(value) > MAX_EMAIL_LENGTH:
-        raise ValueError(f"That is too long for an email address (at most {MAX_EMAIL_LENGTH} characters).")
-    try:
-        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
-    address = (result.ascii_email or result.normalized).lower()
-    if len(address) > MAX_EMAIL_LENGTH:
-        raise ValueError(f"That is too long for an email address (at most {MAX_EMAIL_LENGTH} characters).")
-    return address
 
 
 def _by_email(session: Session, email: str) -> Subscriber | None:
@@ -163,8 +139,9 @@ def request_subscription(
 ) -> Subscriber | None:
     """Record a sign-up; return the subscriber to mail once committed, or None to mail nothing now.
 
-    ``email`` must come from :func:`normalize_email`; ``seeds`` are the arXiv ids of papers they
-    like (checked by the form: ids of stored papers), which count from the confirmation on. The request is stored beside the subscriber
+    ``email`` must come from :func:`~digest.subscribers.addresses.normalize_email`; ``seeds`` are
+    the arXiv ids of papers they like (checked by the form: ids of stored papers), which count from
+    the confirmation on. The request is stored beside the subscriber
     (created pending for a new address) with a fresh nonce; nothing of the subscriber changes. None
     means the mailbox had its mails for this window: the request waits for the next one.
     (``settings`` is part of the signature for callers' symmetry with :func:`confirm`.)

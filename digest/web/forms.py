@@ -25,7 +25,7 @@ from digest.matching.explain import topics_hints
 from digest.matching.paper_ids import MAX_SEEDS, paper_ids
 from digest.matching.similar import known_ids, like_ids
 from digest.matching.topics import MAX_TOPICS_CHARS, Filter, TopicsError, parse_topics, shown_errors
-from digest.subscribers.subscriptions import MAX_EMAIL_LENGTH, normalize_email
+from digest.subscribers.addresses import MAX_EMAIL_LENGTH, normalize_email
 from digest.web.zones import menu_zone
 
 FREQUENCIES = [("daily", "Daily"), ("weekly", "Weekly, on Mondays")]

@@ -121,6 +121,27 @@ def test_import_reports_bad_rows_by_line_imports_the_rest_and_never_touches_exis
     assert states == {"left@example.org": SubscriberState.unsubscribed, "ok@example.org": SubscriberState.active}
 
 
+def test_import_refuses_addresses_over_rfc_5321_limits_by_line_mails_none_and_imports_the_rest(settings, smtp_server, tmp_path):
+    longest_domain = ".".join(["d" * 63, "d" * 63, "d" * 57, "org"])
+    path = write_csv(
+        tmp_path / "list.csv",
+        [
+            {"email": "a" * 65 + "@example.org", "topics": "", "frequency": "daily", "timezone": "UTC"},
+            {"email": "ok@example.org", "topics": "", "frequency": "daily", "timezone": "UTC"},
+            {"email": "b" + "a" * 64 + "@" + longest_domain, "topics": "", "frequency": "daily", "timezone": "UTC"},
+            {"email": "a" * 64 + "@" + longest_domain, "topics": "", "frequency": "daily", "timezone": "UTC"},
+        ],
+    )
+    result = run(settings, "subscribers", "import", str(path), smtp_url=smtp_server.url)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "imported 2, already present 0, left before (not re-subscribed) 0, rejected 2" in result.stdout
+    assert "line 2: The part before @ is 65 characters long; mail servers accept at most 64." in result.stdout
+    assert "line 4: This address is 255 characters long; mail servers accept at most 254." in result.stdout
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.captured) == sorted(["ok@example.org", "a" * 64 + "@" + longest_domain])
+    with session_scope(settings) as s:
+        assert sorted(s.scalars(select(Subscriber.email))) == sorted(["ok@example.org", "a" * 64 + "@" + longest_domain])
+
+
 def test_import_without_an_email_column_fails_with_one_line(settings, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("address,topics\nx@example.org,\n")

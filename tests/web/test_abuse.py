@@ -272,6 +272,33 @@ def test_header_injection_and_oversized_addresses_are_refused_and_nothing_is_sen
     assert count_subscribers(session) == 0 and smtp_server.captured == []
 
 
+LONGEST_DOMAIN = ".".join(["d" * 63, "d" * 63, "d" * 57, "org"])  # with a 64-octet local part: 254 octets
+
+
+@pytest.mark.parametrize(
+    "email, message",
+    [
+        ("a" * 65 + "@example.org", "The part before @ is 65 characters long; mail servers accept at most 64."),
+        ("a" * 70 + "@example.org", "The part before @ is 70 characters long; mail servers accept at most 64."),
+        ("b" + "a" * 64 + "@" + LONGEST_DOMAIN, "This address is 255 characters long; mail servers accept at most 254."),
+    ],
+)
+def test_addresses_over_rfc_5321_limits_are_refused_next_to_the_field_keeping_what_was_typed(client, session, smtp_server, email, message):
+    response = subscribe(client, email, topics="diffusion")
+    assert response.status_code == 400
+    page = text(response)
+    errors = re.search(r'<ul class="field-errors" id="email-error">(.*?)</ul>', page, re.S)
+    assert errors and message in errors.group(1)
+    assert f'value="{email}"' in page and "diffusion</textarea>" in page
+    assert count_subscribers(session) == 0 and smtp_server.captured == []
+
+
+def test_the_longest_address_mail_servers_accept_is_taken(client, session, smtp_server):
+    email = "a" * 64 + "@" + LONGEST_DOMAIN
+    assert len(email) == 254 and subscribe(client, email).status_code == 303
+    assert [m.rcpt_tos for m in smtp_server.captured] == [[email]]
+
+
 def test_a_token_for_one_purpose_is_refused_for_another(client, session, smtp_server, mail_settings):
     subscribe(client, "ann@example.org")
     row = subscriber(session, "ann@example.org")
