@@ -22,7 +22,6 @@ from digest.models.subscribers import (
     Suppression,
     TopicFilter,
     address_hash,
-    mailbox_hash,
 )
 from digest.models.taste import HalfFloats, PackedTerms, PaperVector, ReaderProfile, SparseVector, TermCount, Vote, VoteSource
 
@@ -50,7 +49,6 @@ __all__ = [
     "Suppression",
     "TopicFilter",
     "address_hash",
-    "mailbox_hash",
     "HalfFloats",
     "PackedTerms",
     "PaperVector",

@@ -67,14 +67,6 @@ def address_hash(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8")).hexdigest()
 
 
-def mailbox_hash(email: str) -> str:
-    """One key for every variant of a mailbox: ``Ann.Lee+news@x.org`` and ``annlee@x.org`` count
-    together against the confirmation quota (:class:`ConfirmationQuota`)."""
-    local, _, domain = email.lower().rpartition("@")
-    local = local.split("+", 1)[0].replace(".", "")
-    return hashlib.sha256(f"{local}@{domain}".encode()).hexdigest()
-
-
 class SignupRequest(Base):
     """The latest sign-up for an address, waiting for its confirmation link to be used.
 
@@ -107,7 +99,8 @@ class Suppression(Base):
 
 
 class ConfirmationQuota(Base):
-    """Confirmation mails per mailbox (its plus- and dot-variants together) per 24-hour window.
+    """Confirmation mails per mailbox per 24-hour window, keyed by a hash of the mailbox an address
+    reaches (:func:`digest.subscribers.addresses.mailbox_hash`: its variants together).
 
     A request over the quota is not dropped: the latest one waits (``waiting_subscriber_id``) and
     is mailed when the window ends, so nobody can lock an address's owner out.

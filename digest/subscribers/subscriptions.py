@@ -9,11 +9,12 @@ is already active is mailed a "you are already subscribed" note with its prefere
 same statements run whatever the address's state, and the caller shows the same page (no
 enumeration, by content or by time).
 
-At most :data:`CONFIRMATIONS_PER_WINDOW` such mails go to one mailbox (its plus- and dot-variants
-together) per :data:`CONFIRMATION_WINDOW`, whoever asks. A request over that is not dropped: the
-latest one is mailed when the window ends (:func:`release_waiting_confirmations`), so nobody can
-lock the owner of an address out. Whoever leaves is remembered (:class:`Suppression`, a hash of the
-address) after the purge forgets their row: no import brings them back.
+At most :data:`CONFIRMATIONS_PER_WINDOW` such mails go to one mailbox (its variants together:
+:func:`~digest.subscribers.addresses.mailbox_key`) per :data:`CONFIRMATION_WINDOW`, whoever asks.
+A request over that is not dropped: the latest one is mailed when the window ends
+(:func:`release_waiting_confirmations`), so nobody can lock the owner of an address out. Whoever
+leaves is remembered (:class:`Suppression`, a hash of the address as stored) after the purge
+forgets their row: no import brings them back.
 
 Mail is never sent inside the request's transaction: :func:`request_subscription` returns the
 subscriber to mail, the caller commits, then hands the id to :func:`send_confirmation` (in-process
@@ -52,8 +53,8 @@ from digest.models import (
     Suppression,
     TopicFilter,
     address_hash,
-    mailbox_hash,
 )
+from digest.subscribers.addresses import mailbox_hash
 
 log = logging.getLogger(__name__)
 

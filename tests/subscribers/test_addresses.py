@@ -1,10 +1,12 @@
-"""An address's one spelling and the limits mail servers set."""
+"""An address's one spelling, the limits mail servers set, and the mailbox it reaches."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from digest.subscribers.addresses import normalize_email
+from digest.subscribers.addresses import mailbox_hash, mailbox_key, normalize_email
 
 LABEL = "d" * 63  # the longest name between two dots
 
@@ -14,6 +16,7 @@ LABEL = "d" * 63  # the longest name between two dots
     [
         ("  Ann.Lee@Example.ORG ", "ann.lee@example.org"),
         ("x@bücher.de", "x@xn--bcher-kva.de"),
+        ("Ann.Lee+News@GoogleMail.com", "ann.lee+news@googlemail.com"),  # stored as typed: it is where mail goes
     ],
 )
 def test_addresses_are_normalised_to_one_spelling(raw, stored):
@@ -62,3 +65,45 @@ def test_an_international_domain_counts_in_the_ascii_form_mail_servers_see():
     assert len(typed) == 248  # as typed it fits; in punycode (xn--bcherbcherbcher-zvbff) it is 255 long
     with pytest.raises(ValueError, match="too long"):
         normalize_email(typed)
+
+
+# ---------------------------------------------------------------- which mailbox
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        # Gmail: dots and +tags ignored, googlemail.com is gmail.com
+        ["annlee@gmail.com", "ann.lee@gmail.com", "a.n.n.l.e.e@googlemail.com", "annlee+news@gmail.com", "Ann.Lee+x.y@GoogleMail.com"],
+        # any domain: a +tag is the same mailbox; case never counts
+        ["ann@example.org", "ann+news@example.org", "ann+a+b@example.org", "ANN@Example.ORG"],
+        ["jean.luc@outlook.com", "jean.luc+shop@outlook.com"],
+    ],
+)
+def test_variants_of_one_mailbox_have_one_key(addresses):
+    assert len({mailbox_key(a) for a in addresses}) == 1
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("j.smith@corp.example.org", "jsmith@corp.example.org"),  # dots count outside Gmail
+        ("jean.luc@outlook.com", "jeanluc@outlook.com"),
+        ("ann@gmail.com", "ann@gmail.com.example.org"),
+        ("ann@gmail.com", "ann@example.org"),
+        ("ann-news@yahoo.com", "ann@yahoo.com"),  # "-" is part of names: not a subaddress
+        ("ann@googlemail.com", "ann@googlemail.com.au"),
+    ],
+)
+def test_different_mailboxes_keep_different_keys(a, b):
+    assert mailbox_key(a) != mailbox_key(b)
+
+
+def test_a_local_part_that_is_all_tag_is_kept_whole():
+    assert mailbox_key("+news@example.org") == "+news@example.org"
+
+
+def test_the_quota_key_of_an_address_without_dots_is_the_one_rows_already_stored_use():
+    """Stored quota windows keep counting across the change for every address but dotted ones
+    outside Gmail and googlemail ones (their old windows end within a day)."""
+    assert mailbox_hash("ann+news@example.org") == hashlib.sha256(b"ann@example.org").hexdigest()

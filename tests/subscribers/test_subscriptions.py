@@ -245,13 +245,29 @@ def test_a_request_over_the_quota_waits_and_is_mailed_when_the_window_ends(sessi
     assert request.topics == "robotics"  # the mail carries the latest request: the owner's
 
 
-def test_the_quota_counts_plus_and_dot_variants_of_one_mailbox_together(session, settings):
+def test_the_quota_counts_plus_variants_of_one_mailbox_together(session, settings):
     sent = [
         sign_up(session, settings, email=email) is not None
-        for email in ("victim@example.org", "victim+0@example.org", "vic.tim@example.org", "v.i.c.t.i.m+9@example.org")
+        for email in ("victim@example.org", "victim+0@example.org", "victim+a+b@example.org", "victim+9@example.org")
     ]
     assert sent == [True, True, True, False]
     assert sign_up(session, settings, email="other@example.org") is not None  # another mailbox
+
+
+def test_the_quota_counts_gmail_and_googlemail_dot_variants_as_one_mailbox(session, settings):
+    sent = [
+        sign_up(session, settings, email=email) is not None
+        for email in ("ann.lee@gmail.com", "annlee@googlemail.com", "a.n.n.lee+x@gmail.com", "annl.ee@googlemail.com")
+    ]
+    assert sent == [True, True, True, False]
+    assert session.scalar(select(func.count()).select_from(ConfirmationQuota)) == 1
+
+
+def test_dots_elsewhere_make_another_mailbox_with_its_own_quota(session, settings):
+    for _ in range(3):
+        assert sign_up(session, settings, email="j.smith@corp.example.org") is not None
+    assert sign_up(session, settings, email="j.smith@corp.example.org") is None
+    assert sign_up(session, settings, email="jsmith@corp.example.org") is not None  # someone else
 
 
 def test_the_quota_counts_case_variants_of_one_address_together(session, settings):
