@@ -28,6 +28,7 @@ from markupsafe import Markup
 from digest import tokens
 from digest.config import Settings
 from digest.mail.cards import ARXIV, TEMPLATE, PaperBlocks, cards_of, primary_category
+from digest.mail.headers import feedback_id, list_id
 from digest.mail.templates import EmailTemplates, Rendered, templates
 from digest.matching.expression import terms_of
 from digest.matching.select import Pick
@@ -293,7 +294,7 @@ class DigestMailer:
         self.templates = email_templates or templates()
         self.blocks = PaperBlocks(self.templates, settings.arxiv_categories)
         self.sender = settings.mail_from_address
-        self.list_id = f"Trending Papers <digest.{settings.mail_domain}>"
+        self.list_id = list_id(settings)
 
     def render(self, picks: Sequence[Pick], reader: Reader, window: tuple[date, date], links: DigestLinks) -> tuple[Rendered, list[Pick]]:
         """The digest, and the picks it shows: the last ones are dropped if the HTML would pass
@@ -325,6 +326,7 @@ class DigestMailer:
                 "List-Unsubscribe": f"<{links.unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
                 "List-Id": self.list_id,
+                "Feedback-ID": feedback_id(self.settings, "digest", when),
             },
             date=when.timestamp() if when is not None else None,
             eight_bit=self.eight_bit,
