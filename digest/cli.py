@@ -115,6 +115,53 @@ def db_upgrade(ctx: Context) -> None:
     click.echo(f"database at revision {current_revision(url)} ({_safe_url(url)})")
 
 
+@main.group()
+def dkim() -> None:
+    """DKIM signing keys (README: Deliverability)."""
+
+
+@dkim.command("keygen")
+@click.option("--selector", required=True, help="The key's name in DNS: its record is <selector>._domainkey.<domain>.")
+@click.option(
+    "--type", "algorithm", type=click.Choice(["rsa", "ed25519"]), default="rsa", show_default=True, help="RSA-2048, or Ed25519 (RFC 8463)."
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="The private key's file (default: <selector>.<type>.pem here)."
+)
+@click.option("--domain", help="The signing domain (default: DIGEST_DKIM_DOMAIN, else DIGEST_MAIL_FROM's domain).")
+def dkim_keygen(selector: str, algorithm: str, out: Path | None, domain: str | None) -> None:
+    """Write a new private key and print the DNS TXT record that publishes it.
+
+    The key file is readable by its owner only (mode 0600) and never written over an existing file.
+    """
+    from digest.config import DKIM_VARIABLES, DNS_NAME, dkim_domain
+    from digest.mail.dkim import dns_record, generate_key, write_private_key
+
+    if not DNS_NAME.fullmatch(selector):
+        raise click.BadParameter(f"expected letters, digits and hyphens (dot-separated), got {selector!r}", param_hint="--selector")
+    if domain is not None:
+        try:
+            domain = dkim_domain({"DIGEST_DKIM_DOMAIN": domain})
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="--domain") from None
+    domain = domain or dkim_domain()
+    out = out or Path(f"{selector}.{algorithm}.pem")
+    key = generate_key(algorithm)
+    try:
+        write_private_key(out, key.private_pem)
+    except FileExistsError:
+        fail(f"{out} exists; a key file is never overwritten (choose another --out)")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    click.echo(dns_record(selector, domain, algorithm, key.public))
+    key_variable, selector_variable = DKIM_VARIABLES[algorithm]
+    click.echo(
+        f"wrote the {'RSA-2048' if algorithm == 'rsa' else 'Ed25519'} private key to {out} (mode 0600); publish the TXT record "
+        f"above in {domain}'s DNS, then set {key_variable}={out.resolve()} {selector_variable}={selector}",
+        err=True,
+    )
+
+
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 

@@ -7,6 +7,7 @@ into a one-line message and exit status 2.
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import re
@@ -17,6 +18,9 @@ from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -24,6 +28,7 @@ DEFAULT_SOURCE_URL = "https://huggingface.co/api/daily_papers"
 DEFAULT_ARXIV_RSS_URL = "https://rss.arxiv.org/rss"
 DEFAULT_ARXIV_API_URL = "https://export.arxiv.org/api/query"
 DEFAULT_DATA_DIR = Path("data")
+DEFAULT_MAIL_FROM = "Trending Papers <digest@localhost>"
 DEMO_SECRET_KEY = "demo-only-not-secret"
 DEMO_KEY_WARNING = f"""
 {"!" * 78}
@@ -57,6 +62,17 @@ class SmtpSettings:
     timeout: float = 30.0
 
 
+@dataclass(frozen=True)
+class DkimKey:
+    """A DKIM signing key (:mod:`digest.mail.dkim`), read from its file and checked once, when the
+    settings are loaded: every message is signed with the key object, never a file read or a parse."""
+
+    algorithm: str  # "rsa" (rsa-sha256) or "ed25519" (ed25519-sha256, RFC 8463)
+    selector: str
+    domain: str  # the signing domain, d=
+    private_key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey = field(repr=False)
+
+
 @functools.lru_cache(maxsize=16)
 def _address(mail_from: str) -> Address:
     """Parsed once per value: the sender is needed for every message."""
@@ -73,7 +89,7 @@ class Settings:
     source_url: str = DEFAULT_SOURCE_URL
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = DEMO_SECRET_KEY
-    mail_from: str = "Trending Papers <digest@localhost>"
+    mail_from: str = DEFAULT_MAIL_FROM
     demo: bool = False
     claim_timeout: int = 600
     digest_size: int = 10
@@ -83,6 +99,7 @@ class Settings:
     arxiv_categories: tuple[str, ...] = ()  # arXiv categories whose daily announcement is ingested; () = arXiv off
     arxiv_rss_url: str = DEFAULT_ARXIV_RSS_URL
     arxiv_api_url: str = DEFAULT_ARXIV_API_URL
+    dkim: tuple[DkimKey, ...] = ()  # every message is signed with each of these keys; () = unsigned
     extra: dict = field(default_factory=dict)  # per-test overrides (e.g. rate limits)
 
     @property
@@ -213,6 +230,89 @@ def _mail_from(variable: str, raw: str) -> str:
     return raw.strip()
 
 
+#: A DKIM selector: a domain name's labels (RFC 6376 3.1), e.g. ``s1`` or ``2026.rsa``.
+DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+#: The variables that name each kind of DKIM key, and their selectors.
+DKIM_VARIABLES = {
+    "rsa": ("DIGEST_DKIM_KEY_FILE", "DIGEST_DKIM_SELECTOR"),
+    "ed25519": ("DIGEST_DKIM_ED25519_KEY_FILE", "DIGEST_DKIM_ED25519_SELECTOR"),
+}
+_KINDS = {"rsa": rsa.RSAPrivateKey, "ed25519": ed25519.Ed25519PrivateKey}
+_KIND_LABELS = {rsa.RSAPrivateKey: "an RSA key", ed25519.Ed25519PrivateKey: "an Ed25519 key"}
+MIN_RSA_BITS = 1024  # RFC 8301: verifiers ignore shorter keys; `digest dkim keygen` makes 2048
+
+
+def dkim_domain(env: Mapping[str, str] | None = None) -> str:
+    """The DKIM signing domain: ``DIGEST_DKIM_DOMAIN``, else the domain of ``DIGEST_MAIL_FROM``."""
+    env = os.environ if env is None else env
+    raw = env.get("DIGEST_DKIM_DOMAIN") or ""
+    if not raw:
+        return _address(_mail_from("DIGEST_MAIL_FROM", env.get("DIGEST_MAIL_FROM") or DEFAULT_MAIL_FROM)).domain.lower()
+    domain = raw.strip().rstrip(".").lower()
+    if not DNS_NAME.fullmatch(domain):
+        raise ConfigError("DIGEST_DKIM_DOMAIN", f"expected a domain name (an international one in punycode, xn--…), got {raw!r}")
+    return domain
+
+
+def read_dkim_key(variable: str, path: str, algorithm: str) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
+    """The private key in the file ``path``: PEM (PKCS #8 or PKCS #1, as `digest dkim keygen` and
+    openssl write it), or for Ed25519 also the base64 of its 32 bytes (as dkimpy's dknewkey writes it)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(variable, f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise ConfigError(variable, f"{path} is encrypted; DKIM keys are read without a password") from None
+    except (ValueError, UnsupportedAlgorithm):
+        key = _raw_ed25519(data)
+        if key is None:
+            raise ConfigError(variable, f"{path} holds no private key (expected PEM, as `digest dkim keygen` writes)") from None
+    if not isinstance(key, _KINDS[algorithm]):
+        found = next((label for kind, label in _KIND_LABELS.items() if isinstance(key, kind)), f"an {type(key).__name__}")
+        rsa_variable, ed25519_variable = DKIM_VARIABLES["rsa"][0], DKIM_VARIABLES["ed25519"][0]
+        raise ConfigError(
+            variable,
+            f"{path} holds {found}, not {_KIND_LABELS[_KINDS[algorithm]]} ({rsa_variable} takes an RSA key, {ed25519_variable} an Ed25519 key)",
+        )
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
+        raise ConfigError(
+            variable, f"{path} holds a {key.key_size}-bit RSA key; receivers ignore keys under {MIN_RSA_BITS} bits (use 2048)"
+        )
+    return key
+
+
+def _raw_ed25519(data: bytes) -> ed25519.Ed25519PrivateKey | None:
+    try:
+        raw = base64.b64decode(data.strip(), validate=True)
+    except ValueError:
+        return None
+    return ed25519.Ed25519PrivateKey.from_private_bytes(raw) if len(raw) == 32 else None
+
+
+def parse_dkim(env: Mapping[str, str]) -> tuple[DkimKey, ...]:
+    """The DKIM keys the environment names (none, one, or an RSA and an Ed25519 key: two signatures)."""
+    keys: list[tuple[str, str, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey]] = []
+    for algorithm, (file_variable, selector_variable) in DKIM_VARIABLES.items():
+        path, selector = env.get(file_variable) or None, (env.get(selector_variable) or "").strip() or None
+        if path is None and selector is None:
+            continue
+        if path is None:
+            raise ConfigError(file_variable, f"not set, but {selector_variable} is: set both, or neither")
+        if selector is None:
+            raise ConfigError(
+                selector_variable, f"not set, but {file_variable} is: the name of the key's DNS record, <selector>._domainkey.<domain>"
+            )
+        if not DNS_NAME.fullmatch(selector):
+            raise ConfigError(selector_variable, f"expected letters, digits and hyphens (dot-separated), got {selector!r}")
+        if any(other.lower() == selector.lower() for _, other, _ in keys):
+            raise ConfigError(selector_variable, "the same as DIGEST_DKIM_SELECTOR; each key needs its own selector (one DNS record each)")
+        keys.append((algorithm, selector, read_dkim_key(file_variable, path, algorithm)))
+    domain = dkim_domain(env) if keys else ""
+    return tuple(DkimKey(algorithm, selector, domain, key) for algorithm, selector, key in keys)
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = None, signs: bool = True) -> Settings:
     """Read every ``DIGEST_*`` variable once; raise :class:`ConfigError` on the first bad one.
 
@@ -251,7 +351,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         source_url=_http_url("DIGEST_SOURCE_URL", get("DIGEST_SOURCE_URL") or DEFAULT_SOURCE_URL),
         base_url=_http_url("DIGEST_BASE_URL", get("DIGEST_BASE_URL") or "http://127.0.0.1:8000"),
         secret_key=secret_key,
-        mail_from=_mail_from("DIGEST_MAIL_FROM", get("DIGEST_MAIL_FROM") or "Trending Papers <digest@localhost>"),
+        mail_from=_mail_from("DIGEST_MAIL_FROM", get("DIGEST_MAIL_FROM") or DEFAULT_MAIL_FROM),
         demo=is_demo,
         claim_timeout=_int("DIGEST_CLAIM_TIMEOUT", get("DIGEST_CLAIM_TIMEOUT") or "600", 10, 86400),
         digest_size=_int("DIGEST_DIGEST_SIZE", get("DIGEST_DIGEST_SIZE") or "10", 1, 50),
@@ -261,6 +361,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         arxiv_categories=parse_arxiv_categories("DIGEST_ARXIV_CATEGORIES", get("DIGEST_ARXIV_CATEGORIES") or ""),
         arxiv_rss_url=_http_url("DIGEST_ARXIV_RSS_URL", get("DIGEST_ARXIV_RSS_URL") or DEFAULT_ARXIV_RSS_URL) + "/",
         arxiv_api_url=_http_url("DIGEST_ARXIV_API_URL", get("DIGEST_ARXIV_API_URL") or DEFAULT_ARXIV_API_URL),
+        dkim=parse_dkim(env),
     )
 
 
@@ -281,4 +382,9 @@ VARIABLES = (
     "DIGEST_ARXIV_CATEGORIES",
     "DIGEST_ARXIV_RSS_URL",
     "DIGEST_ARXIV_API_URL",
+    "DIGEST_DKIM_KEY_FILE",
+    "DIGEST_DKIM_SELECTOR",
+    "DIGEST_DKIM_ED25519_KEY_FILE",
+    "DIGEST_DKIM_ED25519_SELECTOR",
+    "DIGEST_DKIM_DOMAIN",
 )

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from digest.config import Settings
+from digest.mail.dkim import Signer
 from digest.mail.headers import feedback_id
 from digest.mail.templates import templates
 
@@ -34,12 +35,13 @@ def confirmation_context(
 
 
 def confirmation_message(settings: Settings, to: str, context: dict) -> bytes:
-    """The email as MIME bytes, with a Message-ID of its own (each request is a new message).
-    Transactional: a Feedback-ID, no List-Id."""
+    """The email as MIME bytes, with a Message-ID of its own (each request is a new message), and
+    DKIM-signed when keys are configured. Transactional: a Feedback-ID, no List-Id."""
     rendered = templates().render(TEMPLATE, context)
-    return rendered.message(
+    data = rendered.message(
         settings.mail_from_address,
         to,
         f"confirm.{uuid.uuid4().hex}@{settings.mail_domain}",
         {"Feedback-ID": feedback_id(settings, "confirm")},
     )
+    return Signer(settings.dkim).sign(data)

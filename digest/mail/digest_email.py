@@ -28,6 +28,7 @@ from markupsafe import Markup
 from digest import tokens
 from digest.config import Settings
 from digest.mail.cards import ARXIV, TEMPLATE, PaperBlocks, cards_of, primary_category
+from digest.mail.dkim import Signer
 from digest.mail.headers import feedback_id, list_id
 from digest.mail.templates import EmailTemplates, Rendered, templates
 from digest.matching.expression import terms_of
@@ -295,6 +296,7 @@ class DigestMailer:
         self.blocks = PaperBlocks(self.templates, settings.arxiv_categories)
         self.sender = settings.mail_from_address
         self.list_id = list_id(settings)
+        self.signer = Signer(settings.dkim)
 
     def render(self, picks: Sequence[Pick], reader: Reader, window: tuple[date, date], links: DigestLinks) -> tuple[Rendered, list[Pick]]:
         """The digest, and the picks it shows: the last ones are dropped if the HTML would pass
@@ -318,7 +320,8 @@ class DigestMailer:
         links: DigestLinks,
         when: datetime | None = None,
     ) -> bytes:
-        return rendered.message(
+        """The digest as it goes on the wire: MIME bytes, DKIM-signed when keys are configured."""
+        data = rendered.message(
             self.sender,
             to,
             message_id(self.settings, delivery_public_id),
@@ -331,3 +334,4 @@ class DigestMailer:
             date=when.timestamp() if when is not None else None,
             eight_bit=self.eight_bit,
         )
+        return self.signer.sign(data)
