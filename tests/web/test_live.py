@@ -78,7 +78,11 @@ def test_filters_that_dont_parse_get_their_problems_with_line_and_column(client,
         "ok": False,
         "errors": [
             {"line": 2, "column": 3, "message": "Line 2: '(' at column 3 is never closed"},
-            {"line": 3, "column": 1, "message": "Line 3: unknown field 'foo:' (use title:, author:, org:, upvotes:, like:, cat: or source:)"},
+            {
+                "line": 3,
+                "column": 1,
+                "message": "Line 3: unknown field 'foo:' (use title:, author:, org:, upvotes:, like:, cat: or source:)",
+            },
         ],
         "more_errors": 0,
     }
