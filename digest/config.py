@@ -100,6 +100,7 @@ class Settings:
     arxiv_rss_url: str = DEFAULT_ARXIV_RSS_URL
     arxiv_api_url: str = DEFAULT_ARXIV_API_URL
     dkim: tuple[DkimKey, ...] = ()  # every message is signed with each of these keys; () = unsigned
+    ses_topic_arns: tuple[str, ...] = ()  # SNS topics whose SES notifications POST /webhooks/bounces/ses takes; () = webhook off
     extra: dict = field(default_factory=dict)  # per-test overrides (e.g. rate limits)
 
     @property
@@ -313,6 +314,19 @@ def parse_dkim(env: Mapping[str, str]) -> tuple[DkimKey, ...]:
     return tuple(DkimKey(algorithm, selector, domain, key) for algorithm, selector, key in keys)
 
 
+SNS_TOPIC_ARN = re.compile(r"arn:aws(?:-cn|-us-gov)?:sns:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}")
+
+
+def parse_topic_arns(variable: str, raw: str) -> tuple[str, ...]:
+    """``arn:aws:sns:eu-west-1:123456789012:ses-bounces, …`` → the SNS topics the SES webhook takes
+    notifications from (exact, case-sensitive, as SNS writes ``TopicArn``)."""
+    arns = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    for arn in arns:
+        if not SNS_TOPIC_ARN.fullmatch(arn):
+            raise ConfigError(variable, f"expected SNS topic ARNs such as arn:aws:sns:eu-west-1:123456789012:ses-bounces, got {arn!r}")
+    return arns
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = None, signs: bool = True) -> Settings:
     """Read every ``DIGEST_*`` variable once; raise :class:`ConfigError` on the first bad one.
 
@@ -362,6 +376,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         arxiv_rss_url=_http_url("DIGEST_ARXIV_RSS_URL", get("DIGEST_ARXIV_RSS_URL") or DEFAULT_ARXIV_RSS_URL) + "/",
         arxiv_api_url=_http_url("DIGEST_ARXIV_API_URL", get("DIGEST_ARXIV_API_URL") or DEFAULT_ARXIV_API_URL),
         dkim=parse_dkim(env),
+        ses_topic_arns=parse_topic_arns("DIGEST_SES_TOPIC_ARN", get("DIGEST_SES_TOPIC_ARN") or ""),
     )
 
 
@@ -387,4 +402,5 @@ VARIABLES = (
     "DIGEST_DKIM_ED25519_KEY_FILE",
     "DIGEST_DKIM_ED25519_SELECTOR",
     "DIGEST_DKIM_DOMAIN",
+    "DIGEST_SES_TOPIC_ARN",
 )
