@@ -1,4 +1,4 @@
-"""``python -m bench {all,matching,render,smtp,e2e,memory,ranking,neighbours} [--quick]``: run stages, print a table, write JSON.
+"""``python -m bench {all,matching,render,smtp,e2e,memory,ranking,neighbours,arxiv-ingest} [--quick]``: run stages, print a table, write JSON.
 
 Each stage measures ours and its baseline in the same run; see docs/benchmarks.md.
 """
@@ -13,11 +13,18 @@ from pathlib import Path
 
 from bench.report import Row, print_table, write_json
 
-STAGES = ("matching", "render", "smtp", "e2e", "memory", "ranking", "neighbours")
+STAGES = ("matching", "render", "smtp", "e2e", "memory", "ranking", "neighbours", "arxiv-ingest")
 
 # (quick, full) sizes per stage
 SIZES = {
-    "matching": {"n": (100_000, 100_000), "m": (1_000, 1_000), "sample": (200, 2_000), "literal": (20, 100), "repeat": (1, 3)},
+    "matching": {
+        "n": (100_000, 100_000),
+        "m": (1_000, 1_000),
+        "sample": (200, 2_000),
+        "literal": (20, 100),
+        "repeat": (1, 3),
+        "arxiv": (2_000, 2_000),
+    },
     "render": {"emails": (2_000, 10_000)},
     "smtp": {"messages": (2_000, 20_000), "connections": ((1, 4), (1, 4, 8))},
     "e2e": {"subscribers": (10_000, 100_000)},
@@ -35,13 +42,25 @@ def run_stage(stage: str, args) -> list[Row]:
     if stage == "matching":
         from bench import matching
 
-        return matching.run(
-            _size(stage, "n", q, args.subscribers),
-            _size(stage, "m", q, args.papers),
-            sample=_size(stage, "sample", q),
-            literal_sample=_size(stage, "literal", q),
-            repeat=_size(stage, "repeat", q),
-        )
+        rows = []
+        if not args.arxiv_only:
+            rows += matching.run(
+                _size(stage, "n", q, args.subscribers),
+                _size(stage, "m", q, args.papers),
+                sample=_size(stage, "sample", q),
+                literal_sample=_size(stage, "literal", q),
+                repeat=_size(stage, "repeat", q),
+            )
+        arxiv = _size(stage, "arxiv", q, args.arxiv)
+        if arxiv:  # issue 22: a day of arXiv papers beside the trending ones
+            rows += matching.run_arxiv(
+                _size(stage, "n", q, args.subscribers),
+                arxiv,
+                sample=_size(stage, "sample", q),
+                literal_sample=_size(stage, "literal", q),
+                repeat=_size(stage, "repeat", q),
+            )
+        return rows
     if stage == "render":
         from bench import rendering
 
@@ -53,6 +72,15 @@ def run_stage(stage: str, args) -> list[Row]:
     if stage == "e2e":
         from bench import e2e
 
+        if args.arxiv:
+            return e2e.run_e2e_arxiv(
+                _size(stage, "subscribers", q, args.subscribers),
+                args.arxiv,
+                workers=args.workers,
+                profiles=args.profiles,
+                naive=not args.no_naive,
+                pairs=args.pairs,
+            )
         return e2e.run_e2e(
             _size(stage, "subscribers", q, args.subscribers), workers=args.workers, profiles=args.profiles, naive=not args.no_naive
         )
@@ -67,6 +95,10 @@ def run_stage(stage: str, args) -> list[Row]:
         if args.real_only:
             return relevance.run(readers, ("real",))
         return ranking.run(readers) + relevance.run(readers)
+    if stage == "arxiv-ingest":
+        from bench import arxiv_ingest
+
+        return arxiv_ingest.run(args.arxiv or 2_000)
     if stage == "neighbours":
         from bench import neighbours
 
@@ -80,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes in all)")
     parser.add_argument("--subscribers", type=int, help="override N for matching / e2e / memory")
     parser.add_argument("--papers", type=int, help="override M for matching")
+    parser.add_argument(
+        "--arxiv",
+        type=int,
+        help="matching: arXiv-only papers of the issue-22 day beside 60 trending ones (default 2,000; 0 skips it); "
+        "e2e: ingest an announcement of that many papers through ingest_arxiv and give 30%% of readers cat:/source: lines",
+    )
+    parser.add_argument("--pairs", type=int, default=1, help="e2e --arxiv: pairs of runs without and with arXiv (order alternating)")
+    parser.add_argument("--arxiv-only", action="store_true", help="matching: only the arXiv day (issue 22), not the 1,000-paper rows")
     parser.add_argument("--readers", type=int, help="override the simulated readers of ranking")
     parser.add_argument("--real-only", action="store_true", help="ranking: only the vote protocol on the real papers (issue 21; ~1 minute)")
     parser.add_argument("--emails", type=int, help="override the number of digests rendered")

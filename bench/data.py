@@ -96,12 +96,24 @@ class BenchPaper:
     org: str
     org_fullname: str
     upvotes: int
-    daily_date: date
+    daily_date: date | None  # None: a paper only arXiv announced (issue 22)
     ai_summary: str | None
     github_repo: str | None
+    categories: tuple[str, ...] = ()  # arXiv categories, primary first (none: a paper arXiv never announced to us)
+    announced_on: date | None = None  # the arXiv announcement day it was new on
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """As ``digest.matching.trending.sources`` says of the stored paper."""
+        hf = ("hf",) if self.daily_date is not None else ()
+        return (*hf, "arxiv") if self.announced_on is not None or self.categories else hf
+
+    @property
+    def day(self) -> date:
+        return self.daily_date or self.announced_on
 
     def text(self) -> PaperText:
-        return PaperText(self.title, self.abstract, self.authors, self.org, self.org_fullname, self.upvotes)
+        return PaperText(self.title, self.abstract, self.authors, self.org, self.org_fullname, self.upvotes, self.categories, self.sources)
 
 
 # ---------------------------------------------------------------- real papers
@@ -318,7 +330,11 @@ def orm_papers(papers: list[BenchPaper]):
             upvotes=p.upvotes,
             num_comments=p.id % 5,
             daily_date=p.daily_date,
-            published_at=datetime.combine(p.daily_date, time(12), timezone.utc) - timedelta(days=2, seconds=p.id),
+            published_at=datetime.combine(p.day, time(12), timezone.utc) - timedelta(days=2, seconds=p.id),
+            categories=list(p.categories) or None,
+            primary_category=p.categories[0] if p.categories else None,
+            announced_on=p.announced_on,
+            withdrawn=False,
             ai_summary=p.ai_summary,
             github_repo=p.github_repo,
             github_stars=p.id * 37 % 4000 if p.github_repo else None,
@@ -332,4 +348,119 @@ def orm_papers(papers: list[BenchPaper]):
 
 def ranked(papers: list[BenchPaper]) -> list[BenchPaper]:
     """Trending order, as ``digest.delivery.compose.rank_key`` sorts (upvotes, then the more recent day…)."""
-    return sorted(papers, key=lambda p: (-p.upvotes, -p.daily_date.toordinal(), p.id, p.arxiv_id))
+    return sorted(papers, key=lambda p: (-p.upvotes, -p.day.toordinal(), p.id, p.arxiv_id))
+
+
+# ---------------------------------------------------------------- arXiv as a second source (issue 22)
+
+#: The categories the arXiv day is drawn from; the ingest bench's feed follows the first three.
+ARXIV_CATEGORIES = ("cs.CL", "cs.LG", "cs.CV", "cs.AI", "stat.ML")
+FOLLOWED = ("cs.CL", "cs.LG", "cs.CV")
+ARXIV_PAPERS = 2_000  # a day's announcement of cs.CL+cs.LG+cs.CV, new and cross-lists (~what arXiv lists on a weekday)
+ARXIV_SHARE = 0.3  # readers with 1-3 lines naming a category or a source
+_TOPIC_CUES = {
+    "cs.CL": re.compile(r"language|\btext|llm|token|translat|speech|dialog|question|retriev|reasoning|chat"),
+    "cs.CV": re.compile(r"image|video|visual|vision|\b3d\b|pixel|segment|scene|camera|render|detect"),
+    "cs.AI": re.compile(r"agent|planning|knowledge|tool|decision|game"),
+    "stat.ML": re.compile(r"bayes|statistic|kernel|variational|gaussian|estimat|convergence"),
+    "cs.LG": re.compile(r"learning|training|optimi|gradient|reinforcement|neural"),
+}
+
+
+def arxiv_categories(title: str, abstract: str, rng: random.Random) -> tuple[str, ...]:
+    """A primary category and 0-2 cross-lists, drawn with weights from what the text is about
+    (vision words lean to cs.CV, language words to cs.CL…); at least one of :data:`FOLLOWED`, as
+    every paper of a cs.CL+cs.LG+cs.CV feed is (a cs.AI or stat.ML primary is a cross-list there)."""
+    text = f"{title} {abstract}".lower()
+    weights = {c: 1.0 + 3.0 * len(cue.findall(text)) ** 0.5 for c, cue in _TOPIC_CUES.items()}
+    weights["cs.AI"] *= 0.5
+    weights["stat.ML"] *= 0.3
+    names = list(ARXIV_CATEGORIES)
+    primary = rng.choices(names, [weights[c] for c in names])[0]
+    rest = [c for c in names if c != primary]
+    cross: list[str] = []
+    for _ in range(rng.choices((0, 1, 2), (0.45, 0.35, 0.20))[0]):
+        pick = rng.choices(rest, [weights[c] for c in rest])[0]
+        rest.remove(pick)
+        cross.append(pick)
+    if primary not in FOLLOWED and not set(cross) & set(FOLLOWED):
+        cross.append(max(FOLLOWED, key=lambda c: weights[c]))
+    return (primary, *cross)
+
+
+def make_arxiv_day(arxiv: int = ARXIV_PAPERS, trending: int = 60, seed: int = 31, day: date | None = None) -> list[BenchPaper]:
+    """One day: ``trending`` Daily Papers papers of ``day`` (upvotes, organisations; half of them
+    also announced on arXiv a few days before, so with categories and sources ("hf", "arxiv")) and
+    ``arxiv`` papers only arXiv announced on ``day`` (no Daily Papers day, upvotes 0, categories
+    from :func:`arxiv_categories`, sources ("arxiv",)). Texts from :func:`make_papers`' generator."""
+    from dataclasses import replace
+
+    day = day or date(2026, 3, 2)
+    rng = random.Random(seed + 1)
+    papers = make_papers(trending + arxiv, seed=seed, days=1, end=day)
+    out = []
+    for i, p in enumerate(papers):
+        if i < trending:
+            if rng.random() < 0.5:
+                p = replace(p, categories=arxiv_categories(p.title, p.abstract, rng), announced_on=day - timedelta(days=rng.randint(1, 4)))
+            out.append(p)
+        else:
+            out.append(
+                replace(
+                    p,
+                    upvotes=0,
+                    daily_date=None,
+                    announced_on=day,
+                    categories=arxiv_categories(p.title, p.abstract, rng),
+                    org="",
+                    org_fullname="",
+                    ai_summary=None,
+                    github_repo=None,
+                )
+            )
+    return out
+
+
+def _category(rng: random.Random) -> str:
+    return rng.choices(ARXIV_CATEGORIES, (0.3, 0.3, 0.25, 0.1, 0.05))[0]
+
+
+def make_scoped_filter(v: Vocabulary, rng: random.Random) -> str:
+    """One line naming a category or a source (:attr:`digest.matching.topics.Filter.scoped`)."""
+    r = rng.random()
+    if r < 0.20:
+        return f"cat:{_category(rng)}"
+    if r < 0.50:
+        return f"cat:{_category(rng)} {v.word(rng)}"  # cat:cs.CL diffusion
+    if r < 0.55:
+        return "cat:cs.*"
+    if r < 0.65:
+        return f"cat:cs.* {v.word(rng)}"
+    if r < 0.80:
+        return f"source:arxiv {v.word(rng)}"  # source:arxiv agents
+    if r < 0.88:
+        return f'cat:{_category(rng)} "{v.phrase(rng)}"'
+    if r < 0.95:
+        a, b = rng.sample(ARXIV_CATEGORIES[:3], 2)
+        return f"(cat:{a} OR cat:{b}) {v.word(rng)}"
+    return f"cat:{_category(rng)} {v.word(rng)} -{v.word(rng)}"
+
+
+def add_arxiv_lines(
+    subscribers: list[tuple[str, ...]], papers: list[BenchPaper], share: float = ARXIV_SHARE, seed: int = 5
+) -> list[tuple[str, ...]]:
+    """``share`` of the subscribers (drawn at random) get 1-3 more lines naming an arXiv category or
+    a source (:func:`make_scoped_filter`), words from ``papers``' own vocabulary; the rest as they were."""
+    rng = random.Random(seed)
+    v = Vocabulary(papers)
+    out = []
+    for lines in subscribers:
+        if rng.random() < share:
+            extra = []
+            for _ in range(rng.choices((1, 2, 3), (0.55, 0.30, 0.15))[0]):
+                line = make_scoped_filter(v, rng)
+                if line not in lines and line not in extra:
+                    extra.append(line)
+            lines = (*lines, *extra)
+        out.append(lines)
+    return out

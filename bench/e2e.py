@@ -14,6 +14,13 @@ sink accepted (``sent``; ``skipped`` rows — nothing matched — send no mail).
 Every worker process's RSS is sampled (psutil) every 0.1 s; the peak of the largest process is the
 memory figure. Stage (e) is the same run with 1,000,000 subscribers (memory flat in N).
 
+``--arxiv N`` (issue 22): the same run twice, back to back, without arXiv (as above) and with it:
+arXiv on means the two Daily Papers days the readers' windows fall on (the run's last two) each get
+an announcement of N papers (cs.CL+cs.LG+cs.CV, 20 of that day's trending papers among them as
+cross-announced) stored by the real ``ingest_arxiv`` from the local arXiv server (vectors included,
+polite interval 0 for the local server), and 30 % of the readers get 1-3 lines naming an arXiv
+category or a source (:func:`bench.data.add_arxiv_lines`); everything else is the same workload.
+
 Baseline: a naive cron script over the same database (``naive_send``): per subscriber, its filters
 and the day's papers queried, each filter evaluated on each paper, premailer on the HTML, an
 ``EmailMessage``, a new SMTP connection per message. It runs on a sample and is scaled to N.
@@ -94,16 +101,25 @@ def fresh_database(log=print) -> str:
     return url
 
 
-def populate(n: int, at: datetime, seed: int = 21, log=print, profiles: float = 0.0) -> dict:
+def populate(n: int, at: datetime, seed: int = 21, log=print, profiles: float = 0.0, arxiv: int = 0) -> dict:
     """Papers for the last DAYS days and ``n`` due daily subscribers with filters, by COPY; the
     papers' vectors as ingest stores them, a day at a time; ``profiles``: the share of subscribers
-    with votes and a taste profile (:func:`taste_profiles`)."""
+    with votes and a taste profile (:func:`taste_profiles`); ``arxiv``: that many papers announced on
+    each of the last two days, through ``ingest_arxiv`` (:func:`ingest_arxiv_days`), and 30 % of the
+    readers with lines naming a category or a source."""
     import psycopg
 
     t0 = time.perf_counter()
     end = at.date() - timedelta(days=1)
     papers = make_papers(PAPERS_PER_DAY * DAYS, seed=seed, days=DAYS, end=end)
     subscribers = make_subscribers(min(n, 200_000), papers, seed=seed + 1)  # reused cyclically past 200k
+    arxiv_days = []
+    if arxiv:
+        from bench.data import ARXIV_SHARE, add_arxiv_lines, make_arxiv_day
+
+        arxiv_days = [end - timedelta(days=1), end]  # the days the readers' windows fall on at this moment
+        vocabulary = make_arxiv_day(arxiv, 0, seed=seed + 41, day=end)  # the texts of the last day's announcement
+        subscribers = add_arxiv_lines(subscribers, vocabulary, ARXIV_SHARE, seed=seed + 2)
     rng = random.Random(seed)
     filters = 0
     with psycopg.connect(database_url()) as conn:
@@ -161,6 +177,7 @@ def populate(n: int, at: datetime, seed: int = 21, log=print, profiles: float = 
                 cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         conn.commit()
         represent_days(papers)
+        ingested = ingest_arxiv_days(arxiv_days, arxiv, papers, seed, log) if arxiv else {}
         voters = taste_profiles(conn, n, profiles, papers, at, seed, log) if profiles > 0 else {"readers": 0, "votes": 0}
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
@@ -179,7 +196,40 @@ def populate(n: int, at: datetime, seed: int = 21, log=print, profiles: float = 
         "profile_readers": voters["readers"],
         "votes": voters["votes"],
         "load_seconds": seconds,
-    }
+        "readers_with_scoped_lines": sum(
+            1 for i in range(n) if any("cat:" in t or "source:" in t for t in subscribers[i % len(subscribers)])
+        ),
+    } | ingested
+
+
+def ingest_arxiv_days(days, per_day: int, papers, seed: int, log=print) -> dict:
+    """An announcement of ``per_day`` papers for each of ``days``, each stored by ``ingest_arxiv``
+    (the RSS feed, the API in batches of 100, vectors) from the local arXiv server, as an operator's
+    hourly job would have stored them; 20 of the day's trending papers are in its announcement too."""
+    from bench.arxiv_ingest import CATEGORIES, MAIL_FROM, announcement_papers, local_server
+    from digest.papers.ingest import ingest_arxiv
+    from digest.papers.sources.arxiv import ArxivClient
+
+    ArxivServer, _ = local_server()
+    settings = _settings()
+    seconds, stored, lines = [], 0, []
+    for k, day in enumerate(days):
+        trending = [p for p in papers if p.daily_date == day][:20]
+        server = ArxivServer(
+            day=day, papers=announcement_papers(per_day, day, seed=seed + 40 + k, trending=trending, id_base=10000 * (k + 1))
+        )
+        server.start()
+        try:
+            local = settings.with_(arxiv_categories=CATEGORIES, arxiv_rss_url=server.rss_url, arxiv_api_url=server.api_url)
+            t0 = time.perf_counter()
+            report = ingest_arxiv(local, client=ArxivClient(MAIL_FROM, min_interval=0.0))
+            seconds.append(time.perf_counter() - t0)
+            stored += report.new
+            lines.append(f"{day}: {report.fetched} fetched, {report.new} new, {report.updated} updated in {seconds[-1]:.1f} s")
+        finally:
+            server.stop()
+    log(f"e2e: arXiv ingest (local server, vectors): {'; '.join(lines)}")
+    return {"arxiv_days": [d.isoformat() for d in days], "arxiv_per_day": per_day, "arxiv_stored": stored, "arxiv_ingest_seconds": seconds}
 
 
 def represent_days(papers) -> None:
@@ -525,7 +575,22 @@ class Run:
     cpu_seconds: dict = field(default_factory=dict)  # CPU per kind of process during the run
 
 
-def run_pipeline(n: int, workers: int, *, cap_seconds: float, profiles: float = 0.0, log=print) -> Run:
+def _items(engine, after: int) -> dict[str, int]:
+    """This run's digest items: all, and those of papers only arXiv announced (the "New on arXiv" section)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        total, arxiv = conn.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE p.daily_date IS NULL) FROM delivery_items i "
+                "JOIN papers p ON p.id = i.paper_id WHERE i.delivery_id > :after"
+            ),
+            {"after": after},
+        ).one()
+    return {"items": total, "arxiv_items": arxiv}
+
+
+def run_pipeline(n: int, workers: int, *, cap_seconds: float, profiles: float = 0.0, arxiv: int = 0, log=print) -> Run:
     """Fill, start workers, send the plan task, wait for the ledger to settle; measure."""
     import redis
 
@@ -533,7 +598,7 @@ def run_pipeline(n: int, workers: int, *, cap_seconds: float, profiles: float = 
 
     at = run_moment()
     url = fresh_database(log)
-    workload = populate(n, at, log=log, profiles=profiles)
+    workload = populate(n, at, log=log, profiles=profiles, arxiv=arxiv)
     redis.Redis.from_url(REDIS_URL).flushdb()
     from sqlalchemy import create_engine
 
@@ -575,12 +640,13 @@ def run_pipeline(n: int, workers: int, *, cap_seconds: float, profiles: float = 
                 counts = _counts(engine, n)
         finally:
             stop_workers(proc)
+    workload = workload | _items(engine, n)
     engine.dispose()
     rss = sampler.summary() | {"idle_rss_mb": {str(k): v / 2**20 for k, v in idle.items()}}
     log(
         f"e2e: {n:,} due: {counts} in {seconds:.1f} s (plan committed at {plan_seconds or 0:.1f} s); {'finished' if finished else 'NOT finished (cap)'}; peak RSS {rss['peak_rss_mb_max_process']:.0f} MB"
     )
-    log(f"e2e: {cpu.line()}")
+    log(f"e2e: {cpu.line()}; items {workload['items']:,} ({workload['arxiv_items']:,} arXiv-only papers)")
     return Run(n, seconds, plan_seconds, counts, rss, finished, workload, cpu.seconds)
 
 
@@ -701,6 +767,71 @@ def run_e2e(n: int, *, workers: int = 3, profiles: float = 0.0, naive: bool = Tr
             detail=run.rss,
         ),
     ]
+    return rows
+
+
+TARGET_ARXIV_RATIO = 1.25
+
+
+def run_e2e_arxiv(
+    n: int, arxiv: int, *, workers: int = 3, profiles: float = 0.0, naive: bool = True, pairs: int = 1, log=print
+) -> list[Row]:
+    """Issue 22: ``pairs`` pairs of runs, without arXiv then with it (the order alternates pair by
+    pair), each its own fresh database; the naive cron script once (the same for both: it sends
+    trending papers only) unless ``naive`` is off."""
+    cap = max(900.0, n / 100)
+    label = f", {profiles:.0%} with a taste profile" if profiles else ""
+    runs: dict[str, list[Run]] = {"off": [], "on": []}
+    order = []
+    for k in range(pairs):
+        for which in ("off", "on") if k % 2 == 0 else ("on", "off"):
+            log(f"e2e: pair {k + 1}, arXiv {which}")
+            runs[which].append(run_pipeline(n, workers, cap_seconds=cap, profiles=profiles, arxiv=arxiv if which == "on" else 0, log=log))
+            order.append((which, runs[which][-1].seconds))
+    if naive:
+        base_s, base_detail = naive_baseline(n, min(1000, max(200, n // 100)), log=log)
+    else:
+        base_s, base_detail = None, {"sample": 0}
+    rows = []
+    for which, what in (("off", "arXiv off"), ("on", f"arXiv on: {arxiv:,} papers a day, 30 % of readers with cat:/source: lines")):
+        for k, run in enumerate(runs[which]):
+            w = run.workload
+            rows.append(
+                faster(
+                    "e2e arxiv",
+                    f"{n:,} due: plan + send, {workers} workers{label}, {what} (run {k + 1})",
+                    run.seconds,
+                    base_s,
+                    baseline_label=f"naive cron script, {base_detail['sample']} sampled" if naive else "",
+                    note=f"sent {run.counts.get('sent', 0):,}, skipped {run.counts.get('skipped', 0):,}, failed {run.counts.get('failed', 0):,}; "
+                    f"items {w['items']:,} ({w['arxiv_items']:,} arXiv-only); CPU {sum(run.cpu_seconds.values()):.0f} s "
+                    f"(workers {run.cpu_seconds.get('celery workers', 0):.0f} s); peak RSS {run.rss['peak_rss_mb_max_process']:.0f} MB"
+                    + ("" if run.finished else "; NOT FINISHED"),
+                    detail={
+                        "counts": run.counts,
+                        "plan_seconds": run.plan_seconds,
+                        "finished": run.finished,
+                        "cpu_seconds": run.cpu_seconds,
+                    }
+                    | w
+                    | run.rss,
+                )
+            )
+    off = sum(r.seconds for r in runs["off"]) / len(runs["off"])
+    on = sum(r.seconds for r in runs["on"]) / len(runs["on"])
+    finished = all(r.finished for rs in runs.values() for r in rs)
+    rows.append(
+        faster(
+            "e2e arxiv",
+            f"arXiv on against off, mean of {pairs} pair{'s' * (pairs > 1)} (order: {', '.join(f'{w} {s:.1f} s' for w, s in order)})",
+            on,
+            off,
+            baseline_label="same run, arXiv off",
+            target=f"≤ {TARGET_ARXIV_RATIO:.2f} × off",
+            met=finished and on <= TARGET_ARXIV_RATIO * off,
+            note=f"on/off = {on / off:.3f} ({(on / off - 1) * 100:+.1f} %)",
+        )
+    )
     return rows
 
 

@@ -4,7 +4,9 @@ Fills the bench database with N due subscribers (as the e2e stage does), plans i
 ``digest.delivery.batch.send_deliveries`` over the planned rows in batches of 100 — exactly what the
 ``digest.send_batch`` task runs — under pyinstrument, against ``smtp-sink``. Prints the profile and
 the rate.
-``--profiles=0.3`` gives that share of the subscribers a taste profile (as ``bench e2e --profiles``).
+``--profiles=0.3`` gives that share of the subscribers a taste profile (as ``bench e2e --profiles``);
+``--arxiv=2000`` stores that many arXiv papers on each of the readers' window days through
+``ingest_arxiv`` and gives 30 % of the readers lines naming a category or a source (as ``bench e2e --arxiv``).
 ``--plain`` skips pyinstrument (whose per-call hook inflates call-heavy code) for a sampling
 profiler: ``py-spy record -f raw -o out.txt -- python -m bench.profile_send 3000 --plain``, then
 ``python -m bench.spy out.txt``. (For a live Celery worker: ``py-spy record --pid <worker child pid>``.)
@@ -17,7 +19,7 @@ import time
 from datetime import datetime, timezone
 
 
-def main(n: int = 3000, plain: bool = False, profiles: float = 0.0) -> None:
+def main(n: int = 3000, plain: bool = False, profiles: float = 0.0, arxiv: int = 0) -> None:
     from pyinstrument import Profiler
 
     from bench.e2e import fresh_database, populate, run_moment, settings_env
@@ -28,7 +30,7 @@ def main(n: int = 3000, plain: bool = False, profiles: float = 0.0) -> None:
 
     at = run_moment()
     fresh_database()
-    populate(n, at, profiles=profiles)
+    populate(n, at, profiles=profiles, arxiv=arxiv)
     with smtp_sink() as port:
         settings = load_settings(settings_env(port))
         from digest.delivery.batch import send_deliveries
@@ -58,4 +60,5 @@ def main(n: int = 3000, plain: bool = False, profiles: float = 0.0) -> None:
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     share = next((float(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--profiles=")), 0.0)
-    main(int(args[0]) if args else 3000, plain="--plain" in sys.argv, profiles=share)
+    arxiv = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--arxiv=")), 0)
+    main(int(args[0]) if args else 3000, plain="--plain" in sys.argv, profiles=share, arxiv=arxiv)
