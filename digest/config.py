@@ -99,6 +99,7 @@ class Settings:
     arxiv_categories: tuple[str, ...] = ()  # arXiv categories whose daily announcement is ingested; () = arXiv off
     arxiv_rss_url: str = DEFAULT_ARXIV_RSS_URL
     arxiv_api_url: str = DEFAULT_ARXIV_API_URL
+    bounce_domain: str | None = None  # VERP envelope senders bounces+<token>@ this domain; None: DIGEST_MAIL_FROM's address
     dkim: tuple[DkimKey, ...] = ()  # every message is signed with each of these keys; () = unsigned
     ses_topic_arns: tuple[str, ...] = ()  # SNS topics whose SES notifications POST /webhooks/bounces/ses takes; () = webhook off
     extra: dict = field(default_factory=dict)  # per-test overrides (e.g. rate limits)
@@ -327,6 +328,19 @@ def parse_topic_arns(variable: str, raw: str) -> tuple[str, ...]:
     return arns
 
 
+def parse_bounce_domain(variable: str, raw: str) -> str:
+    """``Bounces.Example.org.`` → ``bounces.example.org``: the domain of the VERP envelope senders,
+    whose MX is the bounce listener (``digest bounces serve``)."""
+    domain = raw.strip().rstrip(".").lower()
+    if "@" in domain:
+        raise ConfigError(variable, f"expected a domain, not an address: {raw!r} (the address is bounces+<token>@ that domain)")
+    if not (DNS_NAME.fullmatch(domain) and "." in domain and len(domain) <= 253):
+        raise ConfigError(
+            variable, f"expected a domain name such as bounces.example.org (an international one in punycode, xn--…), got {raw!r}"
+        )
+    return domain
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = None, signs: bool = True) -> Settings:
     """Read every ``DIGEST_*`` variable once; raise :class:`ConfigError` on the first bad one.
 
@@ -375,6 +389,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         arxiv_categories=parse_arxiv_categories("DIGEST_ARXIV_CATEGORIES", get("DIGEST_ARXIV_CATEGORIES") or ""),
         arxiv_rss_url=_http_url("DIGEST_ARXIV_RSS_URL", get("DIGEST_ARXIV_RSS_URL") or DEFAULT_ARXIV_RSS_URL) + "/",
         arxiv_api_url=_http_url("DIGEST_ARXIV_API_URL", get("DIGEST_ARXIV_API_URL") or DEFAULT_ARXIV_API_URL),
+        bounce_domain=parse_bounce_domain("DIGEST_BOUNCE_DOMAIN", get("DIGEST_BOUNCE_DOMAIN")) if get("DIGEST_BOUNCE_DOMAIN") else None,
         dkim=parse_dkim(env),
         ses_topic_arns=parse_topic_arns("DIGEST_SES_TOPIC_ARN", get("DIGEST_SES_TOPIC_ARN") or ""),
     )
@@ -397,6 +412,7 @@ VARIABLES = (
     "DIGEST_ARXIV_CATEGORIES",
     "DIGEST_ARXIV_RSS_URL",
     "DIGEST_ARXIV_API_URL",
+    "DIGEST_BOUNCE_DOMAIN",
     "DIGEST_DKIM_KEY_FILE",
     "DIGEST_DKIM_SELECTOR",
     "DIGEST_DKIM_ED25519_KEY_FILE",

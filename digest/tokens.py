@@ -32,7 +32,9 @@ VOTE_WAYS = {"more": 1, "less": -1}
 #: the reader's vote token in four links per card, so its length is paid in every message's bytes
 #: (38 characters for a 22-character public id; an itsdangerous ``Signer`` token, ``value.<27>``,
 #: was 50). Tokens of that older form, as digests mailed before carry, are still read.
-PLAIN = frozenset({"vote"})
+#: ``bounce`` tokens make the VERP envelope sender of each message (:mod:`digest.mail.verp`), whose
+#: local part must stay within 64 octets.
+PLAIN = frozenset({"vote", "bounce"})
 COMPACT_TAG_BYTES = 12
 COMPACT_TAG_CHARS = 16  # base64url of 12 bytes, no padding
 

@@ -69,6 +69,10 @@ def test_smtp_url_forms(url, host, port, ssl, starttls, user, password):
         ("DIGEST_SECRET_KEY", "short"),
         ("DIGEST_TRUSTED_PROXIES", "all"),
         ("DIGEST_TRUSTED_PROXIES", "9"),
+        ("DIGEST_BOUNCE_DOMAIN", "bounces@example.org"),
+        ("DIGEST_BOUNCE_DOMAIN", "localhost"),
+        ("DIGEST_BOUNCE_DOMAIN", "bounces.bücher.example"),
+        ("DIGEST_BOUNCE_DOMAIN", "-bounces.example.org"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable, value):
@@ -76,6 +80,12 @@ def test_a_bad_value_names_its_variable(variable, value):
         load_settings({**KEY, variable: value})
     assert info.value.variable == variable
     assert str(info.value).startswith(f"{variable}: ")
+
+
+def test_the_bounce_domain_is_read_as_dns_has_it_and_unset_leaves_mail_from_as_the_envelope_sender():
+    assert load_settings({**KEY, "DIGEST_BOUNCE_DOMAIN": " Bounces.Example.org. "}).bounce_domain == "bounces.example.org"
+    assert load_settings({**KEY, "DIGEST_BOUNCE_DOMAIN": "xn--bcher-kva.example"}).bounce_domain == "xn--bcher-kva.example"
+    assert load_settings(KEY).bounce_domain is None
 
 
 def test_refuses_to_run_without_a_secret_key_outside_demo_mode():

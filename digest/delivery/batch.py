@@ -25,6 +25,7 @@ from digest.delivery.compose import compose, load_filters
 from digest.delivery.ledger import SentRecorder, claim, finish, suppress, write_items
 from digest.mail.digest_email import DigestMailer, Reader, links_for, message_id
 from digest.mail.transport import PermanentError, Transport, connection_trouble, make_transport
+from digest.mail.verp import digest_sender
 from digest.matching.profiles import decode_profiles
 from digest.matching.select import FilterCache, Pick, Recipient
 from digest.models import Delivery, DeliveryStatus, ReaderProfile, Subscriber, SubscriberState
@@ -220,10 +221,10 @@ class SendBatch:
         """
         contents = [(b.item.delivery_id, b.item.subscriber_id, b.shown) for b in built]
         write_items(self.session, contents, rewrite=[i for i, _, _ in contents if self.attempts[i] > 1])
-        sender = self.settings.mail_from_address.addr_spec
+        senders = [digest_sender(self.settings, b.item.public_id) for b in built]  # VERP: a bounce names its digest
         messages = [([b.item.reader.email], b.data) for b in built]
         with SentRecorder(self.session) as recorder:
-            for index, exc in transport.send_each(sender, messages, lambda i: self.wanted(built[i])):
+            for index, exc in transport.send_each(senders, messages, lambda i: self.wanted(built[i])):
                 stop = self._outcome(built[index], exc, recorder)
                 if stop is not None:
                     return stop

@@ -8,7 +8,8 @@
 ``send`` raises :class:`TransientError` (4xx, connection trouble: try again later) or
 :class:`PermanentError` (5xx for this recipient: do not try again); ``send_each`` sends a batch as
 one stream and yields each message's outcome (pipelined, :mod:`digest.mail.pipelining`, when the server
-offers it).
+offers it). Its ``sender`` is one envelope sender for every message, or one per message (each
+digest's VERP address, :mod:`digest.mail.verp`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Transport(Protocol):
     def eight_bit(self) -> bool: ...
 
     def send_each(
-        self, sender: str, messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = ...
+        self, sender: str | Sequence[str], messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = ...
     ) -> Iterator[tuple[int, DeliveryError | None]]: ...
 
     def close(self) -> None: ...
@@ -87,13 +88,22 @@ def connection_trouble(error: BaseException) -> bool:
     return not isinstance(cause, (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused))
 
 
-def _one_by_one(send, sender, messages, wanted) -> Iterator[tuple[int, DeliveryError | None]]:
+def senders_of(sender: str | Sequence[str], messages: Sequence) -> Sequence[str]:
+    """``send_each``'s ``sender`` as one envelope sender per message."""
+    if isinstance(sender, str):
+        return [sender] * len(messages)
+    if len(sender) != len(messages):
+        raise ValueError(f"{len(sender)} envelope senders for {len(messages)} messages")
+    return sender
+
+
+def _one_by_one(send, senders, messages, wanted) -> Iterator[tuple[int, DeliveryError | None]]:
     """``send_each`` for a transport without pipelining: ``send`` each message in turn."""
     for index, (recipients, data) in enumerate(messages):
         if not wanted(index):
             continue
         try:
-            send(sender, recipients, data)
+            send(senders[index], recipients, data)
         except DeliveryError as exc:
             yield index, exc
             if connection_trouble(exc):
@@ -189,11 +199,12 @@ class SmtpTransport(_Closing):
             return
 
     def send_each(
-        self, sender: str, messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = lambda i: True
+        self, sender: str | Sequence[str], messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = lambda i: True
     ) -> Iterator[tuple[int, DeliveryError | None]]:
         """Send ``messages`` in order over this connection: yields ``(index, None)`` for each one the
         server accepted and ``(index, error)`` for each one refused (the error :meth:`send` would
-        raise), as soon as its final reply is read.
+        raise), as soon as its final reply is read. ``sender``: the envelope sender of every message,
+        or of each (:func:`senders_of`).
 
         ``wanted(index)`` is asked just before a message is started; one not wanted is skipped.
         After connection trouble (:func:`connection_trouble`) nothing more is sent.
@@ -203,6 +214,7 @@ class SmtpTransport(_Closing):
         A next message to the same recipients waits for this one's outcome (the caller may not want
         it any more).
         """
+        senders = senders_of(sender, messages)
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
@@ -212,12 +224,12 @@ class SmtpTransport(_Closing):
             if first is not None:
                 yield first, exc if isinstance(exc, DeliveryError) else self._error(exc)
             return
-        if not offered or any(pipelining.envelope(sender, recipients) is None for recipients, _ in messages):
-            yield from _one_by_one(self.send, sender, messages, wanted)
+        if not offered or any(pipelining.envelope(s, recipients) is None for s, (recipients, _) in zip(senders, messages)):
+            yield from _one_by_one(self.send, senders, messages, wanted)
             return
         outstanding = False  # an envelope sent whose replies are unread: the connection is mid-command
         try:
-            for index, error, outstanding in self._pipelined(sender, messages, wanted):  # noqa: B007 - read in finally
+            for index, error, outstanding in self._pipelined(senders, messages, wanted):  # noqa: B007 - read in finally
                 yield index, error
             outstanding = False
         finally:
@@ -225,7 +237,7 @@ class SmtpTransport(_Closing):
                 self._smtp.close()
                 self._smtp = None
 
-    def _pipelined(self, sender, messages, wanted) -> Iterator[tuple[int, DeliveryError | None, bool]]:
+    def _pipelined(self, senders, messages, wanted) -> Iterator[tuple[int, DeliveryError | None, bool]]:
         """:meth:`send_each` over a PIPELINING server; also yields whether an envelope is outstanding."""
         n = len(messages)
 
@@ -243,11 +255,11 @@ class SmtpTransport(_Closing):
                     return
             try:
                 if not ready:
-                    smtp.send(reset + pipelining.envelope(sender, recipients, pipelining.mail_options(smtp)))
+                    smtp.send(reset + pipelining.envelope(senders[current], recipients, pipelining.mail_options(smtp)))
                     if reset:
                         smtp.getreply()
                     reset = b""
-                pipelining.envelope_replies(smtp, sender, recipients)
+                pipelining.envelope_replies(smtp, senders[current], recipients)
             except smtplib.SMTPServerDisconnected as exc:
                 error, gone = self._error(exc), True
             except smtplib.SMTPException as exc:  # envelope refused (SMTPException is an OSError: first)
@@ -289,7 +301,7 @@ class SmtpTransport(_Closing):
             try:
                 smtp.send(
                     pipelining.content(data)
-                    + (pipelining.envelope(sender, messages[following][0], pipelining.mail_options(smtp)) if pipelined else b"")
+                    + (pipelining.envelope(senders[following], messages[following][0], pipelining.mail_options(smtp)) if pipelined else b"")
                 )
                 pipelining.data_reply(smtp)
             except smtplib.SMTPResponseException as exc:  # this message refused; the next envelope stands
@@ -349,9 +361,9 @@ class OutboxTransport(_Closing):
         return True
 
     def send_each(
-        self, sender: str, messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = lambda i: True
+        self, sender: str | Sequence[str], messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool] = lambda i: True
     ) -> Iterator[tuple[int, DeliveryError | None]]:
-        return _one_by_one(self.send, sender, messages, wanted)
+        return _one_by_one(self.send, senders_of(sender, messages), messages, wanted)
 
     def send(self, sender: str, recipients: list[str], data: bytes) -> None:
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.eml"

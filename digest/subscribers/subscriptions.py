@@ -40,6 +40,7 @@ from digest.db import session_scope
 from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone, next_slot
 from digest.mail.confirmation import ConfirmationLinks, confirmation_context, confirmation_message
 from digest.mail.transport import PermanentError, make_transport
+from digest.mail.verp import confirmation_sender
 from digest.matching.profiles import seed_ids, set_seeds
 from digest.matching.select import FilterCache
 from digest.matching.similar import known_ids, like_ids
@@ -228,7 +229,7 @@ def send_confirmation(settings: Settings, subscriber_id: int) -> bool:
     message = confirmation_message(settings, email, context)
     with make_transport(settings) as transport:
         try:
-            transport.send(settings.mail_from_address.addr_spec, [email], message)
+            transport.send(confirmation_sender(settings, public_id), [email], message)  # VERP: a bounce names the subscriber
         except PermanentError as exc:
             log.warning("confirmation to subscriber %s refused for good: %s", subscriber_id, exc)
             return False

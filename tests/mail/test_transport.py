@@ -69,6 +69,25 @@ def test_send_each_reports_every_outcome_in_order_and_a_refusal_does_not_stop_th
     assert smtp_server.messages[1].get_payload() == ".a line starting with a dot\r\n..and two\r\n.\r\n"  # dot-stuffed on the wire
 
 
+def test_send_each_gives_each_message_its_own_envelope_sender_over_one_connection(smtp_server):
+    """Each digest goes out from its own VERP address (digest.mail.verp): one sender per message,
+    pipelined as before, and a refusal in between changes no other message's sender."""
+    smtp_server.fail_rcpt["b@example.org"] = "550 5.1.1 No such user"
+    senders = [f"bounces+{x}@bounces.example.org" for x in "abcd"]
+    messages = [([f"{x}@example.org"], _message(x)) for x in "abcd"]
+    with SmtpTransport(SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=5)) as transport:
+        outcomes = list(transport.send_each(senders, messages))
+        assert transport.connections_opened == 1
+        with pytest.raises(ValueError, match="3 envelope senders for 4 messages"):
+            list(transport.send_each(senders[:3], messages))
+    assert [(i, type(e).__name__ if e else None) for i, e in outcomes] == [(0, None), (1, "PermanentError"), (2, None), (3, None)]
+    assert [(c.mail_from, c.rcpt_tos) for c in smtp_server.captured] == [
+        ("bounces+a@bounces.example.org", ["a@example.org"]),
+        ("bounces+c@bounces.example.org", ["c@example.org"]),
+        ("bounces+d@bounces.example.org", ["d@example.org"]),
+    ]
+
+
 def test_a_next_message_to_the_same_address_waits_for_the_outcome_of_the_first(smtp_server):
     asked: list[int] = []
     outcomes: dict[int, object] = {}
