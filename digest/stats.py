@@ -1,4 +1,5 @@
-"""``digest stats``: subscribers by state, papers, the last ingest, today's deliveries.
+"""``digest stats``: subscribers by state, papers, the last ingest, today's deliveries, and what
+came back (bounces, complaints, auto-replies, forged reports: :mod:`digest.bounces`).
 
 Every count is there, zeros included (a script reading ``--json`` finds each key every time).
 """
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.models import Delivery, DeliveryStatus, IngestRun, Paper, Subscriber, SubscriberState
+from digest.models import Delivery, DeliveryStatus, EventKind, IngestRun, MailEvent, Paper, Subscriber, SubscriberState
 
 # today's deliveries in the order an operator reads them: done first, then what is still under way
 DELIVERY_ORDER = (DeliveryStatus.sent, DeliveryStatus.skipped, DeliveryStatus.failed, DeliveryStatus.pending, DeliveryStatus.sending)
@@ -28,6 +29,7 @@ def stats(session: Session, now: datetime) -> dict[str, object]:
             .group_by(Delivery.status)
         ).all()
     )
+    came_back = dict(session.execute(select(MailEvent.kind, func.count()).group_by(MailEvent.kind)).all())
     return {
         "subscribers": {state.value: by_state.get(state, 0) for state in SubscriberState},
         "papers": session.scalar(select(func.count()).select_from(Paper)) or 0,
@@ -42,4 +44,5 @@ def stats(session: Session, now: datetime) -> dict[str, object]:
             "skipped": last_ingest.skipped,
         },
         "deliveries_today": {status.value: today.get(status, 0) for status in DELIVERY_ORDER},
+        "mail_events": {kind.value: came_back.get(kind, 0) for kind in EventKind},  # since the start
     }

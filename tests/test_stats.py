@@ -9,7 +9,7 @@ from processes import digest_cli
 from support import subprocess_env
 
 from digest.db import session_scope
-from digest.models import Delivery, DeliveryStatus, IngestRun, Subscriber, SubscriberState
+from digest.models import Delivery, DeliveryStatus, EventKind, IngestRun, Subscriber, SubscriberState
 
 
 def test_stats_counts_subscribers_papers_ingests_and_todays_deliveries(settings, make_paper):
@@ -55,6 +55,7 @@ def test_stats_json_prints_every_count_zeros_included(settings):
         "latest_paper_day": None,
         "last_ingest": None,
         "deliveries_today": {status.value: 0 for status in DeliveryStatus},
+        "mail_events": {kind.value: 0 for kind in EventKind},
     }
     assert list(data["deliveries_today"]) == ["sent", "skipped", "failed", "pending", "sending"]  # as the text reads them
     text = digest_cli(subprocess_env(settings), "stats").stdout

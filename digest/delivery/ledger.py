@@ -203,15 +203,23 @@ class SentRecorder:
 
 
 def suppress(session: Session, delivery_id: int, subscriber_id: int, reason: str) -> None:
-    """A permanent refusal: the subscriber gets no more mail (reason kept, and the address remembered
-    as one that left: no import brings it back), the row ``failed``."""
+    """A permanent refusal: the subscriber gets no more mail (:func:`suppress_subscriber`), the row ``failed``."""
+    suppress_subscriber(session, subscriber_id, reason, remembered="refused")
+    finish(session, [delivery_id], status=DeliveryStatus.failed, error=reason)
+
+
+def suppress_subscriber(session: Session, subscriber_id: int, reason: str, *, remembered: str) -> bool:
+    """The address gets no more mail: an active (or still pending) subscriber becomes ``suppressed``
+    with ``reason``, and the address is remembered as one that left (``remembered``: why, in a
+    word), so no import brings it back. Only its owner's confirmation lifts it. True if the state
+    changed (an unsubscribed or already suppressed subscriber keeps theirs). The caller commits."""
     email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
-    session.execute(
+    result = session.execute(
         update(Subscriber)
-        .where(Subscriber.id == subscriber_id, Subscriber.state == SubscriberState.active)
+        .where(Subscriber.id == subscriber_id, Subscriber.state.in_([SubscriberState.active, SubscriberState.pending]))
         .values(state=SubscriberState.suppressed, suppressed_reason=reason, next_due_at=None)
         .execution_options(synchronize_session=False)
     )
     if email is not None:
-        session.merge(Suppression(address_hash=address_hash(email), reason="refused"))
-    finish(session, [delivery_id], status=DeliveryStatus.failed, error=reason)
+        session.merge(Suppression(address_hash=address_hash(email), reason=remembered))
+    return bool(result.rowcount)

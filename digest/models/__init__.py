@@ -5,12 +5,14 @@ SQLAlchemy 2.0 typed models that work on PostgreSQL and SQLite. Every schema cha
 Alembic migration in ``alembic/versions``; server defaults are declared so Alembic sees them.
 
 Split by subject: :mod:`~digest.models.base` (the base and shared column types),
-:mod:`~digest.models.papers`, :mod:`~digest.models.subscribers`, :mod:`~digest.models.delivery` and
-:mod:`~digest.models.taste`; every name is importable from ``digest.models`` as before.
+:mod:`~digest.models.papers`, :mod:`~digest.models.subscribers`, :mod:`~digest.models.delivery`,
+:mod:`~digest.models.taste` and :mod:`~digest.models.events` (what came back: bounces, complaints);
+every name is importable from ``digest.models`` as before.
 """
 
 from digest.models.base import ID, NAMING, Base, UTCDateTime, new_public_id, utcnow
 from digest.models.delivery import Delivery, DeliveryItem, DeliveryStatus
+from digest.models.events import EventKind, MailEvent
 from digest.models.instance import DemoRecord, InstanceSetting, demo_record, record_demo
 from digest.models.papers import IngestRun, Paper
 from digest.models.subscribers import (
@@ -35,6 +37,8 @@ __all__ = [
     "Delivery",
     "DeliveryItem",
     "DeliveryStatus",
+    "EventKind",
+    "MailEvent",
     "DemoRecord",
     "InstanceSetting",
     "demo_record",
