@@ -295,7 +295,8 @@ def demo(host: str, port: int, no_sample: bool, live: bool, send_now: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_ctx
 def stats(ctx: Context, as_json: bool) -> None:
-    """Subscribers by state, papers, the last ingest, and today's deliveries (UTC)."""
+    """Subscribers by state, papers, the last ingest, today's deliveries (UTC), and what came back:
+    bounces (hard, soft), complaints, auto-replies, forged reports."""
     from digest.stats import stats as collect
 
     with session_scope(ctx.read_only_settings) as session:
@@ -314,11 +315,12 @@ def stats(ctx: Context, as_json: bool) -> None:
         f"new {last['new']}, updated {last['updated']}, skipped {last['skipped']}"
     )
     click.echo("deliveries today: " + ", ".join(f"{status} {n}" for status, n in data["deliveries_today"].items()))
+    click.echo("came back (since the start): " + ", ".join(f"{kind} {n}" for kind, n in data["mail_events"].items()))
 
 
 @main.group()
 def subscribers() -> None:
-    """Move a subscriber list in or out (CSV: email, topics, frequency, timezone)."""
+    """Move a subscriber list in or out (CSV: email, topics, frequency, timezone); show one subscriber."""
 
 
 @subscribers.command("import")
@@ -383,6 +385,38 @@ def subscribers_export(ctx: Context, output) -> None:
     with session_scope(ctx.read_only_settings) as session:
         count = export_csv(session, output)
     click.echo(f"exported {count} subscribers", err=True)
+
+
+@subscribers.command("show")
+@click.argument("email")
+@pass_ctx
+def subscribers_show(ctx: Context, email: str) -> None:
+    """One subscriber: state, filters, last digests, and what came back about their mail (reads only)."""
+    from digest.subscribers.show import LAST_DIGESTS, show
+
+    with session_scope(ctx.read_only_settings) as session:
+        view = show(session, email)
+        if view is None:
+            fail(f"no subscriber {email}")
+        s = view.subscriber
+        why = f" ({s.suppressed_reason})" if s.suppressed_reason else ""
+        click.echo(f"{s.email}: {s.state.value}{why}")
+        dates = [f"signed up {s.created_at:%Y-%m-%d}"]
+        dates += [f"confirmed {s.confirmed_at:%Y-%m-%d}"] if s.confirmed_at else []
+        dates += [f"unsubscribed {s.unsubscribed_at:%Y-%m-%d %H:%M} UTC"] if s.unsubscribed_at else []
+        next_due = f"{s.next_due_at:%Y-%m-%d %H:%M} UTC" if s.next_due_at else "none"
+        click.echo(f"  {s.frequency.value} at {s.delivery_hour:02d}:00 {s.timezone}; {', '.join(dates)}; next digest: {next_due}")
+        if view.remembered:
+            click.echo(f"  remembered as one that left ({view.remembered}): no import brings it back; only its own confirmation does")
+        click.echo("filters: " + ("; ".join(view.filters) if view.filters else "none (all trending papers)"))
+        click.echo(f"last digests (at most {LAST_DIGESTS}, newest first):" if view.digests else "last digests: none")
+        for d in view.digests:
+            sent = f"sent {d.sent_at:%Y-%m-%d %H:%M} UTC" if d.sent_at else (d.error or "")
+            click.echo(f"  {d.period:<10}  {d.status.value:<7}  {d.papers:>2} papers  {sent}")
+        click.echo(f"events ({view.event_count}, newest first):" if view.events else "events: none")
+        for e in view.events:
+            about = f"digest {e.digest}" if e.digest else "no digest"
+            click.echo(f"  {e.at:%Y-%m-%d %H:%M} UTC  {e.kind.value:<10}  {about:<17}  {e.address}  {e.diagnostic}")
 
 
 def _parse_at(_ctx, _param, value: str | None) -> datetime | None:
@@ -526,3 +560,61 @@ def explain(ctx: Context, email: str, at: datetime | None, days: tuple[date, dat
                     f"{rank:>4}  {c.shown or '-':<9}  {p.trending:>8.2f}  {p.personal:>8.2f}  {p.weight:>6.2f}  {p.final:>6.2f}"
                     f"  {c.paper.arxiv_id:<10}  {c.title[:60]}  [{c.matched}{why}]"
                 )
+
+
+@main.group()
+def bounces() -> None:
+    """Bounces, complaints and auto-replies that come back to the bounce addresses (DIGEST_BOUNCE_DOMAIN)."""
+
+
+def _bounce_settings(ctx: Context) -> Settings:
+    settings = ctx.settings  # bounce tokens are read with DIGEST_SECRET_KEY
+    if settings.bounce_domain is None:
+        fail("no DIGEST_BOUNCE_DOMAIN: messages go out from DIGEST_MAIL_FROM's address, and no bounce names its message")
+    return settings
+
+
+@bounces.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (the bounce domain's MX, or a relay's target).")
+@click.option("--port", default=2525, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@pass_ctx
+def bounces_serve(ctx: Context, host: str, port: int) -> None:
+    """Take mail for the bounce domain over SMTP and record what it reports, until stopped.
+
+    Mail to any other domain is refused (550) and counted as forged.
+    """
+    import signal
+    import threading
+
+    from digest.bounces.listener import serve as listen
+
+    settings = _bounce_settings(ctx)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(f"listening on {host}:{port} for mail to @{settings.bounce_domain}; Ctrl-C stops", err=True)
+    try:
+        listen(settings, host, port, stop)
+    except KeyboardInterrupt:
+        stop.set()
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+@bounces.command("process")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@pass_ctx
+def bounces_process(ctx: Context, path: Path) -> None:
+    """Record what the messages at PATH report: one message, an mbox file, or a Maildir folder.
+
+    Safe to run again on the same mailbox: a report already recorded counts as a duplicate.
+    """
+    from digest.bounces.intake import process
+
+    settings = _bounce_settings(ctx)
+    try:
+        summary = process(settings, path, datetime.now(timezone.utc))
+    except ValueError as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:  # not migrated, server down…
+        fail(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    click.echo(summary.line())

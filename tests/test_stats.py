@@ -60,3 +60,4 @@ def test_stats_json_prints_every_count_zeros_included(settings):
     assert list(data["deliveries_today"]) == ["sent", "skipped", "failed", "pending", "sending"]  # as the text reads them
     text = digest_cli(subprocess_env(settings), "stats").stdout
     assert "deliveries today: sent 0, skipped 0, failed 0, pending 0, sending 0" in text
+    assert "came back (since the start): hard 0, soft 0, complaint 0, auto_reply 0, delivered 0, other 0, forged 0" in text

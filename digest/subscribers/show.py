@@ -1,0 +1,76 @@
+"""``digest subscribers show EMAIL``: one subscriber as an operator reads them — their state and
+why, their filters, their last digests, and what came back about their mail (bounces, complaints,
+auto-replies: :mod:`digest.bounces`), newest first. Reads only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from digest.models import Delivery, DeliveryStatus, EventKind, MailEvent, Subscriber, Suppression, address_hash
+
+LAST_DIGESTS = 5
+LAST_EVENTS = 50
+
+
+@dataclass(frozen=True)
+class DigestLine:
+    period: str
+    status: DeliveryStatus
+    papers: int
+    sent_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class EventLine:
+    at: datetime
+    kind: EventKind
+    digest: str | None  # the period of the digest it reports; None for a confirmation or an unknown one
+    address: str
+    diagnostic: str
+
+
+@dataclass(frozen=True)
+class SubscriberView:
+    subscriber: Subscriber
+    filters: list[str]
+    remembered: str | None  # why the address is remembered as one that left (Suppression), if it is
+    digests: list[DigestLine]  # the last LAST_DIGESTS, newest first
+    events: list[EventLine]  # the last LAST_EVENTS, newest first
+    event_count: int
+
+
+def show(session: Session, email: str) -> SubscriberView | None:
+    """The subscriber with this address (as stored: lower-case), or None."""
+    subscriber = session.scalars(
+        select(Subscriber).where(Subscriber.email == email.strip().lower()).options(selectinload(Subscriber.filters))
+    ).first()
+    if subscriber is None:
+        return None
+    digests = session.execute(
+        select(Delivery.period, Delivery.status, Delivery.paper_count, Delivery.sent_at, Delivery.error)
+        .where(Delivery.subscriber_id == subscriber.id)
+        .order_by(Delivery.scheduled_for.desc(), Delivery.id.desc())
+        .limit(LAST_DIGESTS)
+    ).all()
+    events = session.execute(
+        select(MailEvent.created_at, MailEvent.kind, Delivery.period, MailEvent.address, MailEvent.diagnostic)
+        .outerjoin(Delivery, Delivery.id == MailEvent.delivery_id)
+        .where(MailEvent.subscriber_id == subscriber.id)
+        .order_by(MailEvent.created_at.desc(), MailEvent.id.desc())
+        .limit(LAST_EVENTS)
+    ).all()
+    count = session.scalar(select(func.count()).select_from(MailEvent).where(MailEvent.subscriber_id == subscriber.id)) or 0
+    left = session.get(Suppression, address_hash(subscriber.email))
+    return SubscriberView(
+        subscriber=subscriber,
+        filters=[f.text for f in subscriber.filters],
+        remembered=left.reason if left is not None else None,
+        digests=[DigestLine(*row) for row in digests],
+        events=[EventLine(*row) for row in events],
+        event_count=count,
+    )
