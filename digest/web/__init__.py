@@ -21,7 +21,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digest import queue
 from digest.config import DEMO_KEY_WARNING, ConfigError, Settings, load_settings
-from digest.web import archive, feedback, outbox, site, views
+from digest.web import archive, feedback, outbox, site, views, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, *, warn_demo_key: bool = True) 
     views.register(app, limiter, csrf, settings)
     archive.register(app, limiter, settings)
     feedback.register(app, limiter, csrf, settings)
+    webhooks.register(app, limiter, csrf, settings)  # POST /webhooks/bounces/ses (off without DIGEST_SES_TOPIC_ARN)
     site.register(app, settings)
     outbox.register(app, settings)  # demo mode only
     return app
