@@ -6,6 +6,7 @@ once per reported message and applies the rules (:mod:`digest.bounces.rules`) to
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +35,7 @@ class Event:
 
     kind: EventKind
     at: datetime  # when it was reported (received)
-    report_key: str | None  # stored once per key; None: always stored (a refused recipient)
+    report_key: str | None  # stored once per key (one longer than 64 characters as its SHA-256); None: always stored
     address: str = ""  # the address the report is about; "" for the subscriber's own
     diagnostic: str = ""
     delivery: str | None = None
@@ -56,7 +57,7 @@ def record(session: Session, event: Event) -> Outcome:
     caller commits."""
     subscriber_id, delivery_id, email = (None, None, "") if event.kind is EventKind.forged else _whose(session, event)
     row = MailEvent(
-        report_key=event.report_key,
+        report_key=_key(event.report_key),
         kind=event.kind,
         subscriber_id=subscriber_id,
         delivery_id=delivery_id,
@@ -93,6 +94,13 @@ def record(session: Session, event: Event) -> Outcome:
             log.info("subscriber %s unsubscribed: a complaint (%s)", subscriber_id, row.diagnostic)
         return Outcome.unsubscribed if changed else Outcome.unchanged
     return Outcome.transient if decided is Verdict.transient else Outcome.ignored
+
+
+def _key(report_key: str | None) -> str | None:
+    """The key as stored: a webhook's own ids (an SES feedback id and a recipient) may be longer than the column."""
+    if report_key is None or len(report_key) <= 64:
+        return report_key
+    return hashlib.sha256(report_key.encode()).hexdigest()
 
 
 def _whose(session: Session, event: Event) -> tuple[int | None, int | None, str]:

@@ -140,6 +140,15 @@ def test_a_report_is_stored_once_and_two_reports_about_one_digest_count_once(ses
     assert session.scalar(select(func.count()).select_from(MailEvent)) == 6
 
 
+def test_a_report_key_longer_than_the_column_is_stored_once_all_the_same(session, ann):
+    key = "0100018c2a9f6e3b-5d1c4b7e-8f2a-4c3d-9e1b-7a6f5e4d3c2b-000000:ann@example.org:bounce"  # an SES feedback id and more
+    first = Event(EventKind.soft, START, key, address="ann@example.org", diagnostic="4.4.7 expired")
+    assert record(session, first) is Outcome.transient
+    assert record(session, first) is Outcome.duplicate
+    session.commit()
+    assert len(session.scalar(select(MailEvent.report_key))) == 64
+
+
 def test_a_hard_bounce_suppresses_at_once_and_a_second_changes_nothing(session, ann):
     (digest,) = sent_digests(session, ann, 1)
     hard = report(EventKind.hard, digest, START + timedelta(hours=1), diagnostic="5.1.1 smtp; 550 5.1.1 User unknown")
