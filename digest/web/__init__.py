@@ -87,10 +87,10 @@ def create_app(settings: Settings | None = None, *, warn_demo_key: bool = True) 
 
     csrf = CSRFProtect(app)
     limiter = make_limiter(app, settings)
+    site.register(app, settings)  # first: the routes use its ``dbid`` converter
     views.register(app, limiter, csrf, settings)
     archive.register(app, limiter, settings)
     feedback.register(app, limiter, csrf, settings)
     webhooks.register(app, limiter, csrf, settings)  # POST /webhooks/bounces/ses (off without DIGEST_SES_TOPIC_ARN)
-    site.register(app, settings)
     outbox.register(app, settings)  # demo mode only
     return app

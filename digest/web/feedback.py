@@ -127,5 +127,5 @@ def register(app: Flask, limiter: Limiter, csrf: CSRFProtect, settings: Settings
     limit = settings.extra.get("rate_limit_links", "30 per minute; 300 per hour")
     csrf.exempt(vote)  # the signed token in the URL is the credential
     app.add_url_rule(
-        "/vote/<token>/<int:paper_id>/<way>", "vote", limiter.limit(limit, override_defaults=False)(vote), methods=["GET", "POST"]
+        "/vote/<token>/<dbid:paper_id>/<way>", "vote", limiter.limit(limit, override_defaults=False)(vote), methods=["GET", "POST"]
     )

@@ -1,6 +1,10 @@
-"""What every response gets: security headers, the layout's context, friendly error pages.
+"""What every request and response gets: what a client can send checked at the edge, security
+headers, the layout's context, friendly error pages.
 
 No page ever shows a traceback: unexpected errors are logged and answered with a plain 500 page.
+Nothing a client sends is one: a database id in a URL is a ``<dbid:…>`` (past 64 bits: 404 before
+the view runs), a JSON body nested past the recursion limit or holding a lone surrogate is bad JSON
+(400), and a number out of the database's range that gets to a query anyway is a 400, not a 500.
 """
 
 from __future__ import annotations
@@ -8,9 +12,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import IntegerConverter, Map
 
 from digest.config import Settings
 from digest.mail.latex import readable
@@ -64,6 +70,54 @@ def database_busy(exc: OperationalError) -> bool:
     return "database is locked" in message or "database is busy" in message
 
 
+MAX_DATABASE_ID = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # the SQLSTATE of PostgreSQL's NumericValueOutOfRange
+
+
+class DatabaseId(IntegerConverter):
+    """``<dbid:paper_id>``: a row id as the database can hold one, 1 to 2**63 - 1, in at most 19
+    digits; anything else matches no route (404). Past 64 bits, the query would fail in the driver
+    (SQLite's OverflowError, PostgreSQL's NumericValueOutOfRange)."""
+
+    regex = r"\d{1,19}"
+
+    def __init__(self, map: Map) -> None:
+        super().__init__(map, min=1, max=MAX_DATABASE_ID)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that a body nested past the recursion limit (``[[[…]]]`` 5,000 deep)
+    or holding a lone surrogate (``"\\ud800"``, which no UTF-8 page can show again) is bad JSON:
+    a ValueError, as for any other, which ``request.get_json`` answers with a 400 (``silent=True``:
+    None). Flask-WTF reads a JSON body as the form's data through the same call."""
+
+    def loads(self, s: str | bytes, **kwargs) -> object:
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        pending = [value]
+        while pending:  # not recursive: the value may be nested just short of the limit
+            item = pending.pop()
+            if isinstance(item, str):
+                item.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, a ValueError
+            elif isinstance(item, dict):
+                pending.extend(item.keys())
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
+        return value
+
+
+def out_of_range(exc: Exception) -> bool:
+    """A number too large for the database, refused by the driver: SQLite's OverflowError when it
+    binds it, PostgreSQL's NumericValueOutOfRange. Our own values come from the database and fit,
+    so this one came from the client; the routes check theirs first, this is the net."""
+    if isinstance(exc, DataError):
+        return getattr(exc.orig, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE
+    return isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc)
+
+
 def error_page(code: int, title: str | None = None, message: str | None = None) -> tuple[str, int]:
     default_title, default_message = ERRORS.get(code, ERRORS[500] if code >= 500 else ERRORS[400])
     page = render_template("error.html", code=code, title=title or default_title, message=message or default_message)
@@ -71,6 +125,9 @@ def error_page(code: int, title: str | None = None, message: str | None = None) 
 
 
 def register(app: Flask, settings: Settings) -> None:
+    """Before the routes: they use the ``dbid`` converter."""
+    app.url_map.converters["dbid"] = DatabaseId
+    app.json = JSONProvider(app)
     # ``{{ paper.title | readable }}``: LaTeX math as text (D$^2$Quant → D²Quant), as the email shows it
     app.add_template_filter(readable, "readable")
 
@@ -112,6 +169,14 @@ def register(app: Flask, settings: Settings) -> None:
         response = app.make_response(error_page(503))
         response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
         return response
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def number_out_of_range(exc: Exception):
+        if not out_of_range(exc):
+            return unexpected(exc)
+        log.warning("a number out of the database's range on %s %s: answered 400", request.method, request.path)
+        return error_page(400)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
