@@ -102,6 +102,7 @@ class Settings:
     bounce_domain: str | None = None  # VERP envelope senders bounces+<token>@ this domain; None: DIGEST_MAIL_FROM's address
     dkim: tuple[DkimKey, ...] = ()  # every message is signed with each of these keys; () = unsigned
     ses_topic_arns: tuple[str, ...] = ()  # SNS topics whose SES notifications POST /webhooks/bounces/ses takes; () = webhook off
+    domain_rate: int | None = None  # messages a second per recipient domain, and a 4xx slows that domain; None = no pacing
     extra: dict = field(default_factory=dict)  # per-test overrides (e.g. rate limits)
 
     @property
@@ -392,6 +393,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         bounce_domain=parse_bounce_domain("DIGEST_BOUNCE_DOMAIN", get("DIGEST_BOUNCE_DOMAIN")) if get("DIGEST_BOUNCE_DOMAIN") else None,
         dkim=parse_dkim(env),
         ses_topic_arns=parse_topic_arns("DIGEST_SES_TOPIC_ARN", get("DIGEST_SES_TOPIC_ARN") or ""),
+        domain_rate=_int("DIGEST_DOMAIN_RATE", get("DIGEST_DOMAIN_RATE"), 1, 10000) if get("DIGEST_DOMAIN_RATE") else None,
     )
 
 
@@ -419,4 +421,5 @@ VARIABLES = (
     "DIGEST_DKIM_ED25519_SELECTOR",
     "DIGEST_DKIM_DOMAIN",
     "DIGEST_SES_TOPIC_ARN",
+    "DIGEST_DOMAIN_RATE",
 )
