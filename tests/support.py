@@ -9,6 +9,7 @@ import email.policy
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -30,6 +31,7 @@ class Captured:
     rcpt_tos: list[str]
     data: bytes
     mail_options: list[str] = field(default_factory=list)  # MAIL FROM's parameters: ["BODY=8BITMIME"]
+    at: float = field(default_factory=time.monotonic)  # when its DATA was accepted
 
     @property
     def message(self) -> EmailMessage:
@@ -38,13 +40,17 @@ class Captured:
 
 @dataclass
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1; ``fail_next`` queues replies such as "451 4.3.0 try later" for DATA."""
+    """aiosmtpd on 127.0.0.1; ``fail_next`` queues replies such as "451 4.3.0 try later" for DATA.
+    A 421 reply (from ``fail_next``, ``fail_rcpt`` or ``fail_domain``) closes the connection after
+    it, as servers do (RFC 5321 3.8)."""
 
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
     captured: list[Captured] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)
     fail_rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply at RCPT
+    fail_domain: dict[str, str] = field(default_factory=dict)  # domain -> reply at RCPT for every address there
+    rcpts: list[tuple[str, float]] = field(default_factory=list)  # every RCPT asked for, and when
     connections: int = 0
     rcpt_delay: float = 0.0  # seconds each RCPT waits: makes a batch slow enough to interrupt
     pipelining: bool = False  # advertise PIPELINING (aiosmtpd reads pipelined commands either way)
@@ -64,18 +70,26 @@ class SmtpServer:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_delay:
             await asyncio.sleep(self.rcpt_delay)
-        reply = self.fail_rcpt.get(address)
+        self.rcpts.append((address, time.monotonic()))
+        reply = self.fail_rcpt.get(address) or self.fail_domain.get(address.rpartition("@")[2].lower())
         if reply:
-            return reply
+            return self._closing(server, reply)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         with self._lock:
             if self.fail_next:
-                return self.fail_next.pop(0)
+                return self._closing(server, self.fail_next.pop(0))
             self.captured.append(Captured(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, list(envelope.mail_options)))
         return "250 Message accepted"
+
+    @staticmethod
+    def _closing(server, reply: str) -> str:
+        """``reply``; after a 421, the connection closes once it is sent."""
+        if reply.startswith("421"):
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return reply
 
     def _factory(self):
         self.connections += 1

@@ -35,10 +35,17 @@ def envelope_replies(smtp: smtplib.SMTP, sender: str, recipients: list[str]) -> 
     """Read the replies to a pipelined envelope and raise what ``sendmail`` raises for them.
 
     Returns the refused recipients (only possible with several); the server then waits for data.
+    A 421 to a RCPT means the server is closing the connection (RFC 5321 3.8): no reply comes after
+    it, so none is read; the connection is closed and every recipient counts as refused with it.
     """
     code, reply = smtp.getreply()
     refused: dict[str, tuple[int, bytes]] = {}
-    replies = [smtp.getreply() for _ in recipients]
+    replies = []
+    for _ in recipients:
+        replies.append(smtp.getreply())
+        if replies[-1][0] == 421 and code == 250:
+            smtp.close()
+            raise smtplib.SMTPRecipientsRefused({r: replies[-1] for r in recipients})
     data_code, data_text = smtp.getreply()
     if code != 250:
         if data_code == 354:  # cannot happen after a refused MAIL, but never leave DATA open

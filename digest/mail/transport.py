@@ -1,7 +1,9 @@
 """Mail transports behind one small interface, chosen by configuration.
 
 - :class:`SmtpTransport`: one connection reused for many messages (STARTTLS, SSL, AUTH from
-  ``DIGEST_SMTP_URL``); it reconnects once when the server dropped the connection between messages.
+  ``DIGEST_SMTP_URL``); it reconnects once when the server dropped the connection between messages,
+  and after a 421 for one message (the server closes the connection as it says so: RFC 5321 3.8),
+  so that one domain's "try again later" refuses that message, not the rest of the batch.
 - :class:`OutboxTransport`: writes ``.eml`` files into ``<data dir>/outbox`` when no SMTP server is
   configured (development and the demo's mail catcher read them there).
 
@@ -207,7 +209,8 @@ class SmtpTransport(_Closing):
         or of each (:func:`senders_of`).
 
         ``wanted(index)`` is asked just before a message is started; one not wanted is skipped.
-        After connection trouble (:func:`connection_trouble`) nothing more is sent.
+        After connection trouble (:func:`connection_trouble`) nothing more is sent. A message refused
+        with 421 is a refusal like another 4xx: the next message goes over a new connection.
 
         With PIPELINING, the end of one message's data and the next message's envelope go out in one
         write (RFC 2920 lets message content open a group): one round trip a message instead of two.
@@ -248,6 +251,12 @@ class SmtpTransport(_Closing):
         current, ready, reset, first = after(0), False, b"", True
         while current is not None:
             recipients, data = messages[current]
+            if not ready and smtp.sock is None:  # closed after a 421 for the message before
+                failure = self._reopen()
+                if failure is not None:
+                    yield current, failure, False
+                    return
+                smtp, reset = self._smtp, b""
             if not ready:
                 unsendable = self._unsendable(smtp, data)
                 if unsendable is not None:
@@ -271,15 +280,11 @@ class SmtpTransport(_Closing):
             if error is not None:
                 if gone and first:  # an idle connection the server had closed: reconnect once
                     first = False
-                    try:
-                        smtp = self._smtp = self._connect()
-                        smtp.ehlo_or_helo_if_needed()
-                    except DeliveryError as failure:
+                    failure = self._reopen()
+                    if failure is not None:
                         yield current, failure, False
                         return
-                    except OSError as failure:  # smtplib's errors included
-                        yield current, self._error(failure), False
-                        return
+                    smtp = self._smtp
                     continue
                 yield current, error, False
                 if gone or connection_trouble(error):
@@ -304,17 +309,32 @@ class SmtpTransport(_Closing):
                     + (pipelining.envelope(senders[following], messages[following][0], pipelining.mail_options(smtp)) if pipelined else b"")
                 )
                 pipelining.data_reply(smtp)
-            except smtplib.SMTPResponseException as exc:  # this message refused; the next envelope stands
+            except smtplib.SMTPResponseException as exc:  # this message refused; the next envelope stands…
                 error = self._error(exc)
-                yield current, error, pipelined
+                closed = smtp.sock is None  # …unless it was a 421: then it goes again, on a new connection
+                yield current, error, pipelined and not closed
                 if connection_trouble(error):
                     return
+                if closed:
+                    current, ready = (following if pipelined else after(j)), False
+                    continue
             except (OSError, smtplib.SMTPException) as exc:
                 yield current, self._error(exc), False
                 return
             else:
                 yield current, None, pipelined
             current, ready = (following, True) if pipelined else (after(j), False)
+
+    def _reopen(self) -> DeliveryError | None:
+        """A new connection in place of one the server closed; the error if none can be made."""
+        try:
+            self._smtp = self._connect()
+            self._smtp.ehlo_or_helo_if_needed()
+        except DeliveryError as failure:
+            return failure
+        except OSError as failure:  # smtplib's errors included
+            return self._error(failure)
+        return None
 
     def _error(self, exc: BaseException) -> DeliveryError:
         """The :class:`DeliveryError` for an ``smtplib`` or socket error, with ``exc`` as its cause

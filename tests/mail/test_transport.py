@@ -118,6 +118,49 @@ def test_send_delivers_one_message_and_classifies_a_refusal(smtp_server):
     assert smtp_server.messages[0].get_payload() == ".dotted\r\n"
 
 
+# ---------------------------------------------------------------- 421: the server closes the connection
+
+
+def test_a_421_for_one_domain_refuses_its_messages_and_the_others_go_over_a_new_connection(smtp_server):
+    """A 421 to RCPT says "try again later, I am closing this connection" (RFC 5321 3.8): that message
+    is refused (4xx, not connection trouble) and the stream goes on over a new connection, instead
+    of stopping the batch for every other domain."""
+    smtp_server.fail_domain["slow.example"] = "421 4.7.0 Too many messages, try again later"
+    addresses = ["a@fast.example", "b@slow.example", "c@fast.example", "d@slow.example", "e@other.example"]
+    with SmtpTransport(SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=5)) as transport:
+        outcomes = list(transport.send_each("digest@example.org", [([a], _message(a)) for a in addresses]))
+        assert transport.connections_opened == 3  # one, then a new one after each 421
+    assert [i for i, _ in outcomes] == [0, 1, 2, 3, 4]
+    assert [e is None for _, e in outcomes] == [True, False, True, False, True]
+    for _, error in (outcomes[1], outcomes[3]):
+        assert isinstance(error, TransientError) and not connection_trouble(error) and "421 4.7.0" in str(error)
+    assert [c.rcpt_tos for c in smtp_server.captured] == [["a@fast.example"], ["c@fast.example"], ["e@other.example"]]
+
+
+def test_a_421_at_the_end_of_data_refuses_that_message_and_the_next_goes_over_a_new_connection(smtp_server):
+    smtp_server.fail_next.append("421 4.7.0 Try again later, closing connection")  # the first DATA: a's
+    messages = [([f"{x}@example.org"], _message(x)) for x in "abc"]
+    with SmtpTransport(SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=5)) as transport:
+        outcomes = list(transport.send_each("digest@example.org", messages))
+        assert transport.connections_opened == 2
+    assert [(i, type(e).__name__ if e else None) for i, e in outcomes] == [(0, "TransientError"), (1, None), (2, None)]
+    assert not connection_trouble(outcomes[0][1])
+    assert [c.rcpt_tos for c in smtp_server.captured] == [["b@example.org"], ["c@example.org"]]
+
+
+def test_a_421_that_cannot_be_followed_by_a_new_connection_stops_the_stream_there(smtp_server):
+    smtp_server.fail_domain["slow.example"] = "421 4.7.0 Try again later"
+    messages = [(["a@slow.example"], _message("a")), (["b@fast.example"], _message("b"))]
+    with SmtpTransport(SmtpSettings(host=smtp_server.host, port=smtp_server.port, timeout=5)) as transport:
+        outcomes = []
+        for index, error in transport.send_each("digest@example.org", messages):
+            outcomes.append((index, error))
+            smtp_server.stop()  # gone before the next message
+    assert [i for i, _ in outcomes] == [0, 1]
+    assert not connection_trouble(outcomes[0][1]) and connection_trouble(outcomes[1][1])  # b waits for the next run
+    assert smtp_server.captured == []
+
+
 # ---------------------------------------------------------------- 8-bit text (8BITMIME, RFC 6152)
 
 EIGHT_BIT = _message("8-bit", "Über · ▲ 12")
