@@ -59,7 +59,7 @@ def plan_and_dispatch(settings: Settings, at: datetime, queue: Queue, *, page_si
     """
     report = PlanReport()
     with session_scope(settings) as session:
-        stuck = list(claimable_ids(session, claim_cutoff(settings, at), idle=True))
+        stuck = list(claimable_ids(session, claim_cutoff(settings, at), at, idle=True))
     for batch in chunks(stuck):
         queue.send_batch(batch)
         report.batches += 1

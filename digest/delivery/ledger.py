@@ -1,11 +1,12 @@
 """The delivery ledger: one row per (subscriber, digest period), and every change of its state
 after planning (:mod:`digest.delivery.planning` creates the rows).
 
-A sender ``claim``s rows that are :func:`claimable` (``pending``, or ``sending`` with a claim older
-than ``DIGEST_CLAIM_TIMEOUT``), locked by key with ``SKIP LOCKED`` on PostgreSQL, so two senders
-never hold the same row; it writes the batch's items, then ``finish``es each row as it goes:
-``sent`` right after the SMTP server accepted it (:class:`SentRecorder`), ``skipped``, ``failed``,
-or back to ``pending`` for a later run.
+A sender ``claim``s rows that are :func:`claimable` (``pending`` and past their ``not_before``, or
+``sending`` with a claim older than ``DIGEST_CLAIM_TIMEOUT``), locked by key with ``SKIP LOCKED`` on
+PostgreSQL, so two senders never hold the same row; it writes the batch's items, then ``finish``es
+each row as it goes: ``sent`` right after the SMTP server accepted it (:class:`SentRecorder`),
+``skipped``, ``failed``, or back to ``pending`` for a later run; a row its recipient's domain cannot
+take yet is put back by :func:`postpone` (:mod:`digest.delivery.pacing`).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ def claim_cutoff(settings: Settings, now: datetime) -> datetime:
     return now - timedelta(seconds=settings.claim_timeout)
 
 
-def claimable(cutoff: datetime, *, by_key: bool = False) -> ColumnElement[bool]:
-    """THE rule for "may a sender take this row": pending, or claimed before ``cutoff`` by a sender
-    presumed dead. Every query that finds or takes rows for sending uses it.
+def claimable(cutoff: datetime, now: datetime, *, by_key: bool = False) -> ColumnElement[bool]:
+    """THE rule for "may a sender take this row": pending (and, if its recipient's domain deferred
+    it, ``now`` is past its ``not_before``), or claimed before ``cutoff`` by a sender presumed dead.
+    Every query that finds or takes rows for sending uses it.
 
     ``by_key``: for a statement that already names its rows by primary key (a claim). The status is
     then read through an expression no index covers, so the planner keeps to the key: statistics
@@ -41,13 +43,13 @@ def claimable(cutoff: datetime, *, by_key: bool = False) -> ColumnElement[bool]:
     """
     status = type_coerce(type_coerce(Delivery.status, String).concat(""), Delivery.status.type) if by_key else Delivery.status
     return or_(
-        status == DeliveryStatus.pending,
+        and_(status == DeliveryStatus.pending, or_(Delivery.not_before.is_(None), Delivery.not_before <= now)),
         and_(status == DeliveryStatus.sending, Delivery.claimed_at < cutoff),
     )
 
 
 def claimable_ids(
-    session: Session, cutoff: datetime, *, due_by: datetime | None = None, idle: bool = False, page: int = 5000
+    session: Session, cutoff: datetime, now: datetime, *, due_by: datetime | None = None, idle: bool = False, page: int = 5000
 ) -> Iterator[int]:
     """Ids of :func:`claimable` rows, by id, read a keyset page at a time.
 
@@ -55,7 +57,7 @@ def claimable_ids(
     ``cutoff`` (created or last claimed before it): the ones lost by a queue or a dead worker, not
     the ones a planner handed out a moment ago.
     """
-    where = [claimable(cutoff)]
+    where = [claimable(cutoff, now)]
     if due_by is not None:
         where.append(Delivery.scheduled_for <= due_by)
     if idle:
@@ -79,7 +81,7 @@ def claim(session: Session, settings: Settings, ids: Sequence[int], now: datetim
         return {}
     result = session.execute(
         update(Delivery)
-        .where(among(session, Delivery.id, held), claimable(claim_cutoff(settings, now), by_key=True))
+        .where(among(session, Delivery.id, held), claimable(claim_cutoff(settings, now), now, by_key=True))
         .values(status=DeliveryStatus.sending, claimed_at=now, attempts=Delivery.attempts + 1)
         .returning(Delivery.id, Delivery.attempts)
         .execution_options(synchronize_session=False)
@@ -101,6 +103,41 @@ def finish(session: Session, ids: Sequence[int], **values) -> int:
     )
     session.commit()
     return result.rowcount or 0
+
+
+def postpone(session: Session, ids: Sequence[int], not_before: datetime, reason: str) -> list[int]:
+    """Rows we hold go back to ``pending``, not to be claimed before ``not_before``, unsent and
+    untried: their recipient's domain could not take them yet (:mod:`digest.delivery.pacing`). This
+    claim does not count as an attempt, and the items written for it (never mailed) go, so the next
+    claim writes them afresh (:func:`write_items` rewrites only after a counted attempt). Commits;
+    returns the rows moved."""
+    if not ids:
+        return []
+    moved = session.scalars(
+        update(Delivery)
+        .where(among(session, Delivery.id, ids), Delivery.status == DeliveryStatus.sending)
+        .values(status=DeliveryStatus.pending, not_before=not_before, attempts=Delivery.attempts - 1, error=reason)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if moved:
+        session.execute(
+            delete(DeliveryItem).where(among(session, DeliveryItem.delivery_id, moved)).execution_options(synchronize_session=False)
+        )
+    session.commit()
+    return list(moved)
+
+
+def waiting(session: Session, ids: Sequence[int], now: datetime) -> dict[int, datetime]:
+    """The rows of ``ids`` still pending because their ``not_before`` is after ``now``, with it."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Delivery.id, Delivery.not_before).where(
+            among(session, Delivery.id, ids), Delivery.status == DeliveryStatus.pending, Delivery.not_before > now
+        )
+    ).all()
+    return {delivery_id: not_before for delivery_id, not_before in rows}
 
 
 def write_items(session: Session, contents: Sequence[tuple[int, int, Sequence[Pick]]], rewrite: Collection[int] = ()) -> None:

@@ -69,7 +69,8 @@ def _send_planned(settings: Settings, ids: list[int], at: datetime, retry_delays
     """Send the planned rows ``ids`` and any row earlier runs left claimable by ``at``."""
     with session_scope(settings) as session:
         planned = set(ids)
-        ids += [i for i in claimable_ids(session, claim_cutoff(settings, _now()), due_by=at) if i not in planned]
+        now = _now()
+        ids += [i for i in claimable_ids(session, claim_cutoff(settings, now), now, due_by=at) if i not in planned]
     report = SendReport()
     with make_transport(settings) as transport:
         pending = ids
@@ -90,7 +91,8 @@ def preview_due(settings: Settings, at: datetime) -> SendReport:
     cache = FilterCache()
     with session_factory(settings)() as session:
         days = paper_days(session, at)
-        leftover = list(claimable_ids(session, claim_cutoff(settings, _now()), due_by=at))
+        now = _now()
+        leftover = list(claimable_ids(session, claim_cutoff(settings, now), now, due_by=at))
         for item in load_batch(session, settings, leftover, cache) if leftover else []:
             report.previews.append(_preview(item.reader.email, item.period, item.window, item.picks))
         for rows in due_pages(session, at):

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 class DeliveryStatus(str, enum.Enum):
-    pending = "pending"  # planned, waiting for a sender
+    pending = "pending"  # planned, waiting for a sender (from not_before on, if set)
     sending = "sending"  # claimed by a sender (claimed_at says since when)
     sent = "sent"
     skipped = "skipped"  # nothing new matched: no mail, on purpose
@@ -51,6 +51,7 @@ class Delivery(Base):
         enum_type(DeliveryStatus, "delivery_status"), server_default=DeliveryStatus.pending.value
     )
     claimed_at: Mapped[datetime | None]
+    not_before: Mapped[datetime | None]  # a pending row its recipient's domain deferred: not claimed before then
     attempts: Mapped[Count]
     sent_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(255))
