@@ -70,9 +70,11 @@ def purge_task() -> str:
 @shared_task(name=queue.SEND_BATCH, bind=True, max_retries=8)
 def send_batch(self, delivery_ids: list[int]) -> str:
     report = send_deliveries(_settings(), delivery_ids, _now())
-    if report.deferred:  # transient SMTP trouble: try those rows again later
-        delay = min(30 * 2**self.request.retries, MAX_RETRY_DELAY)
-        raise self.retry(args=[list(report.deferred)], countdown=delay)
+    if report.deferred:  # transient SMTP trouble, or a domain's pace: try those rows again later
+        delay = 30 * 2**self.request.retries
+        if report.not_before is not None:  # no claim takes them before then (past the cap, a retry finds them waiting, and retries)
+            delay = max(delay, (report.not_before - _now()).total_seconds())
+        raise self.retry(args=[list(report.deferred)], countdown=min(delay, MAX_RETRY_DELAY))
     return report.line()
 
 

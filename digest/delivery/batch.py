@@ -7,14 +7,21 @@ never resends the sent ones. Transient trouble (a 4xx, a lost connection) puts r
 ``pending`` (``SendReport.deferred``); a permanent 5xx for a recipient suppresses that subscriber,
 keeping the reason. Composing costs the same few queries per batch whatever its size
 (:func:`load_batch`).
+
+With ``DIGEST_DOMAIN_RATE`` a batch is paced by recipient domain (:mod:`digest.delivery.pacing`):
+a domain out of room waits, after the others went, if its turn is near, and a 4xx from a domain
+holds it back; rows that cannot go yet are postponed (:func:`~digest.delivery.ledger.postpone`:
+pending until a ``not_before``, no attempt counted). Without it, nothing of this runs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +29,8 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.db import among, session_factory
 from digest.delivery.compose import compose, load_filters
-from digest.delivery.ledger import SentRecorder, claim, finish, suppress, write_items
+from digest.delivery.ledger import SentRecorder, claim, finish, postpone, suppress, waiting, write_items
+from digest.delivery.pacing import DomainPacer, Pace, domain_of, pacer_for
 from digest.mail.digest_email import DigestMailer, Reader, links_for, message_id
 from digest.mail.transport import PermanentError, Transport, connection_trouble, make_transport
 from digest.mail.verp import digest_sender
@@ -34,6 +42,8 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100  # ledger rows per send batch: one SMTP connection each
 MAX_ATTEMPTS = 8  # a row refused with 4xx this many times is given up (failed, subscriber kept)
+PACE_WAIT = 1.0  # pacing: a domain out of room this briefly is waited for, once the others went…
+PACE_BUDGET = 30.0  # …for this long in all per batch (at most a quarter of DIGEST_CLAIM_TIMEOUT); else its rows are postponed
 
 
 def chunks(ids: Sequence[int], size: int = BATCH_SIZE) -> Iterator[list[int]]:
@@ -52,6 +62,7 @@ class SendReport:
     failed: int = 0
     suppressed: int = 0
     deferred: list[int] = field(default_factory=list)
+    not_before: datetime | None = None  # pacing: the last moment a deferred row waits for (no claim takes it before)
     previews: list = field(default_factory=list)  # dry run only: digest.delivery.run.Preview
     next_due: object = None  # dry run only, when no digest would be sent: digest.delivery.planning.NextDue
     already: int = 0  # dry run only: readers due by then whose digest of that period is in the ledger already
@@ -64,6 +75,11 @@ class SendReport:
         self.failed += other.failed
         self.suppressed += other.suppressed
         self.deferred += other.deferred
+        self.wait_until(other.not_before)
+
+    def wait_until(self, moment: datetime | None) -> None:
+        if moment is not None and (self.not_before is None or moment > self.not_before):
+            self.not_before = moment
 
     def line(self) -> str:
         if self.dry_run:
@@ -94,6 +110,10 @@ class Outgoing:
     window: tuple[date, date]
     reader: Reader
     picks: list[Pick]
+
+    @property
+    def domain(self) -> str:
+        return domain_of(self.reader.email)
 
 
 def load_batch(session: Session, settings: Settings, ids: Sequence[int], filters: FilterCache | None = None) -> list[Outgoing]:
@@ -166,6 +186,7 @@ class SendBatch:
     settings: Settings
     attempts: dict[int, int]  # claimed row -> attempts, this one included
     now: datetime
+    pace: Pace | None = None  # DIGEST_DOMAIN_RATE's pacing of this batch; None: none
     report: SendReport = field(default_factory=SendReport)
     held: set[int] = field(default_factory=set)
     suppressed: set[int] = field(default_factory=set)
@@ -206,6 +227,21 @@ class SendBatch:
             built.append(Built(item, data, shown, message_id(self.settings, item.public_id)))
         return built
 
+    def hold_back(self, outgoing: Sequence[Outgoing]) -> list[Outgoing]:
+        """Pacing: rows for a domain still held back since it deferred mail wait for its hold to end
+        (postponed, never built); the rest."""
+        if self.pace is None or not outgoing:
+            return list(outgoing)
+        held = self.pace.hold_back([(o.delivery_id, o.domain) for o in outgoing])
+        return [o for o in outgoing if o.delivery_id not in held]
+
+    def flush(self) -> None:
+        """Pacing: write the rows postponed so far (a statement per moment)."""
+        for not_before, why, ids in self.pace.take_postponed() if self.pace is not None else ():
+            self.held.difference_update(ids)
+            self.report.deferred += postpone(self.session, ids, not_before, why)
+            self.report.wait_until(not_before)
+
     def wanted(self, built: Built) -> bool:
         """Asked just before a message goes out: a second digest of an address refused a moment ago
         does not."""
@@ -221,14 +257,46 @@ class SendBatch:
         """
         contents = [(b.item.delivery_id, b.item.subscriber_id, b.shown) for b in built]
         write_items(self.session, contents, rewrite=[i for i, _, _ in contents if self.attempts[i] > 1])
+        with SentRecorder(self.session) as recorder:
+            if self.pace is None:
+                return self._send(built, transport, recorder, lambda i: self.wanted(built[i]))
+            return self._send_paced(built, transport, recorder)
+
+    def _send(self, built: list[Built], transport: Transport, recorder: SentRecorder, wanted: Callable[[int], bool]) -> str | None:
         senders = [digest_sender(self.settings, b.item.public_id) for b in built]  # VERP: a bounce names its digest
         messages = [([b.item.reader.email], b.data) for b in built]
-        with SentRecorder(self.session) as recorder:
-            for index, exc in transport.send_each(senders, messages, lambda i: self.wanted(built[i])):
-                stop = self._outcome(built[index], exc, recorder)
-                if stop is not None:
-                    return stop
+        for index, exc in transport.send_each(senders, messages, wanted):
+            stop = self._outcome(built[index], exc, recorder)
+            if stop is not None:
+                return stop
         return None
+
+    def _send_paced(self, built: list[Built], transport: Transport, recorder: SentRecorder) -> str | None:
+        """Send in passes over one connection: each pass sends every message whose domain has room
+        and leaves the others. A domain whose room comes within PACE_WAIT, while the batch has
+        waited less than PACE_BUDGET, is waited for and gets another pass; the others' rows are
+        postponed to when their domain has room, and so are a domain's rows once it deferred mail."""
+        waited, budget = 0.0, min(PACE_BUDGET, self.settings.claim_timeout / 4)
+        while built:
+            decided: dict[int, bool | None] = {}
+            full: dict[str, float] = {}  # domains out of room in this pass: seconds until they have
+            stop = self._send(built, transport, recorder, partial(self._paced, built, decided, full))
+            if stop is not None:
+                return stop
+            later = [b for i, b in enumerate(built) if decided.get(i, True) is None]
+            again, pause = self.pace.again([(b.item.delivery_id, b.item.domain) for b in later], full, min(PACE_WAIT, budget - waited))
+            built = [b for b in later if b.item.delivery_id in again]
+            if built:
+                time.sleep(pause)
+                waited += pause
+        return None
+
+    def _paced(self, built: list[Built], decided: dict[int, bool | None], full: dict[str, float], index: int) -> bool:
+        """:meth:`wanted`, paced: None in ``decided`` for a message its domain has no room for yet."""
+        if index not in decided:
+            item = built[index].item
+            decided[index] = self.wanted(built[index]) and self.pace.room(item.delivery_id, item.domain, full)
+        return bool(decided[index])
 
     def _outcome(self, built: Built, exc: Exception | None, recorder: SentRecorder) -> str | None:
         item = built.item
@@ -236,6 +304,8 @@ class SendBatch:
             recorder.record(item.delivery_id, built.message_id, len(built.shown), self.now)
             self.held.discard(item.delivery_id)
             self.report.sent += 1
+            if self.pace is not None:
+                self.pace.accepted(item.domain)
         elif isinstance(exc, PermanentError) and not connection_trouble(exc):
             log.warning("digest %s refused for good, suppressing subscriber %s: %s", item.delivery_id, item.subscriber_id, exc)
             self.held.discard(item.delivery_id)
@@ -246,30 +316,49 @@ class SendBatch:
         elif connection_trouble(exc):
             log.warning("SMTP trouble (%s); %d rows deferred", exc, len(self.held))
             return str(exc)
-        elif self.attempts[item.delivery_id] >= MAX_ATTEMPTS:
-            self.fail(item.delivery_id, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
         else:
-            self.finish([item.delivery_id], status=DeliveryStatus.pending, error=str(exc))
-            self.report.deferred.append(item.delivery_id)
+            hold = {}
+            if self.pace is not None:  # the domain deferred it: held back, its other rows too
+                hold["not_before"] = until = self.pace.refused(item.domain)
+                log.warning("%s deferred digest %s (%s): held back until %s", item.domain, item.delivery_id, exc, f"{until:%H:%M:%S}")
+            if self.attempts[item.delivery_id] >= MAX_ATTEMPTS:
+                self.fail(item.delivery_id, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
+            else:
+                self.finish([item.delivery_id], status=DeliveryStatus.pending, error=str(exc), **hold)
+                self.report.deferred.append(item.delivery_id)
+                self.report.wait_until(hold.get("not_before"))
         return None
 
 
-def send_deliveries(settings: Settings, ids: Sequence[int], now: datetime, *, transport: Transport | None = None) -> SendReport:
-    """Claim, compose, render and send the ledger rows ``ids`` over one transport connection."""
+def send_deliveries(
+    settings: Settings, ids: Sequence[int], now: datetime, *, transport: Transport | None = None, pacer: DomainPacer | None = None
+) -> SendReport:
+    """Claim, compose, render and send the ledger rows ``ids`` over one transport connection.
+
+    ``pacer``: DIGEST_DOMAIN_RATE's (:func:`~digest.delivery.pacing.pacer_for`) unless given. With
+    one, rows of ``ids`` still waiting for their ``not_before`` are reported deferred, so that a
+    retry of this batch comes back for them.
+    """
+    pacer = pacer or pacer_for(settings)
     with session_factory(settings)() as session:
-        attempts = claim(session, settings, sorted(set(ids)), now)
+        ids = sorted(set(ids))
+        attempts = claim(session, settings, ids, now)
+        early = waiting(session, [i for i in ids if i not in attempts], now) if pacer is not None and len(attempts) < len(ids) else {}
         if not attempts:
-            return SendReport()
-        batch = SendBatch(session, settings, attempts, now)
+            return SendReport(deferred=sorted(early), not_before=max(early.values(), default=None))
+        batch = SendBatch(session, settings, attempts, now, Pace(pacer, now) if pacer is not None else None)
+        batch.report.deferred += sorted(early)
+        batch.report.wait_until(max(early.values(), default=None))
         trouble: str | None = "sender stopped by an unexpected error"
         own_transport = transport is None
         transport = transport or make_transport(settings)
         try:
             outgoing = load_batch(session, settings, sorted(attempts))
             session.commit()
-            due = batch.skip_empty(outgoing)
+            due = batch.hold_back(batch.skip_empty(outgoing))
             trouble = batch.send(batch.build(due, bool(due) and transport.eight_bit()), transport)
         finally:
+            batch.flush()  # pacing's postponed rows
             if batch.held:  # claimed, not finished: back to pending for a later run
                 finish(session, sorted(batch.held), status=DeliveryStatus.pending, error=trouble)
                 batch.report.deferred += sorted(batch.held)
