@@ -100,7 +100,9 @@ def compose(
     out = select_for(trending[0], recipients, sent, size, trending[1])
     scoped = [(key, replace(r, filters=lines)) for key, r in recipients if (lines := scoped_lines(filters, r.filters))]
     if scoped:
-        arxiv = _section(session, arxiv_candidates(session, start, end), scoped, filters, profiles, names)
+        ours = {r.subscriber_id for _, r in scoped}  # only they are scored there: a row of the taste depends on its reader alone
+        mine = {i: p for i, p in profiles.items() if i in ours} if profiles else profiles
+        arxiv = _section(session, arxiv_candidates(session, start, end), scoped, filters, mine, names)
         if arxiv[0].papers:
             sent = exclusions(session, {r.subscriber_id for _, r in scoped}, start, end, Paper.announced_on)
             for key, picks in select_for(arxiv[0], scoped, sent, arxiv_size, arxiv[1]).items():
