@@ -33,6 +33,17 @@ def iter_bits(mask: int, limit: int | None = None) -> Iterator[int]:
         remaining -= 1
 
 
+def bit_positions(mask: int) -> np.ndarray:
+    """Positions of set bits, ascending, as an array: one pass over the bytes, where
+    :func:`iter_bits` costs a big-integer operation per bit (4,000-paper windows: ~1 ms)."""
+    if mask < 0:
+        raise ValueError("mask must not be negative")
+    if not mask:
+        return np.zeros(0, dtype=np.int64)
+    raw = np.frombuffer(mask.to_bytes((mask.bit_length() + 7) // 8, "little"), dtype=np.uint8)
+    return np.flatnonzero(np.unpackbits(raw, bitorder="little")).astype(np.int64)
+
+
 def _has_phrase(seq: tuple[str, ...], words: tuple[str, ...]) -> bool:
     first, n, j = words[0], len(words), -1
     try:

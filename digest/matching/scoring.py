@@ -171,17 +171,22 @@ class Taste:
         self._nearest: tuple[list[Anchor], list[list[int]]] | None = None
         self._order: list[list[int]] | None = None
 
-    def order(self, subscriber_id: int, positions: Iterable[int]) -> list[int]:
-        """``positions`` (trending ranks, ascending) in this reader's order: unchanged without a profile."""
-        positions = list(positions)
+    def order(self, subscriber_id: int, positions: Iterable[int] | np.ndarray) -> list[int]:
+        """``positions`` (trending ranks, ascending) in this reader's order: unchanged without a profile.
+
+        A few positions of a large window (an arXiv section of 4,000 candidates) are sorted on their
+        own; many, or a small window, are read off the batch's sorted orders. Both give the same
+        order: the same float32 sums, ties to today's order."""
         r = self._row.get(subscriber_id)
-        if r is None or not positions:
-            return positions
-        wanted = set(positions)
-        if len(wanted) < len(positions):  # a position twice: order them as given (never from select)
-            at = np.asarray(positions)
+        if r is None:
+            return [int(i) for i in positions]
+        at = positions if isinstance(positions, np.ndarray) else np.fromiter(positions, dtype=np.int64)
+        if not len(at):
+            return []
+        if 8 * len(at) < self.window.size or len(np.unique(at)) < len(at):  # (a position twice: never from select)
             final = self.window.trend[at] + self._weight[r] * self.personal[r, at]
             return [int(i) for i in at[np.lexsort((at, -final))]]
+        wanted = set(at.tolist())
         return [i for i in self._orders()[r] if i in wanted]
 
     def order_on(self, subscriber_id: int, positions: Iterable[int], base: np.ndarray) -> list[int]:
@@ -253,5 +258,7 @@ class Taste:
         if profile is None or profile.confidence < ALSO_LIKE_CONFIDENCE:
             return []
         r = self._row[subscriber_id]
-        chosen = [p for p in self.order(subscriber_id, positions) if self.personal[r, p] >= ALSO_LIKE_SCORE]
+        at = positions if isinstance(positions, np.ndarray) else np.fromiter(positions, dtype=np.int64)
+        scored = at[self.personal[r, at] >= ALSO_LIKE_SCORE]  # few: ordered on their own
+        chosen = self.order(subscriber_id, scored)
         return [p for p in chosen if self.why(subscriber_id, p)][:limit]

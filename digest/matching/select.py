@@ -12,7 +12,7 @@ from datetime import date
 
 import numpy as np
 
-from digest.matching.corpus import iter_bits
+from digest.matching.corpus import bit_positions, iter_bits
 from digest.matching.scoring import Taste, order_near
 from digest.matching.similar import like_ids, only_likes
 from digest.matching.topics import Filter, FilterError, parse_filter
@@ -156,7 +156,7 @@ class Matcher:
             else:
                 positions = order_near(iter_bits(mask), closeness)[:size]
         elif personal:
-            positions = taste.order(recipient.subscriber_id, iter_bits(mask))[:size]
+            positions = taste.order(recipient.subscriber_id, bit_positions(mask))[:size]
         else:
             positions = list(iter_bits(mask, size))
         top = _lowest(window) if self.section == "trending" else -1  # "#1 today" is trending's: arXiv's new papers have no upvotes
@@ -182,7 +182,7 @@ class Matcher:
             )
         if personal and picks and recipient.filters:
             outside = unsent & ~mask
-            for position in taste.also_like(recipient.subscriber_id, iter_bits(outside)):
+            for position in taste.also_like(recipient.subscriber_id, bit_positions(outside)):
                 why = taste.why(recipient.subscriber_id, position)
                 picks.append(Pick(self.papers[position], None, why, also=True, section=self.section))
         return picks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from digest_helpers import DAY, trending_key
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -138,3 +139,12 @@ def test_for_you_marks_only_a_paper_placed_above_a_more_upvoted_one_not_a_reorde
     assert lifted_indexes([2, 2, 2, 0, 1]) == {3}  # ties reordered lift nothing; the 0 above the 1 does
     assert lifted_indexes([3, 9, 5, 5]) == {0}
     assert lifted_indexes([0, 0, 1, 4]) == {0, 1, 2}
+
+
+def test_bit_positions_are_iter_bits_as_an_array():
+    from digest.matching.corpus import bit_positions, iter_bits
+
+    for mask in (0, 1, 0b1011000, (1 << 3999) | (1 << 2048) | 5, int("1" * 700, 2) << 37):
+        assert bit_positions(mask).tolist() == list(iter_bits(mask))
+    with pytest.raises(ValueError):
+        bit_positions(-1)

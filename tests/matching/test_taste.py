@@ -302,6 +302,9 @@ def test_a_readers_order_is_the_blend_sorted_ties_in_todays_order():
             parts = {p: taste.parts(subscriber_id, p) for p in positions}  # the blend in float32, as scored
             final = {p: np.float32(x.trending) + np.float32(x.weight) * np.float32(x.personal) for p, x in parts.items()}
             assert taste.order(subscriber_id, positions) == sorted(positions, key=lambda p: (-final[p], p))
+            assert taste.order(subscriber_id, np.asarray(list(positions))) == taste.order(
+                subscriber_id, positions
+            )  # select's bit positions
     assert taste.order(3, [5, 1, 9]) == [5, 1, 9]  # no profile: as given
     flat = Taste(window, {4: fit(random_signals(3, seed=14))}, parts=())  # no personal part: today's order
     assert taste.order(4, range(50)) == list(range(50)) and flat.order(4, range(50)) == sorted(
