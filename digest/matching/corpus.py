@@ -9,8 +9,10 @@ The papers are tokenised and stemmed here, once, when the index is built
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -55,35 +57,112 @@ def _has_phrase(seq: tuple[str, ...], words: tuple[str, ...]) -> bool:
         return False
 
 
+class _Ids(dict):
+    """key → a small integer, each new key the next one."""
+
+    def __missing__(self, key: str) -> int:
+        value = self[key] = len(self)
+        return value
+
+
+def _to_bits(positions: np.ndarray, n: int) -> int:
+    """A bitset of ``n`` papers from the positions of its set bits."""
+    if len(positions) == 1:
+        return 1 << int(positions[0])
+    flags = np.zeros(n, dtype=bool)
+    flags[positions] = True
+    return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
+
+
+class _Postings:
+    """One field's keys (words, or words as written) → the papers having them, and its adjacent
+    word pairs → the papers having them side by side. Built in one pass of appends (key ids and
+    paper positions in flat arrays), sorted once by numpy; a key's bitset is made on its first
+    lookup. Far less than a dict of bitsets: 4,000 abstracts hold ~600,000 distinct word pairs,
+    and a bitset of a paper at position i is an i-bit integer."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.ids = _Ids()
+        self._keys, self._papers = array("i"), array("i")  # (key id, paper) per distinct key of a paper
+        self._tokens, self._owners = array("i"), array("i")  # each paper's word sequence, concatenated
+        self._bits: dict[object, int] = {}
+
+    def add(self, i: int, keys: Iterable[str], seq: Sequence[str] = ()) -> None:
+        before = len(self._keys)
+        self._keys.extend(map(self.ids.__getitem__, keys))
+        self._papers.extend(repeat(i, len(self._keys) - before))
+        if len(seq) > 1:
+            self._tokens.extend(map(self.ids.__getitem__, seq))
+            self._owners.extend(repeat(i, len(seq)))
+
+    def freeze(self) -> None:
+        keys = np.frombuffer(self._keys, dtype=np.int32) if self._keys else np.zeros(0, np.int32)
+        order = np.argsort(keys, kind="stable")  # a key's papers stay in ascending order
+        self._by_key = (np.frombuffer(self._papers, dtype=np.int32) if self._papers else np.zeros(0, np.int32))[order]
+        self._offsets = np.concatenate(([0], np.cumsum(np.bincount(keys, minlength=len(self.ids)))))
+        tokens = np.frombuffer(self._tokens, dtype=np.int32).astype(np.int64) if self._tokens else np.zeros(0, np.int64)
+        owners = np.frombuffer(self._owners, dtype=np.int32) if self._owners else np.zeros(0, np.int32)
+        same = owners[:-1] == owners[1:]
+        codes, owners = ((tokens[:-1] << 32) | tokens[1:])[same], owners[:-1][same]
+        order = np.lexsort((owners, codes))
+        codes, owners = codes[order], owners[order]
+        new = np.ones(len(codes), dtype=bool)
+        new[1:] = (codes[1:] != codes[:-1]) | (owners[1:] != owners[:-1])  # a pair twice in one paper: once
+        self._pair_codes, self._pair_papers = codes[new], owners[new]
+        del self._keys, self._papers, self._tokens, self._owners
+
+    def positions(self, key: str) -> np.ndarray:
+        k = self.ids.get(key)
+        return self._by_key[self._offsets[k] : self._offsets[k + 1]] if k is not None else self._by_key[:0]
+
+    def get(self, key: str, default: int = 0) -> int:
+        bits = self._bits.get(key)
+        if bits is None:
+            k = self.ids.get(key)
+            if k is None:
+                return default
+            bits = self._bits[key] = _to_bits(self._by_key[self._offsets[k] : self._offsets[k + 1]], self.n)
+        return bits
+
+    def pair(self, first: str, second: str) -> int:
+        key = (first, second)
+        bits = self._bits.get(key)
+        if bits is None:
+            a, b = self.ids.get(first), self.ids.get(second)
+            if a is None or b is None:
+                return 0
+            code = a << 32 | b
+            lo, hi = np.searchsorted(self._pair_codes, [code, code + 1])
+            bits = self._bits[key] = _to_bits(self._pair_papers[lo:hi], self.n) if hi > lo else 0
+        return bits
+
+
 class Corpus:
     """The papers of one matching run, in rank order (position 0 = most trending).
 
-    Per field: stem -> bitset (hyphenated compounds run together count as words) and adjacent stem
-    pair -> bitset (so a two-word phrase is one lookup), plus each paper's stem sequence to confirm
-    longer phrases, and its words as written for prefixes (indexed on the first prefix asked for).
+    Per field: stem -> papers (hyphenated compounds run together count as words) and adjacent stem
+    pair -> papers (so a two-word phrase is one lookup), plus each paper's stem sequence to confirm
+    longer phrases, and its words as written -> papers, for prefixes (:class:`_Postings`).
     """
 
     def __init__(self, papers: Sequence[PaperText]) -> None:
-        self._n = len(papers)
-        self._all = (1 << self._n) - 1
+        self._n = n = len(papers)
+        self._all = (1 << n) - 1
         self._upvotes = [p.upvotes for p in papers]
         self._seqs: dict[str, list[tuple[str, ...]]] = {f: [] for f in FIELDS}
-        self._raw: dict[str, list[tuple[tuple[str, ...], ...]]] = {f: [] for f in FIELDS}
-        self._index: dict[str, dict[str, int]] = {f: {} for f in FIELDS}
-        self._pairs: dict[str, dict[tuple[str, str], int]] = {f: {} for f in FIELDS}
-        self._prefixes: dict[str, tuple[list[str], list[int]]] = {}
+        self._index = {f: _Postings(n) for f in FIELDS}
+        self._written = {f: _Postings(n) for f in FIELDS}  # words as written (casefolded): for prefixes
+        self._prefixes: dict[str, list[str]] = {}
         stems = Stems()
         for i, paper in enumerate(papers):
-            bit = 1 << i
             for name, field in paper_fields(paper, stems).items():
                 seq = field.stems
                 self._seqs[name].append(seq)
-                self._raw[name].append(field.raw)
-                index, pairs = self._index[name], self._pairs[name]
-                for word in field.words:
-                    index[word] = index.get(word, 0) | bit
-                for pair in set(zip(seq, seq[1:])):
-                    pairs[pair] = pairs.get(pair, 0) | bit
+                self._index[name].add(i, field.words, seq)
+                self._written[name].add(i, {w for part in field.raw for w in part})
+        for postings in (*self._index.values(), *self._written.values()):
+            postings.freeze()
         self._trending = self._index["source"].get("hf", 0)  # what a line naming no source or category reaches
         self._filters: dict[str, int] = {}
         self._terms: dict[str, int] = {}  # by the term's text
@@ -197,9 +276,9 @@ class Corpus:
     def _phrase(self, field: str, stems: tuple[str, ...]) -> int:
         if len(stems) == 1:
             return self._index[field].get(stems[0], 0)
-        pairs, bits = self._pairs[field], self._all
-        for pair in zip(stems, stems[1:]):
-            bits &= pairs.get(pair, 0)
+        index, bits = self._index[field], self._all
+        for first, second in zip(stems, stems[1:]):
+            bits &= index.pair(first, second)
             if not bits:
                 return 0
         if len(stems) > 2:  # adjacent pairs present; check they line up
@@ -210,18 +289,13 @@ class Corpus:
         return bits
 
     def _prefix(self, field: str, prefix: str) -> int:
-        """Papers with a word (as written) starting with ``prefix``: one sorted index per field."""
-        if field not in self._prefixes:
-            index: dict[str, int] = {}
-            for i, parts in enumerate(self._raw[field]):
-                bit = 1 << i
-                for word in {w for part in parts for w in part}:
-                    index[word] = index.get(word, 0) | bit
-            keys = sorted(index)
-            self._prefixes[field] = (keys, [index[k] for k in keys])
-        keys, masks = self._prefixes[field]
-        bits, at = 0, bisect_left(keys, prefix)
+        """Papers with a word (as written) starting with ``prefix``: the field's words sorted once."""
+        written = self._written[field]
+        keys = self._prefixes.get(field)
+        if keys is None:
+            keys = self._prefixes[field] = sorted(written.ids)
+        found, at = [], bisect_left(keys, prefix)
         while at < len(keys) and keys[at].startswith(prefix):
-            bits |= masks[at]
+            found.append(written.positions(keys[at]))
             at += 1
-        return bits
+        return _to_bits(np.unique(np.concatenate(found)), self._n) if found else 0
