@@ -291,7 +291,9 @@ class DigestMailer:
 
     def __init__(self, settings: Settings, email_templates: EmailTemplates | None = None, eight_bit: bool = False) -> None:
         self.settings = settings
-        self.eight_bit = eight_bit  # the batch's SMTP server takes 8-bit text (``Transport.eight_bit``)
+        # the batch's SMTP server takes 8-bit text (``Transport.eight_bit``); never when signing: a relay
+        # that cannot pass 8-bit on re-encodes the part and breaks the signature (RFC 6376 5.3)
+        self.eight_bit = eight_bit and not settings.dkim
         self.templates = email_templates or templates()
         self.blocks = PaperBlocks(self.templates, settings.arxiv_categories)
         self.sender = settings.mail_from_address

@@ -162,6 +162,9 @@ def test_a_digest_sent_for_real_carries_signatures_the_printed_records_verify(
     sent_on = message["Date"].datetime.astimezone(UTC).date()  # the campaign is the day it was sent
     assert message["Feedback-ID"] == f"{sent_on}:digest:digest.example.org:trendingpapers"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # the server takes 8BITMIME, but a signed text part is never 8bit: a relay that cannot pass 8-bit
+    # on would re-encode it and break the signature (RFC 6376 5.3)
+    assert b"Content-Transfer-Encoding: 8bit" not in data and b"Content-Transfer-Encoding: base64" in data
 
 
 def test_a_changed_subject_or_body_or_an_added_unsubscribe_link_fails_verification(
@@ -211,6 +214,7 @@ def test_without_dkim_settings_messages_go_unsigned(session, mail_settings, smtp
     assert len(smtp_server.captured) == 2
     for captured in smtp_server.captured:
         assert captured.data.startswith(b"From: ") and b"DKIM-Signature" not in captured.data
+    assert b"Content-Transfer-Encoding: 8bit" in smtp_server.captured[0].data  # the digest's text part, unsigned: 8bit
     message = b"From: a@example.org\r\n\r\nbody\r\n"
     assert Signer(()).sign(message) is message
 
