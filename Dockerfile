@@ -16,7 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /dist /dist
 RUN pip install --no-cache-dir /dist/*.whl && rm -rf /dist \
     && useradd --create-home --uid 10001 digest \
-    && mkdir -p /data && chown digest /data
+    && mkdir -p /data /var/lib/digest/metrics && chown digest /data /var/lib/digest/metrics
 WORKDIR /data
 USER digest
 EXPOSE 8000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_SOURCE_URL = "https://huggingface.co/api/daily_papers"
 DEFAULT_ARXIV_RSS_URL = "https://rss.arxiv.org/rss"
 DEFAULT_ARXIV_API_URL = "https://export.arxiv.org/api/query"
@@ -103,6 +105,9 @@ class Settings:
     dkim: tuple[DkimKey, ...] = ()  # every message is signed with each of these keys; () = unsigned
     ses_topic_arns: tuple[str, ...] = ()  # SNS topics whose SES notifications POST /webhooks/bounces/ses takes; () = webhook off
     domain_rate: int | None = None  # messages a second per recipient domain, and a 4xx slows that domain; None = no pacing
+    metrics_dir: Path | None = None  # every process's counters, added up by /metrics (digest.metrics); None: per process
+    metrics_token: str | None = None  # /metrics wants "Authorization: Bearer <this>"; None: no token
+    metrics_allow: tuple[IPNetwork, ...] | None = None  # who may scrape /metrics; None: loopback without a token, anyone with one
     extra: dict = field(default_factory=dict)  # per-test overrides (e.g. rate limits)
 
     @property
@@ -342,6 +347,45 @@ def parse_bounce_domain(variable: str, raw: str) -> str:
     return domain
 
 
+def parse_metrics_dir(variable: str, raw: str) -> Path:
+    """The directory every process of the service writes its counters to (``digest.metrics``)."""
+    path = Path(raw)
+    if not path.is_dir():
+        raise ConfigError(variable, f"{raw!r} is not a directory; create it (empty) and give every process of the service write access")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(variable, f"{raw!r} is not writable by this process")
+    return path
+
+
+def parse_metrics_token(variable: str, raw: str) -> str:
+    """A bearer token for /metrics: printable ASCII without spaces (an HTTP header carries it), 16+ characters."""
+    if not re.fullmatch(r"[\x21-\x7e]+", raw):
+        raise ConfigError(
+            variable,
+            "use printable ASCII characters without spaces (e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+        )
+    if len(raw) < 16:
+        raise ConfigError(variable, "too short; use at least 16 random characters")
+    return raw
+
+
+def parse_networks(variable: str, raw: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated addresses or networks (``127.0.0.1, 10.0.0.0/8, ::1``)."""
+    networks = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(
+                variable, f"expected addresses or networks such as 127.0.0.1 or 10.0.0.0/8, separated by commas; got {part!r}"
+            ) from None
+    if not networks:
+        raise ConfigError(variable, "no address or network given")
+    return tuple(networks)
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = None, signs: bool = True) -> Settings:
     """Read every ``DIGEST_*`` variable once; raise :class:`ConfigError` on the first bad one.
 
@@ -394,6 +438,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, demo: bool | None = N
         dkim=parse_dkim(env),
         ses_topic_arns=parse_topic_arns("DIGEST_SES_TOPIC_ARN", get("DIGEST_SES_TOPIC_ARN") or ""),
         domain_rate=_int("DIGEST_DOMAIN_RATE", get("DIGEST_DOMAIN_RATE"), 1, 10000) if get("DIGEST_DOMAIN_RATE") else None,
+        metrics_dir=parse_metrics_dir("DIGEST_METRICS_DIR", get("DIGEST_METRICS_DIR")) if get("DIGEST_METRICS_DIR") else None,
+        metrics_token=parse_metrics_token("DIGEST_METRICS_TOKEN", get("DIGEST_METRICS_TOKEN")) if get("DIGEST_METRICS_TOKEN") else None,
+        metrics_allow=parse_networks("DIGEST_METRICS_ALLOW", get("DIGEST_METRICS_ALLOW")) if get("DIGEST_METRICS_ALLOW") else None,
     )
 
 
@@ -422,4 +469,7 @@ VARIABLES = (
     "DIGEST_DKIM_DOMAIN",
     "DIGEST_SES_TOPIC_ARN",
     "DIGEST_DOMAIN_RATE",
+    "DIGEST_METRICS_DIR",
+    "DIGEST_METRICS_TOKEN",
+    "DIGEST_METRICS_ALLOW",
 )

@@ -7,6 +7,11 @@ celery -A workers beat
 
 from __future__ import annotations
 
+import os
+
+from celery.signals import worker_process_shutdown
+
+from digest import metrics
 from digest.config import ConfigError
 from workers.factory import VISIBILITY_TIMEOUT, make_celery
 
@@ -16,3 +21,9 @@ try:
     app = make_celery()
 except ConfigError as exc:  # stop start-up with one line naming the variable, no traceback
     raise SystemExit(f"error: bad configuration: {exc}") from None
+
+
+@worker_process_shutdown.connect
+def _pool_process_exited(pid: int | None = None, **_) -> None:
+    """A pool process that exits hands back its live metrics files (DIGEST_METRICS_DIR); its counters stay."""
+    metrics.process_exited(pid or os.getpid())

@@ -26,6 +26,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest import metrics
 from digest.config import Settings
 from digest.db import among, session_factory
 from digest.delivery.compose import compose, load_filters
@@ -340,6 +341,7 @@ def send_deliveries(
     retry of this batch comes back for them.
     """
     pacer = pacer or pacer_for(settings)
+    started = time.perf_counter()
     with session_factory(settings)() as session:
         ids = sorted(set(ids))
         attempts = claim(session, settings, ids, now)
@@ -364,5 +366,8 @@ def send_deliveries(
                 batch.report.deferred += sorted(batch.held)
             if own_transport:
                 transport.close()
+            report = batch.report  # counted even when the batch stopped on an error: these rows moved
+            metrics.count_digests(sent=report.sent, skipped=report.skipped, failed=report.failed, deferred=len(report.deferred))
+            metrics.observe_batch(time.perf_counter() - started)
     log.info("batch of %d: %s", len(ids), batch.report.line())
     return batch.report

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from digest import metrics
 from digest.config import Settings
 from digest.db import among, session_scope
 from digest.delivery.schedule import Due, due_digest, zone
@@ -157,8 +158,8 @@ def _write_plan(session: Session, dues: Sequence[Due]) -> None:
     if not dues:
         return
     if session.get_bind().dialect.name == "sqlite":  # executemany is cheap in-process
-        session.execute(
-            sqlite.insert(Delivery).on_conflict_do_nothing(index_elements=["subscriber_id", "period"]),
+        created = session.execute(  # Core's executemany (the table, not the entity): it tells how many rows it made
+            sqlite.insert(Delivery.__table__).on_conflict_do_nothing(index_elements=["subscriber_id", "period"]),
             [
                 dict(
                     subscriber_id=d.subscriber_id,
@@ -170,10 +171,12 @@ def _write_plan(session: Session, dues: Sequence[Due]) -> None:
                 )
                 for d in dues
             ],
+            execution_options={"preserve_rowcount": True},
         )
         session.execute(update(Subscriber), [{"id": d.subscriber_id, "next_due_at": d.next_due_at} for d in dues])
+        metrics.count_digests(planned=max(created.rowcount, 0))  # rows made: a period planned already is not counted again
         return
-    session.execute(
+    created = session.execute(
         _PLAN_ROWS,
         {
             "public_id": [new_public_id() for _ in dues],
@@ -183,11 +186,13 @@ def _write_plan(session: Session, dues: Sequence[Due]) -> None:
             "window_start": [d.window_start for d in dues],
             "window_end": [d.window_end for d in dues],
         },
+        execution_options={"preserve_rowcount": True},
     )
     session.execute(
         _MOVE_ON.execution_options(synchronize_session=False),
         {"ids": [d.subscriber_id for d in dues], "moments": [d.next_due_at for d in dues]},
     )
+    metrics.count_digests(planned=max(created.rowcount, 0))
 
 
 def _plan_rows(session: Session, rows: Sequence, at: datetime, days: list[date]) -> list[int]:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from digest import metrics
 from digest.config import Settings, SmtpSettings
 from digest.mail import pipelining
 
@@ -216,7 +217,14 @@ class SmtpTransport(_Closing):
         write (RFC 2920 lets message content open a group): one round trip a message instead of two.
         A next message to the same recipients waits for this one's outcome (the caller may not want
         it any more).
+
+        The seconds each outcome took on the wire are observed (``digest_smtp_send_seconds``).
         """
+        return metrics.timed(self._send_each(sender, messages, wanted))
+
+    def _send_each(
+        self, sender: str | Sequence[str], messages: Sequence[tuple[list[str], bytes]], wanted: Callable[[int], bool]
+    ) -> Iterator[tuple[int, DeliveryError | None]]:
         senders = senders_of(sender, messages)
         try:
             if self._smtp is None:

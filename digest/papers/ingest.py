@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from functools import wraps
 from pathlib import Path
+from typing import ParamSpec
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,6 +31,7 @@ from sqlalchemy import func, null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from digest import metrics
 from digest.config import Settings
 from digest.db import among, session_scope
 from digest.models import IngestRun, Paper, PaperVector, utcnow
@@ -62,6 +65,7 @@ class IngestReport:
     updated: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    recorded: bool = False  # an IngestRun was written for it (False: nothing new to fetch)
 
     def lines(self) -> list[str]:
         skipped = sum(self.skipped.values())
@@ -109,8 +113,35 @@ def store(session: Session, records: Sequence[PaperRecord], now: datetime) -> tu
     return new, updated
 
 
+P = ParamSpec("P")
+
+
+def counted(source: str) -> Callable[[Callable[P, IngestReport]], Callable[P, IngestReport]]:
+    """An ingest function whose runs and papers are counted under ``source`` (``digest_ingest_runs_total``,
+    ``digest_ingest_papers_total``) once it returned, its transaction committed, or failed."""
+
+    def wrap(ingest: Callable[P, IngestReport]) -> Callable[P, IngestReport]:
+        @wraps(ingest)
+        def run(*args: P.args, **kwargs: P.kwargs) -> IngestReport:
+            try:
+                report = ingest(*args, **kwargs)
+            except BaseException:
+                metrics.count_ingest(source, "failed")
+                raise
+            if report.recorded:
+                metrics.count_ingest(source, "ok", report.new, report.updated, sum(report.skipped.values()))
+            else:
+                metrics.count_ingest(source, "unchanged")
+            return report
+
+        return run
+
+    return wrap
+
+
 def record_run(session: Session, report: IngestReport, started_at: datetime) -> None:
     """The :class:`IngestRun` of a report, in the ingest's own transaction."""
+    report.recorded = True
     session.add(
         IngestRun(
             source=report.source[:2048],
@@ -133,6 +164,7 @@ def save(settings: Settings, batch: Batch, source: str, started_at: datetime) ->
     return report
 
 
+@counted("daily_papers")
 def ingest_days(settings: Settings, days: Sequence[date], progress: bool = False, *, client: PapersClient | None = None) -> IngestReport:
     """Fetch every day in ``days`` (raises ``SourceError`` if any fails), then store them all.
 
@@ -153,6 +185,7 @@ def ingest_days(settings: Settings, days: Sequence[date], progress: bool = False
     return save(settings, Batch.combine(batches), f"{settings.source_url} ({label})", started_at)
 
 
+@counted("arxiv")
 def ingest_arxiv(settings: Settings, categories: Sequence[str] = (), *, client: ArxivClient | None = None) -> IngestReport:
     """arXiv's latest announcement for ``categories`` (default ``DIGEST_ARXIV_CATEGORIES``): the RSS
     feed, then the API for what it lacks (primary category, first version's date, latest version),
@@ -253,12 +286,14 @@ def represent_stored(settings: Settings, batch: int = BACKFILL_BATCH, on_batch: 
             on_batch(done)
 
 
+@counted("file")
 def ingest_file(settings: Settings, path: Path) -> IngestReport:
     """Load a saved API response and store it (raises ``SourceError`` if the file is unusable)."""
     started_at = utcnow()
     return save(settings, load_file(Path(path)), f"file {path}", started_at)
 
 
+@counted("sample")
 def ingest_sample(settings: Settings, today: date | None = None) -> IngestReport:
     """Store the packaged sample papers, re-dated to the last few days before ``today`` (the demo)."""
     started_at = utcnow()

@@ -21,7 +21,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digest import queue
 from digest.config import DEMO_KEY_WARNING, ConfigError, Settings, load_settings
-from digest.web import archive, feedback, outbox, site, views, webhooks
+from digest.web import archive, feedback, metrics, outbox, site, views, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -93,4 +93,5 @@ def create_app(settings: Settings | None = None, *, warn_demo_key: bool = True) 
     feedback.register(app, limiter, csrf, settings)
     webhooks.register(app, limiter, csrf, settings)  # POST /webhooks/bounces/ses (off without DIGEST_SES_TOPIC_ARN)
     outbox.register(app, settings)  # demo mode only
+    metrics.register(app, csrf, settings)  # GET /metrics for Prometheus: a bearer token, or this machine only
     return app
