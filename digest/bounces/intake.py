@@ -38,6 +38,7 @@ class Summary:
     messages: int = 0
     kinds: Counter = field(default_factory=Counter)
     outcomes: Counter = field(default_factory=Counter)
+    seen: int = 0  # Maildir messages left alone: marked read (S) by an earlier run
 
     def add(self, recorded: Sequence[tuple[Event, Outcome]]) -> None:
         self.messages += 1
@@ -51,6 +52,7 @@ class Summary:
         return (
             f"processed {self.messages} message{'' if self.messages == 1 else 's'}: {kinds}, duplicates {self.outcomes[Outcome.duplicate]}; "
             f"suppressed {self.outcomes[Outcome.suppressed]}, unsubscribed {self.outcomes[Outcome.unsubscribed]}"
+            + (f"; {self.seen} already read (marked S), left alone: --all reads them again" if self.seen else "")
         )
 
 
@@ -69,21 +71,42 @@ def refused(settings: Settings, recipient: str, sender: str, at: datetime) -> Ou
         return record(session, event)
 
 
-def process(settings: Settings, path: Path, at: datetime) -> Summary:
-    """Read and record every message at ``path``: one message, an mbox file or a Maildir."""
+def process(settings: Settings, path: Path, at: datetime, every: bool = False) -> Summary:
+    """Read and record every message at ``path``: one message, an mbox file or a Maildir.
+
+    In a Maildir, as a mail client does, each message recorded is marked read (moved to ``cur/``
+    with the ``S`` flag) once its transaction committed, and a message marked read is left alone
+    unless ``every``: a mailbox that a relay keeps filling costs each run only what came since."""
     summary = Summary()
+    if path.is_dir():
+        box = maildir_at(path)
+        for key in sorted(box.keys()):
+            message = box.get_message(key)
+            if "S" in message.get_flags() and not every:
+                summary.seen += 1
+                continue
+            data = box.get_bytes(key)
+            summary.add(receive(settings, data, delivered_to(email.message_from_bytes(data)), at))
+            message.set_subdir("cur")
+            message.add_flag("S")
+            box[key] = message
+        return summary
     for data in messages_at(path):
         summary.add(receive(settings, data, delivered_to(email.message_from_bytes(data)), at))
     return summary
+
+
+def maildir_at(path: Path) -> mailbox.Maildir:
+    if not ((path / "cur").is_dir() or (path / "new").is_dir()):
+        raise ValueError(f"{path} is a folder but not a Maildir (it has no cur/ or new/)")
+    return mailbox.Maildir(path, factory=None, create=False)
 
 
 def messages_at(path: Path) -> Iterator[bytes]:
     """The raw messages at ``path``: a Maildir (a folder with ``cur/`` or ``new/``), an mbox (a file
     starting ``From ``), or a single message. Raises ``ValueError`` for a folder that is not a Maildir."""
     if path.is_dir():
-        if not ((path / "cur").is_dir() or (path / "new").is_dir()):
-            raise ValueError(f"{path} is a folder but not a Maildir (it has no cur/ or new/)")
-        box = mailbox.Maildir(path, factory=None, create=False)
+        box = maildir_at(path)
         for key in sorted(box.keys()):
             yield box.get_bytes(key)
         return

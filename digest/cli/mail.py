@@ -99,17 +99,20 @@ def bounces_serve(ctx: Context, host: str, port: int) -> None:
 
 @bounces.command("process")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--all", "every", is_flag=True, help="In a Maildir, read the messages marked read (S) by an earlier run too.")
 @pass_ctx
-def bounces_process(ctx: Context, path: Path) -> None:
+def bounces_process(ctx: Context, path: Path, every: bool) -> None:
     """Record what the messages at PATH report: one message, an mbox file, or a Maildir folder.
 
-    Safe to run again on the same mailbox: a report already recorded counts as a duplicate.
+    In a Maildir each message recorded is marked read (moved to cur/, flag S), as a mail client
+    does, and later runs leave it alone (--all reads it again). Safe to run again on the same
+    mailbox: a report already recorded counts as a duplicate.
     """
     from digest.bounces.intake import process
 
     settings = _bounce_settings(ctx)
     try:
-        summary = process(settings, path, datetime.now(timezone.utc))
+        summary = process(settings, path, datetime.now(timezone.utc), every=every)
     except ValueError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:  # not migrated, server down…

@@ -61,9 +61,11 @@ def test_a_maildir_is_recorded_once_however_often_it_is_read(session, bounce_set
     assert first.stdout.strip() == (
         "processed 5 messages: hard 1, soft 1, complaints 1, auto-replies 1, other 0, forged 1, duplicates 0; suppressed 1, unsubscribed 1"
     )
+    assert {m.get_subdir() + ":" + m.get_flags() for m in box} == {"cur:S"}  # marked read, as a mail client does
     again = digest_cli(env, "bounces", "process", str(tmp_path / "Maildir"))
     assert again.stdout.strip() == (
-        "processed 5 messages: hard 0, soft 0, complaints 0, auto-replies 0, other 0, forged 0, duplicates 5; suppressed 0, unsubscribed 0"
+        "processed 0 messages: hard 0, soft 0, complaints 0, auto-replies 0, other 0, forged 0, duplicates 0; suppressed 0, unsubscribed 0"
+        "; 5 already read (marked S), left alone: --all reads them again"
     )
     session.expire_all()
     states = dict(session.execute(select(Subscriber.email, Subscriber.state)).all())
@@ -94,6 +96,22 @@ def test_a_maildir_is_recorded_once_however_often_it_is_read(session, bounce_set
     assert "came back (since the start): hard 1, soft 1, complaint 1, auto_reply 1, delivered 0, other 0, forged 1" in stats.stdout
     counts = json.loads(digest_cli(env, "stats", "--json").stdout)["mail_events"]
     assert counts == {"hard": 1, "soft": 1, "complaint": 1, "auto_reply": 1, "delivered": 0, "other": 0, "forged": 1}
+
+    box.add(
+        stored(
+            fill("postfix-hard", to=senders["pat@example.net"], verp=senders["pat@example.net"], rcpt="pat@example.net"),
+            senders["pat@example.net"],
+        )
+    )
+    later = digest_cli(env, "bounces", "process", str(tmp_path / "Maildir"))  # only what came since: pat's second bounce
+    assert later.stdout.strip() == (
+        "processed 1 message: hard 1, soft 0, complaints 0, auto-replies 0, other 0, forged 0, duplicates 0; suppressed 0, unsubscribed 0"
+        "; 5 already read (marked S), left alone: --all reads them again"
+    )
+    every = digest_cli(env, "bounces", "process", "--all", str(tmp_path / "Maildir"))
+    assert every.stdout.strip() == (
+        "processed 6 messages: hard 0, soft 0, complaints 0, auto-replies 0, other 0, forged 0, duplicates 6; suppressed 0, unsubscribed 0"
+    )
 
 
 def test_an_mbox_and_a_single_file_are_read_as_well(session, bounce_settings, relay, make_paper, tmp_path):
