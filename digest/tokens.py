@@ -22,6 +22,7 @@ PATHS = {
     "unsubscribe": "/unsubscribe/",
     "archive": "/digest/",
     "vote": "/vote/",  # the reader's public id; /<paper id>/<more|less> follow the token
+    "feed": "/feed/",  # the reader's public id: their digests as an Atom feed (digest/web/feeds.py)
 }
 #: The last part of a vote link (``/vote/<token>/<paper id>/<way>``): which way the reader votes.
 VOTE_WAYS = {"more": 1, "less": -1}
@@ -33,8 +34,9 @@ VOTE_WAYS = {"more": 1, "less": -1}
 #: (38 characters for a 22-character public id; an itsdangerous ``Signer`` token, ``value.<27>``,
 #: was 50). Tokens of that older form, as digests mailed before carry, are still read.
 #: ``bounce`` tokens make the VERP envelope sender of each message (:mod:`digest.mail.verp`), whose
-#: local part must stay within 64 octets.
-PLAIN = frozenset({"vote", "bounce"})
+#: local part must stay within 64 octets. ``feed`` tokens sign a reader's Atom feed: a feed reader
+#: polls the same URL for years, and its ETag must not change with a token made afresh.
+PLAIN = frozenset({"vote", "bounce", "feed"})
 COMPACT_TAG_BYTES = 12
 COMPACT_TAG_CHARS = 16  # base64url of 12 bytes, no padding
 

@@ -328,6 +328,12 @@ def why_line(pick: Pick, new_in: str | None = None) -> str:
     return f"{matched} · new in {new_in}" if new_in else matched
 
 
+def card_why(pick: Pick, new_in: str | None = None) -> str:
+    """What a card prints as its why: :func:`why_line`; for a "You may also like" paper, the taste's
+    why alone (the card puts "outside your filters" before it)."""
+    return (pick.why or "") if pick.also else why_line(pick, new_in)
+
+
 def cards_of(
     blocks: PaperBlocks,
     cards,
@@ -348,7 +354,7 @@ def cards_of(
     html: list[str] = []
     text: list[str] = []
     for number, (block, pick) in enumerate(cards, first):
-        why = (pick.why or "") if pick.also else why_line(pick, new_in(pick) if new_in is not None else None)
+        why = card_why(pick, new_in(pick) if new_in is not None else None)
         paper = str(pick.paper.id) if votes else ""
         values = {
             "head": block.head,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -27,7 +27,7 @@ from markupsafe import Markup
 
 from digest import tokens
 from digest.config import Settings
-from digest.mail.cards import ARXIV, TEMPLATE, PaperBlocks, cards_of, primary_category
+from digest.mail.cards import ARXIV, TEMPLATE, PaperBlocks, card_why, cards_of, primary_category
 from digest.mail.dkim import Signer
 from digest.mail.headers import feedback_id, list_id
 from digest.mail.templates import EmailTemplates, Rendered, templates
@@ -43,6 +43,8 @@ TRENDING_HEADING = "Trending on Hugging Face"
 TRENDING_NOTE = "Most upvoted on Hugging Face Daily Papers"
 ARXIV_HEADING = "New on arXiv"
 ARXIV_NOTE = "Papers arXiv announced as new, matching your filters"
+#: What a card of the "You may also like" part says first, before the taste's why (``digest/card.*``)
+ALSO_LINE = "outside your filters"
 MAX_HEADING_CATEGORIES = 4  # categories named in the arXiv section's heading; the rest are counted
 
 
@@ -129,31 +131,26 @@ def digest_context(
     arXiv" section, ``sections`` holds the sections that have papers, each its heading, note and
     cards; without, it is empty, and ``cards`` and ``also_cards`` are the digest as it was before
     arXiv was a source."""
-    trending = [p for p in picks if p.section != ARXIV]
-    arxiv = [p for p in picks if p.section == ARXIV]
-    main = [p for p in trending if not p.also] + [p for p in arxiv if not p.also]
+    laid_out = digest_sections(picks, reader.filters, blocks.categories)
+    trending, arxiv = laid_out[0].picks, laid_out[1].picks
+    main = laid_out[0].shown + laid_out[1].shown
     count = len(main)
     label = lead_label(window, reader.frequency)
     lead = main[0] if main else None  # the first card: its thumbnail large
     titles = [_block(blocks, p, p is lead).title for p in main[:2]]
     sections = []
-    number = 1
-    for section, section_picks in (("trending", trending), (ARXIV, arxiv)):
-        shown = [p for p in section_picks if not p.also]
-        also = [p for p in section_picks if p.also]
-        reasons = category_reasons(shown, reader.filters, blocks.categories) if section == ARXIV and shown else {}
-        new_in = (lambda pick, reasons=reasons: reasons[id(pick)][0]) if reasons else None
+    for s in laid_out:
+        shown, also, number = s.shown, s.also, s.first
         sections.append(
             {
-                "picks": section_picks,
-                "heading": arxiv_heading(shown, reasons) if section == ARXIV else TRENDING_HEADING,
-                "note": ARXIV_NOTE if section == ARXIV else TRENDING_NOTE,
-                "cards": cards_of(blocks, ((_block(blocks, p, p is lead), p) for p in shown), number, links.vote, label, new_in),
+                "picks": s.picks,
+                "heading": s.heading,
+                "note": ARXIV_NOTE if s.section == ARXIV else TRENDING_NOTE,
+                "cards": cards_of(blocks, ((_block(blocks, p, p is lead), p) for p in shown), number, links.vote, label, s.reason),
                 "also": bool(also),
                 "also_cards": cards_of(blocks, ((_block(blocks, p), p) for p in also), number + len(shown), links.vote, label),
             }
         )
-        number += len(section_picks)
     first = sections[0]
     if arxiv:
         n_trending = sum(not p.also for p in trending)
@@ -191,6 +188,72 @@ def digest_context(
         "preferences_url": links.preferences,
         "archive_url": links.archive,
     }
+
+
+@dataclass(frozen=True)
+class DigestSection:
+    """One of a digest's two sections as the email lays it out: "trending" (Hugging Face Daily
+    Papers), then "arxiv" (new on arXiv); its papers, those shown under its heading then its "You
+    may also like" ones, numbered on from ``first``."""
+
+    section: str
+    picks: list[Pick]
+    shown: list[Pick]
+    also: list[Pick]
+    first: int  # the number of its first card
+    heading: str
+    #: the "New on arXiv" section's: for each pick (by ``id``), the category that brought it and its heading's labels
+    reasons: dict[int, tuple[str | None, tuple]]
+
+    @property
+    def reason(self) -> Callable[[Pick], str | None] | None:
+        """The arXiv category that brought a pick of this section (its why line says "new in …"); None outside it."""
+        reasons = self.reasons
+        return (lambda pick: reasons[id(pick)][0]) if reasons else None
+
+
+def digest_sections(picks: Sequence[Pick], filters: Sequence[str], categories: Sequence[str] = ()) -> tuple[DigestSection, DigestSection]:
+    """The digest's sections, trending then arXiv (either may be empty), as the email lays out
+    ``picks`` for a reader with these filter lines (the operator's arXiv categories spell the arXiv
+    section's heading): what :func:`digest_context` renders, and :func:`listed_papers` lists."""
+    out = []
+    number = 1
+    for section in ("trending", ARXIV):
+        section_picks = [p for p in picks if (p.section == ARXIV) == (section == ARXIV)]
+        shown = [p for p in section_picks if not p.also]
+        also = [p for p in section_picks if p.also]
+        reasons = category_reasons(shown, filters, categories) if section == ARXIV and shown else {}
+        heading = arxiv_heading(shown, reasons) if section == ARXIV else TRENDING_HEADING
+        out.append(DigestSection(section, section_picks, shown, also, number, heading, reasons))
+        number += len(section_picks)
+    return out[0], out[1]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A paper as a digest lists it: its number, its pick, the line under it (the filter that
+    matched and why, or "outside your filters" and why), and the heading of its section when the
+    digest has two (None when it has the trending papers alone, as the email shows no heading then)."""
+
+    number: int
+    pick: Pick
+    line: str
+    heading: str | None
+
+
+def listed_papers(picks: Sequence[Pick], filters: Sequence[str], categories: Sequence[str] = ()) -> list[Listed]:
+    """The papers of a digest in the email's order, with the numbers and the lines its cards print
+    (:func:`digest.mail.cards.card_why`): for pages and feeds that list a digest without its HTML."""
+    sections = digest_sections(picks, filters, categories)
+    two = bool(sections[1].picks)
+    out = []
+    for s in sections:
+        reason = s.reason
+        for number, pick in enumerate(s.shown + s.also, s.first):
+            why = card_why(pick, reason(pick) if reason is not None and not pick.also else None)
+            line = (f"{ALSO_LINE} · {why}" if why else ALSO_LINE) if pick.also else why
+            out.append(Listed(number, pick, line, s.heading if two else None))
+    return out
 
 
 def _block(blocks: PaperBlocks, pick: Pick, lead: bool = False):

@@ -21,7 +21,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digest import queue
 from digest.config import DEMO_KEY_WARNING, ConfigError, Settings, load_settings
-from digest.web import archive, feedback, metrics, outbox, site, views, webhooks
+from digest.web import archive, feedback, feeds, metrics, outbox, site, views, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, *, warn_demo_key: bool = True) 
     site.register(app, settings)  # first: the routes use its ``dbid`` converter
     views.register(app, limiter, csrf, settings)
     archive.register(app, limiter, settings)
+    feeds.register(app, limiter, settings)  # /feed/<token>, /feed.atom, /archive/<day>
     feedback.register(app, limiter, csrf, settings)
     webhooks.register(app, limiter, csrf, settings)  # POST /webhooks/bounces/ses (off without DIGEST_SES_TOPIC_ARN)
     outbox.register(app, settings)  # demo mode only

@@ -139,8 +139,8 @@ def register(app: Flask, settings: Settings) -> None:
     def headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.endpoint != "static":
-            response.headers["Cache-Control"] = "no-store"  # pages hold tokens, addresses, CSRF tokens
+        if request.endpoint != "static" and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"  # pages hold tokens, addresses, CSRF tokens; the feeds set their own
         return response
 
     @app.errorhandler(CSRFError)

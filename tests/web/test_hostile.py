@@ -150,6 +150,8 @@ def world(session, mail_settings, smtp_server, make_paper, client):
         "unsubscribe": {"token": tokens.make_token(mail_settings, "unsubscribe", carol.public_id)},
         "archive": {"token": tokens.make_token(mail_settings, "archive", delivery.public_id)},
         "vote": {"token": tokens.make_token(mail_settings, "vote", alice.public_id), "paper_id": str(paper_id), "way": "more"},
+        "reader_feed": {"token": tokens.make_token(mail_settings, "feed", alice.public_id)},
+        "archive_day": {"day": "2026-11-29"},
         "outbox.show": {"name": OUTBOX_NAME},
         "outbox.show_html": {"name": OUTBOX_NAME},
         "outbox.raw": {"name": OUTBOX_NAME},
@@ -176,7 +178,7 @@ def test_no_route_answers_5xx_to_hostile_input(mail_settings, world, caplog):
     assert refused.status_code == 400 and b"This form has expired" not in refused.data  # the forms are validated, not stopped at CSRF
     hostile_bodies = bodies(csrf)
     rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"]
-    assert {"vote", "live_preview", "outbox.show", "ses_notification"} <= {rule.endpoint for rule in rules}
+    assert {"vote", "live_preview", "outbox.show", "ses_notification", "reader_feed", "archive_day"} <= {rule.endpoint for rule in rules}
 
     failures: list[str] = []
     requests = 0
