@@ -24,7 +24,7 @@ from digest.mail.catcher import MailCatcher
 from digest.mail.transport import outbox_folder
 from digest.models import utcnow
 from digest.models.instance import record_demo
-from digest.papers.ingest import IngestReport, ingest_arxiv, save
+from digest.papers.ingest import IngestReport, counted, ingest_arxiv, save
 from digest.papers.items import SourceError, parse_items
 from digest.papers.sources.arxiv import ArxivClient
 from digest.papers.sources.daily_papers import sample_items
@@ -84,6 +84,7 @@ def prepare(settings: Settings, *, sample: bool = True, live: bool = False, echo
     return Demo(settings=settings, catcher=catcher, scheduler=scheduler, arxiv=arxiv)
 
 
+@counted("sample")  # digest_ingest_runs_total, as ingest_sample's
 def ingest_daily_sample(settings: Settings, today: date, *, held_back: frozenset[str] = frozenset()) -> IngestReport:
     """The packaged sample papers as Daily Papers days before ``today`` (what
     :func:`digest.papers.ingest.ingest_sample` stores), but for ``held_back``: the sample arXiv
