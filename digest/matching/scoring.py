@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
@@ -260,5 +261,5 @@ class Taste:
         r = self._row[subscriber_id]
         at = positions if isinstance(positions, np.ndarray) else np.fromiter(positions, dtype=np.int64)
         scored = at[self.personal[r, at] >= ALSO_LIKE_SCORE]  # few: ordered on their own
-        chosen = self.order(subscriber_id, scored)
-        return [p for p in chosen if self.why(subscriber_id, p)][:limit]
+        chosen = (p for p in self.order(subscriber_id, scored) if self.why(subscriber_id, p))
+        return list(islice(chosen, limit))
