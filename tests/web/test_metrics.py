@@ -1,7 +1,7 @@
 """/metrics in one process (the demo's case: no DIGEST_METRICS_DIR) and who may read it.
 
 The multi-process case, a send through Celery checked against the ledger, is
-tests/workers/test_metrics.py."""
+tests/workers/test_worker_metrics.py."""
 
 from __future__ import annotations
 
