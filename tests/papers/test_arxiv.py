@@ -247,3 +247,12 @@ def test_a_client_error_is_not_retried(arxiv, fake):
     with client(fake) as c, pytest.raises(SourceError, match="HTTP 404"):
         c.details(arxiv.base + "/nowhere", ["2402.10001"])
     assert len(arxiv.requests) == 1
+
+
+def test_the_backoff_doubles_up_to_its_cap_however_many_attempts_a_fast_failing_server_allows():
+    from digest.papers.sources.http import backoff
+
+    assert [backoff(n, 5.0, 120.0) for n in (1, 2, 3, 5, 6)] == [5.0, 10.0, 20.0, 80.0, 120.0]
+    # a server that fails in a millisecond under a 600 s deadline: thousands of attempts (2 ** 1100
+    # is no float; the arXiv client raised OverflowError there instead of its one-line SourceError)
+    assert backoff(5000, 1e-9, 120.0) == 120.0 and backoff(5000, 0.0, 0.0) == 0.0

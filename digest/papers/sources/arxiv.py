@@ -28,7 +28,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from digest.papers.items import SourceError, normalize_text
-from digest.papers.sources.http import Transient, first_line, retry_after
+from digest.papers.sources.http import Transient, backoff, first_line, retry_after
 
 NS = {
     "arxiv": "http://arxiv.org/schemas/atom",
@@ -343,7 +343,7 @@ class ArxivClient:
                 return self._attempt(url, params, what, give_up_at)
             except Transient as exc:
                 attempt += 1
-                wait = exc.wait if exc.wait is not None else min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+                wait = exc.wait if exc.wait is not None else backoff(attempt, self.backoff, self.max_backoff)
                 if self.clock() + wait > give_up_at:
                     raise SourceError(
                         f"{what}: {exc} after {attempt} attempt{'s' * (attempt > 1)}; "

@@ -23,7 +23,7 @@ import httpx
 
 from digest.config import Settings
 from digest.papers.items import Batch, SourceError, decode_json, normalize_text, parse_items
-from digest.papers.sources.http import Transient, first_line, read_some, retry_after
+from digest.papers.sources.http import Transient, backoff, first_line, read_some, retry_after
 
 USER_AGENT = "paper-digest/0.1 (+self-hosted trending-papers digest)"
 
@@ -98,7 +98,7 @@ class PapersClient:
                     raise SourceError(f"{what}: {exc} (gave up after {attempt} attempts)") from None
                 wait = exc.wait
                 if wait is None:
-                    wait = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                    wait = backoff(attempt, self.backoff, self.max_backoff) * random.uniform(0.5, 1.0)
                 if time.monotonic() + wait >= give_up_at:
                     raise SourceError(f"{what}: {exc}; no time left to retry within the {self.deadline:g} s deadline") from None
                 time.sleep(wait)

@@ -45,3 +45,10 @@ def read_some(response: httpx.Response, limit: int) -> bytes:
 
 def first_line(exc: Exception) -> str:
     return (str(exc).splitlines() or [exc.__class__.__name__])[0][:200]
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Seconds before try ``attempt + 1`` (the first retry is attempt 1): ``base`` × 2ⁿ⁻¹, at most
+    ``cap``. The exponent stops growing at 64: a server that fails fast under a long deadline
+    would otherwise take a client past a thousand attempts, where 2ⁿ no longer fits a float."""
+    return min(cap, base * 2.0 ** min(attempt - 1, 64))
