@@ -21,7 +21,7 @@ from digest.delivery.batch import SendReport, chunks
 from digest.delivery.ledger import claim_cutoff, claimable_ids
 from digest.delivery.planning import plan_pages
 from digest.delivery.run import send_next
-from digest.models import IngestRun
+from digest.models import IngestRun, Pause, sending_paused
 from digest.papers.ingest import IngestReport, ingest_arxiv, ingest_days
 from digest.queue import Queue
 from digest.subscribers.subscriptions import purge_unconfirmed, release_waiting_confirmations
@@ -45,8 +45,11 @@ class PlanReport:
     planned: int = 0
     requeued: int = 0
     batches: int = 0
+    paused: Pause | None = None  # sending was paused: nothing planned or re-queued
 
     def line(self) -> str:
+        if self.paused is not None:
+            return f"{self.paused.line()}: nothing planned or re-queued"
         return f"planned {self.planned} digests, re-queued {self.requeued} stuck, in {self.batches} batches"
 
 
@@ -55,10 +58,13 @@ def plan_and_dispatch(settings: Settings, at: datetime, queue: Queue, *, page_si
 
     Each keyset page is committed before its batches are handed to ``queue``, so a worker that picks
     one up finds its rows, and sending overlaps planning; memory holds one page of ids (and the
-    stuck ones, normally none).
+    stuck ones, normally none). While sending is paused it does nothing.
     """
     report = PlanReport()
     with session_scope(settings) as session:
+        report.paused = sending_paused(session)
+        if report.paused is not None:
+            return report
         stuck = list(claimable_ids(session, claim_cutoff(settings, at), at, idle=True))
     for batch in chunks(stuck):
         queue.send_batch(batch)

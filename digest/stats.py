@@ -1,5 +1,6 @@
-"""``digest stats``: subscribers by state, papers, the last ingest, today's deliveries, and what
-came back (bounces, complaints, auto-replies, forged reports: :mod:`digest.bounces`).
+"""``digest stats``: whether sending is paused, subscribers by state, papers, the last ingest,
+today's deliveries, and what came back (bounces, complaints, auto-replies, forged reports:
+:mod:`digest.bounces`).
 
 Every count is there, zeros included (a script reading ``--json`` finds each key every time).
 """
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.models import Delivery, DeliveryStatus, EventKind, IngestRun, MailEvent, Paper, Subscriber, SubscriberState
+from digest.models import Delivery, DeliveryStatus, EventKind, IngestRun, MailEvent, Paper, Subscriber, SubscriberState, sending_paused
 
 # today's deliveries in the order an operator reads them: done first, then what is still under way
 DELIVERY_ORDER = (DeliveryStatus.sent, DeliveryStatus.skipped, DeliveryStatus.failed, DeliveryStatus.pending, DeliveryStatus.sending)
@@ -30,7 +31,9 @@ def stats(session: Session, now: datetime) -> dict[str, object]:
         ).all()
     )
     came_back = dict(session.execute(select(MailEvent.kind, func.count()).group_by(MailEvent.kind)).all())
+    pause = sending_paused(session)
     return {
+        "sending": {"paused": pause is not None, "since": pause.since if pause else None, "by": pause.by if pause else None},
         "subscribers": {state.value: by_state.get(state, 0) for state in SubscriberState},
         "papers": session.scalar(select(func.count()).select_from(Paper)) or 0,
         "latest_paper_day": session.scalar(select(func.max(Paper.daily_date))),

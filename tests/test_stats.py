@@ -50,6 +50,7 @@ def test_stats_json_prints_every_count_zeros_included(settings):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data == {
+        "sending": {"paused": False, "since": None, "by": None},
         "subscribers": {state.value: 0 for state in SubscriberState},
         "papers": 0,
         "latest_paper_day": None,

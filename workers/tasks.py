@@ -35,8 +35,9 @@ def once_per_slot(name: str, seconds: int) -> bool:
 
 
 @shared_task(name="digest.ingest")
-def ingest_task() -> str:
-    if not once_per_slot("ingest", 25 * 60):
+def ingest_task(force: bool = False) -> str:
+    """Beat's ingest, once per slot however many beats run; ``force``: an operator asked for one now (/admin)."""
+    if not force and not once_per_slot("ingest", 25 * 60):
         return "skipped: another beat ran it"
     return "; ".join(jobs.run_ingest(_settings()).lines())
 

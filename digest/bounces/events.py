@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from digest.bounces.rules import SOFT_LIMIT, SOFT_WINDOW, Verdict, verdict
 from digest.delivery.ledger import suppress_subscriber
-from digest.models import Delivery, DeliveryStatus, EventKind, MailEvent, Subscriber
+from digest.models import Delivery, DeliveryStatus, EventKind, MailEvent, Subscriber, UnsubscribeMethod
 from digest.models.events import clip
 from digest.subscribers.subscriptions import unsubscribe
 
@@ -89,7 +89,7 @@ def record(session: Session, event: Event) -> Outcome:
         return Outcome.suppressed if changed else Outcome.unchanged
     if decided is Verdict.unsubscribe:
         subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
-        changed = subscriber is not None and unsubscribe(session, subscriber, event.at)
+        changed = subscriber is not None and unsubscribe(session, subscriber, event.at, UnsubscribeMethod.complaint)
         if changed:
             log.info("subscriber %s unsubscribed: a complaint (%s)", subscriber_id, row.diagnostic)
         return Outcome.unsubscribed if changed else Outcome.unchanged

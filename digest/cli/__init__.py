@@ -5,7 +5,7 @@ quick (the web app, Celery and premailer together take a second to import). One 
 of commands; importing it registers them on ``main`` (``digest.cli.base``).
 """
 
-from digest.cli import mail, papers, schema, service, subscribers  # noqa: F401  (registers the commands)
+from digest.cli import admin, mail, papers, schema, service, subscribers  # noqa: F401  (registers the commands)
 from digest.cli.base import main
 
 __all__ = ["main"]

@@ -37,7 +37,7 @@ from digest.mail.transport import PermanentError, Transport, connection_trouble,
 from digest.mail.verp import digest_sender
 from digest.matching.profiles import decode_profiles
 from digest.matching.select import FilterCache, Pick, Recipient
-from digest.models import Delivery, DeliveryStatus, ReaderProfile, Subscriber, SubscriberState
+from digest.models import Delivery, DeliveryStatus, ReaderProfile, Subscriber, SubscriberState, sending_paused
 
 log = logging.getLogger(__name__)
 
@@ -338,11 +338,15 @@ def send_deliveries(
 
     ``pacer``: DIGEST_DOMAIN_RATE's (:func:`~digest.delivery.pacing.pacer_for`) unless given. With
     one, rows of ``ids`` still waiting for their ``not_before`` are reported deferred, so that a
-    retry of this batch comes back for them.
+    retry of this batch comes back for them. While sending is paused it claims nothing and
+    reports nothing: the rows stay as they are, for the planner to hand out again once resumed.
     """
     pacer = pacer or pacer_for(settings)
     started = time.perf_counter()
     with session_factory(settings)() as session:
+        if (pause := sending_paused(session)) is not None:  # nothing claimed: the rows stay pending, untouched
+            log.info("batch of %d not sent: %s", len(ids), pause.line())
+            return SendReport()
         ids = sorted(set(ids))
         attempts = claim(session, settings, ids, now)
         early = waiting(session, [i for i in ids if i not in attempts], now) if pacer is not None and len(attempts) < len(ids) else {}

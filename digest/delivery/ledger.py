@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.db import among
 from digest.matching.select import Pick
-from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber, SubscriberState, Suppression, address_hash
+from digest.models import Delivery, DeliveryItem, DeliveryStatus, Subscriber, SubscriberState, Suppression, UnsubscribeMethod, address_hash
 
 log = logging.getLogger(__name__)
 
@@ -245,16 +245,19 @@ def suppress(session: Session, delivery_id: int, subscriber_id: int, reason: str
     finish(session, [delivery_id], status=DeliveryStatus.failed, error=reason)
 
 
-def suppress_subscriber(session: Session, subscriber_id: int, reason: str, *, remembered: str) -> bool:
+def suppress_subscriber(
+    session: Session, subscriber_id: int, reason: str, *, remembered: str, method: UnsubscribeMethod = UnsubscribeMethod.bounce
+) -> bool:
     """The address gets no more mail: an active (or still pending) subscriber becomes ``suppressed``
-    with ``reason``, and the address is remembered as one that left (``remembered``: why, in a
-    word), so no import brings it back. Only its owner's confirmation lifts it. True if the state
+    with ``reason`` (and ``method``: a bounce, or an operator), and the address is remembered as one
+    that left (``remembered``: why, in a word), so no import brings it back. Only its owner's
+    confirmation lifts it (or an operator's restore, :mod:`digest.web.admin`). True if the state
     changed (an unsubscribed or already suppressed subscriber keeps theirs). The caller commits."""
     email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
     result = session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber_id, Subscriber.state.in_([SubscriberState.active, SubscriberState.pending]))
-        .values(state=SubscriberState.suppressed, suppressed_reason=reason, next_due_at=None)
+        .values(state=SubscriberState.suppressed, suppressed_reason=reason, unsubscribe_method=method, next_due_at=None)
         .execution_options(synchronize_session=False)
     )
     if email is not None:

@@ -21,7 +21,7 @@ from digest import metrics
 from digest.config import Settings
 from digest.db import among, session_scope
 from digest.delivery.schedule import Due, due_digest, zone
-from digest.models import Delivery, DeliveryStatus, Paper, Subscriber, SubscriberState, new_public_id
+from digest.models import Delivery, DeliveryStatus, Paper, Subscriber, SubscriberState, new_public_id, sending_paused
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +206,12 @@ def plan(session: Session, settings: Settings, at: datetime, *, page_size: int =
     """One ledger row per due subscriber for the period of ``at``; advance their ``next_due_at``.
 
     Returns the ids of those rows that are pending (a period already sent or skipped is not
-    planned again). The caller commits; only then may a sender be handed the ids.
+    planned again). The caller commits; only then may a sender be handed the ids. While sending is
+    paused it plans nothing (nobody's ``next_due_at`` moves: they are due when it resumes).
     """
+    if (pause := sending_paused(session)) is not None:
+        log.info("planned nothing: %s", pause.line())
+        return []
     days = paper_days(session, at)
     planned: list[int] = []
     for rows in due_pages(session, at, page_size):
@@ -220,7 +224,11 @@ def plan_next(session: Session, now: datetime, *, page_size: int = PAGE_SIZE) ->
     """Every active subscriber's digest of their next slot, planned now (the demo's "send now"): a
     daily reader's of their next morning, a weekly reader's of their next Monday, each with the
     papers stored now; their ``next_due_at`` moves past that slot, so it is not sent twice. A
-    reader already due is planned as :func:`plan` would. Returns the pending row ids."""
+    reader already due is planned as :func:`plan` would. Returns the pending row ids; none while
+    sending is paused."""
+    if (pause := sending_paused(session)) is not None:
+        log.info("planned nothing: %s", pause.line())
+        return []
     days: dict[date, list[date]] = {}
     planned: list[int] = []
     last = 0
@@ -258,8 +266,12 @@ def plan_pages(settings: Settings, at: datetime, *, page_size: int = PAGE_SIZE) 
     within a second whatever the number due, and memory holds one page of ids. A planner stopped
     half-way (a time limit, a crash) keeps the pages it committed; the next run plans the rest
     (each page is idempotent: the unique (subscriber, period) row and the moved ``next_due_at``).
+    Paused, it plans nothing.
     """
     with session_scope(settings) as session:
+        if (pause := sending_paused(session)) is not None:
+            log.info("planned nothing: %s", pause.line())
+            return
         days = paper_days(session, at)
     last, total = 0, 0
     while True:

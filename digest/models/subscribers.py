@@ -8,6 +8,7 @@ import hashlib
 from datetime import datetime
 
 from sqlalchemy import (
+    Enum,
     ForeignKey,
     Index,
     SmallInteger,
@@ -26,6 +27,22 @@ class SubscriberState(str, enum.Enum):
     active = "active"
     unsubscribed = "unsubscribed"
     suppressed = "suppressed"  # the mail server refused the address permanently
+
+
+class UnsubscribeMethod(str, enum.Enum):
+    """How a subscriber stopped getting mail (``subscribers.unsubscribe_method``): None while they get it."""
+
+    one_click = "one_click"  # RFC 8058: the mail client's button, a POST with List-Unsubscribe=One-Click
+    link = "link"  # the button of the unsubscribe page the email links to
+    preferences = "preferences"  # from the preferences page
+    complaint = "complaint"  # an ARF abuse report ("this is spam")
+    bounce = "bounce"  # suppressed: a hard bounce, too many soft ones, or a 5xx at send time
+    admin = "admin"  # suppressed by an operator (console or command line)
+    imported = "import"  # came in with an import that carried the opt-out
+
+
+def _values(cls: type[enum.Enum]) -> list[str]:
+    return [member.value for member in cls]  # stored as the values ("import"), not the names
 
 
 class Frequency(str, enum.Enum):
@@ -50,6 +67,10 @@ class Subscriber(Base):
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
     suppressed_reason: Mapped[str | None] = mapped_column(Text)
+    #: how they left (unsubscribed or suppressed); cleared when they confirm again
+    unsubscribe_method: Mapped[UnsubscribeMethod | None] = mapped_column(
+        Enum(UnsubscribeMethod, name="unsubscribe_method", native_enum=False, length=16, validate_strings=True, values_callable=_values)
+    )
 
     filters: Mapped[list[TopicFilter]] = relationship(
         back_populates="subscriber", order_by="TopicFilter.position", cascade="all, delete-orphan"

@@ -53,6 +53,7 @@ from digest.models import (
     SubscriberState,
     Suppression,
     TopicFilter,
+    UnsubscribeMethod,
     address_hash,
 )
 from digest.subscribers.addresses import mailbox_hash
@@ -102,6 +103,12 @@ def _take_confirmation_slot(session: Session, email: str, subscriber_id: int, no
         except IntegrityError:  # a concurrent request for the same mailbox made it first
             quota = session.get(ConfirmationQuota, key, with_for_update=True, populate_existing=True)
             assert quota is not None
+    return count_confirmation(quota, subscriber_id, now)
+
+
+def count_confirmation(quota: ConfirmationQuota, subscriber_id: int, now: datetime) -> bool:
+    """Count one confirmation mail for ``subscriber_id`` in ``quota`` (its mailbox's row, locked by
+    the caller); False when the window is full: the request waits for the next one instead."""
     if now - quota.window_start >= CONFIRMATION_WINDOW:
         quota.window_start, quota.sent = now, 0
     if quota.sent >= CONFIRMATIONS_PER_WINDOW:
@@ -273,6 +280,7 @@ def confirm(session: Session, settings: Settings, token: str, now: datetime) -> 
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
     subscriber.suppressed_reason = None
+    subscriber.unsubscribe_method = None
     subscriber.next_due_at = next_slot(subscriber.frequency.value, subscriber.timezone, subscriber.delivery_hour, now)
     session.delete(request)
     session.execute(delete(Suppression).where(Suppression.address_hash == address_hash(subscriber.email)))  # they came back
@@ -335,15 +343,16 @@ def update_preferences(
         subscriber.next_due_at = next_slot(frequency, timezone, delivery_hour, now)
 
 
-def unsubscribe(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+def unsubscribe(session: Session, subscriber: Subscriber, now: datetime, method: UnsubscribeMethod | None = None) -> bool:
     """Stop all mail to this subscriber, kill every confirmation link mailed so far, and remember
-    that the address left; False if they were already unsubscribed (idempotent)."""
+    that the address left (and ``method``, how); False if they were already unsubscribed (idempotent)."""
     session.execute(delete(SignupRequest).where(SignupRequest.subscriber_id == subscriber.id))
     _remember_left(session, subscriber.email, "unsubscribed")
     if subscriber.state == SubscriberState.unsubscribed:
         return False
     subscriber.state = SubscriberState.unsubscribed
     subscriber.unsubscribed_at = now
+    subscriber.unsubscribe_method = method
     subscriber.next_due_at = None
     return True
 

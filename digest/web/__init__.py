@@ -22,6 +22,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from digest import queue
 from digest.config import DEMO_KEY_WARNING, ConfigError, Settings, load_settings
 from digest.web import archive, feedback, feeds, metrics, outbox, site, views, webhooks
+from digest.web.admin import views as console
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,11 @@ def create_app(settings: Settings | None = None, *, warn_demo_key: bool = True) 
         DIGEST_QUEUE=queue.for_settings(settings),
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        # the one session cookie: the forms' CSRF tokens and a console sign-in (digest/web/admin/auth.py).
+        # Lax, not Strict: a reader who opens their preferences link from an email must get a
+        # working form; every POST needs the CSRF token besides
         SESSION_COOKIE_NAME="digest_session",
+        SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         WTF_CSRF_TIME_LIMIT=None,  # valid for the browser session: no "form expired" after lunch
@@ -94,5 +99,6 @@ def create_app(settings: Settings | None = None, *, warn_demo_key: bool = True) 
     feedback.register(app, limiter, csrf, settings)
     webhooks.register(app, limiter, csrf, settings)  # POST /webhooks/bounces/ses (off without DIGEST_SES_TOPIC_ARN)
     outbox.register(app, settings)  # demo mode only
+    console.register(app, limiter, csrf, settings)  # the operators' console at /admin
     metrics.register(app, csrf, settings)  # GET /metrics for Prometheus: a bearer token, or this machine only
     return app

@@ -21,8 +21,10 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
 from digest.config import Settings
+from digest.db import session_scope
 from digest.jobs import send_todays_digests
 from digest.mail.transport import outbox_folder
+from digest.models import sending_paused
 
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 NAME = re.compile(r"^\d{20}-[0-9a-f]{8}\.eml$")
@@ -110,12 +112,18 @@ def list_messages(folder: Path, limit: int = LIST_LIMIT) -> tuple[list[dict], in
 @bp.get("/")
 def index():
     messages, total = list_messages(_folder())
-    return render_template("outbox.html", messages=messages, total=total, limit=LIST_LIMIT)
+    with session_scope(current_app.config["DIGEST_SETTINGS"]) as session:
+        pause = sending_paused(session)  # the page says why "send now" sends nothing
+    return render_template("outbox.html", messages=messages, total=total, limit=LIST_LIMIT, pause=pause)
 
 
 @bp.post("/send-now")
 def send_now():
     settings: Settings = current_app.config["DIGEST_SETTINGS"]
+    with session_scope(settings) as session:
+        paused = sending_paused(session) is not None
+    if paused:  # nothing is planned or sent: the page says so
+        return redirect(url_for("outbox.index", paused=1), code=303)
     report = send_todays_digests(settings, datetime.now(timezone.utc))
     return redirect(url_for("outbox.index", sent=report.sent, skipped=report.skipped), code=303)
 

@@ -20,7 +20,7 @@ from digest.config import Settings
 from digest.db import engine_for, session_scope
 from digest.delivery.schedule import zone
 from digest.matching.topics import TopicsError, parse_topics
-from digest.models import SubscriberState
+from digest.models import SubscriberState, UnsubscribeMethod
 from digest.subscribers import subscriptions
 from digest.subscribers.subscriptions import Confirmation
 from digest.web import live, papers
@@ -197,6 +197,14 @@ def preferences(token: str):
 # ------------------------------------------------------------------ unsubscribing
 
 
+def unsubscribe_method() -> UnsubscribeMethod:
+    """How this POST unsubscribes: RFC 8058's body, the page's button, or that button reached from
+    the preferences page (``?via=preferences``)."""
+    if request.form.get("List-Unsubscribe") == "One-Click":
+        return UnsubscribeMethod.one_click
+    return UnsubscribeMethod.preferences if request.args.get("via") == "preferences" else UnsubscribeMethod.link
+
+
 def unsubscribe(token: str):
     """GET never unsubscribes: it shows one button. Any POST does, including RFC 8058 one-click
     (``List-Unsubscribe=One-Click``, urlencoded or multipart, no cookies, no CSRF token)."""
@@ -209,11 +217,12 @@ def unsubscribe(token: str):
         done = subscriber is None or subscriber.state == SubscriberState.unsubscribed
         if request.method == "POST":
             if subscriber is not None:
-                subscriptions.unsubscribe(session, subscriber, _now())
+                subscriptions.unsubscribe(session, subscriber, _now(), unsubscribe_method())
             done = True
         return render_template(
             "unsubscribe.html",
             token=token,
+            via="preferences" if request.args.get("via") == "preferences" else None,
             done=done,
             email=subscriber.email if subscriber is not None else None,
             preferences_token=tokens.make_token(settings, "preferences", subscriber.public_id) if subscriber else None,
