@@ -156,7 +156,7 @@ def write_items(session: Session, contents: Sequence[tuple[int, int, Sequence[Pi
             delete(DeliveryItem).where(among(session, DeliveryItem.delivery_id, rewrite)).execution_options(synchronize_session=False)
         )
     rows = [
-        (delivery_id, pick.paper.id, subscriber_id, position, pick.matched)
+        (delivery_id, pick.paper.id, subscriber_id, position, pick.matched, pick.why and pick.why[:WHY_MAX])
         for delivery_id, subscriber_id, shown in contents
         for position, pick in enumerate(shown)
     ]
@@ -171,7 +171,8 @@ def write_items(session: Session, contents: Sequence[tuple[int, int, Sequence[Pi
     session.commit()
 
 
-_ITEM_COLUMNS = ("delivery_id", "paper_id", "subscriber_id", "position", "matched_filter")
+_ITEM_COLUMNS = ("delivery_id", "paper_id", "subscriber_id", "position", "matched_filter", "why")
+WHY_MAX = DeliveryItem.why.type.length  # a why line names a short title: never near it
 _COPY_ITEMS = f"COPY {DeliveryItem.__tablename__} ({', '.join(_ITEM_COLUMNS)}) FROM STDIN"
 
 

@@ -83,6 +83,7 @@ class DeliveryItem(Base):
     subscriber_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))  # the delivery's
     position: Mapped[int] = mapped_column(SmallInteger)
     matched_filter: Mapped[str | None] = mapped_column(String(200))
+    why: Mapped[str | None] = mapped_column(String(300))  # the email's why line from the reader's taste, if any
 
     delivery: Mapped[Delivery] = relationship(back_populates="items")
     paper: Mapped[Paper] = relationship(primaryjoin="DeliveryItem.paper_id == Paper.id", foreign_keys="DeliveryItem.paper_id")

@@ -97,7 +97,14 @@ def _rebuilt(session: Session, delivery: Delivery, marks: bool) -> SentDigest:
         day = item.paper.daily_date
         section = "trending" if day is not None and delivery.window_start <= day <= delivery.window_end else "arxiv"
         picks.append(
-            Pick(item.paper, item.matched_filter, also=filtered and item.matched_filter is None, top=item.paper_id == top, section=section)
+            Pick(
+                item.paper,
+                item.matched_filter,
+                item.why,
+                also=filtered and item.matched_filter is None,
+                top=item.paper_id == top,
+                section=section,
+            )
         )
     if marks:
         ranked = [k for k, pick in enumerate(picks) if not pick.also and pick.section == "trending"]

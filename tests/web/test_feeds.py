@@ -378,3 +378,59 @@ def test_the_feeds_are_rate_limited_like_the_other_public_links(mail_settings):
     for path in ("/feed.atom", "/feed/garbage", "/archive/2026-11-29"):
         codes = [client.get(path).status_code for _ in range(3)]
         assert codes[-1] == 429, (path, codes)
+
+
+def test_the_tastes_part_of_a_why_line_is_listed_as_the_email_printed_it(session, mail_settings, smtp_server, client, make_paper):
+    """A reader who voted: the email's why line names the paper they liked ("like “…”, which you
+    liked"); the ledger keeps it (delivery_items.why), so their feed and "view in browser" page say it too."""
+    from digest.matching.profiles import record_vote
+    from digest.papers.vectors import represent
+
+    liked = [
+        make_paper(
+            "2610.00001",
+            "Video diffusion with temporal attention",
+            day=DAY - D,
+            upvotes=5,
+            session=session,
+            abstract="A latent video diffusion model generates coherent clips by adding temporal attention layers to an image denoiser.",
+        ),
+        make_paper(
+            "2610.00002",
+            "Fast sampling for video diffusion models",
+            day=DAY - D,
+            upvotes=4,
+            session=session,
+            abstract="Distilling the denoiser of a video diffusion model into four sampling steps makes text-to-video generation real time.",
+        ),
+    ]
+    make_paper(
+        "2611.00001",
+        "Consistent characters in generated videos",
+        upvotes=3,
+        session=session,
+        abstract="Our video generator keeps a character's identity across frames by conditioning the diffusion denoiser on reference images.",
+    )
+    make_paper(
+        "2611.00002",
+        "Low-bit weight quantization of LLMs",
+        upvotes=40,
+        session=session,
+        abstract="We quantize the weights of large language models to 4 bits with per-channel scales and outlier handling.",
+    )
+    represent(session)
+    ann = add_subscriber(session, "ann@example.org")
+    for paper in liked:
+        record_vote(session, ann.id, paper.id, 1, AT - D)
+    session.commit()
+
+    assert send_due(mail_settings, AT, retry_delays=()).sent == 1
+    (message,) = smtp_server.to("ann@example.org")
+    text_part, _ = parts(message)
+    tasted = set(re.findall(r"like \u201c[^\u201d]*\u201d, which you liked", text_part))
+    assert tasted, text_part  # the email names a liked paper under at least one card
+    feed = parsed(client.get(feed_path(mail_settings, ann)))
+    whys = [why for _, why in listed(feed.entries[0]) if why]
+    assert all(any(t in why for why in whys) for t in tasted)
+    page = client.get(feed.entries[0].link.removeprefix(BASE))
+    assert page.status_code == 200 and all(t in text(page) for t in tasted)
