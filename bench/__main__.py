@@ -1,4 +1,4 @@
-"""``python -m bench {all,matching,render,smtp,e2e,memory,ranking,neighbours,arxiv-ingest} [--quick]``: run stages, print a table, write JSON.
+"""``python -m bench {all,matching,render,smtp,e2e,memory,ranking,neighbours,arxiv-ingest,import} [--quick]``: run stages, print a table, write JSON.
 
 Each stage measures ours and its baseline in the same run; see docs/benchmarks.md.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.report import Row, print_table, write_json
 
-STAGES = ("matching", "render", "smtp", "e2e", "memory", "ranking", "neighbours", "arxiv-ingest")
+STAGES = ("matching", "render", "smtp", "e2e", "memory", "ranking", "neighbours", "arxiv-ingest", "import")
 
 # (quick, full) sizes per stage
 SIZES = {
@@ -30,6 +30,7 @@ SIZES = {
     "e2e": {"subscribers": (10_000, 100_000)},
     "memory": {"subscribers": (50_000, 1_000_000)},
     "ranking": {"readers": (300, 1_000)},
+    "import": {"rows": (100_000, 100_000)},
 }
 
 
@@ -99,6 +100,10 @@ def run_stage(stage: str, args) -> list[Row]:
         from bench import arxiv_ingest
 
         return arxiv_ingest.run(args.arxiv or 2_000)
+    if stage == "import":
+        from bench import imports
+
+        return imports.run(_size(stage, "rows", q, args.rows))
     if stage == "neighbours":
         from bench import neighbours
 
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arxiv-only", action="store_true", help="matching: only the arXiv day (issue 22), not the 1,000-paper rows")
     parser.add_argument("--readers", type=int, help="override the simulated readers of ranking")
     parser.add_argument("--real-only", action="store_true", help="ranking: only the vote protocol on the real papers (issue 21; ~1 minute)")
+    parser.add_argument("--rows", type=int, help="import: rows of the generated CSV (default 100,000; 1,000,000 for the memory check)")
     parser.add_argument("--emails", type=int, help="override the number of digests rendered")
     parser.add_argument("--messages", type=int, help="override the number of SMTP messages per run")
     parser.add_argument(

@@ -39,6 +39,7 @@ def ingest(ctx: Context, source: str, categories: tuple[str, ...], day: date | N
     Prints fetched / new / updated / skipped (with reasons). Fails (exit 1) without storing anything
     when any requested day cannot be fetched, or the database refuses the batch.
     """
+    from digest.cli.progress import Progress
     from digest.papers.ingest import ingest_arxiv, ingest_days, ingest_file
     from digest.papers.sources.daily_papers import SourceError
 
@@ -51,7 +52,6 @@ def ingest(ctx: Context, source: str, categories: tuple[str, ...], day: date | N
     settings = ctx.settings
     if source == "arxiv" and not (categories or settings.arxiv_categories):
         raise click.UsageError("no arXiv categories: set DIGEST_ARXIV_CATEGORIES (e.g. cs.CL,cs.LG) or pass --category")
-    progress = sys.stderr.isatty()
     try:
         if source == "arxiv":
             report = ingest_arxiv(settings, categories)
@@ -61,7 +61,13 @@ def ingest(ctx: Context, source: str, categories: tuple[str, ...], day: date | N
             end = day or datetime.now(timezone.utc).date()
             count = days or (1 if day else 2)
             wanted = [end - timedelta(days=i) for i in range(count - 1, -1, -1)]
-            report = ingest_days(settings, wanted, progress=progress)
+            with Progress("ingest", total=len(wanted)) as bar:
+
+                def progress(fetching: date, done: int, total: int) -> None:
+                    doing = "all fetched" if done == total else f"fetching {fetching.isoformat()}"
+                    bar.update(done, total=total, detail=f"{done} of {total} days, {doing}")
+
+                report = ingest_days(settings, wanted, progress=progress)
     except SourceError as exc:
         fail(f"ingest failed, nothing stored: {exc}")
     except SQLAlchemyError as exc:  # not migrated, server down…

@@ -47,8 +47,8 @@ def demo(host: str, port: int, no_sample: bool, live: bool, send_now: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_ctx
 def stats(ctx: Context, as_json: bool) -> None:
-    """Subscribers by state, papers, the last ingest, today's deliveries (UTC), and what came back:
-    bounces (hard, soft), complaints, auto-replies, forged reports."""
+    """Whether sending is paused, subscribers by state, papers, the last ingest, today's deliveries
+    (UTC), and what came back: bounces (hard, soft), complaints, auto-replies, forged reports."""
     from digest.stats import stats as collect
 
     with session_scope(ctx.read_only_settings) as session:
@@ -56,6 +56,9 @@ def stats(ctx: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, default=str, indent=2))
         return
+    sending = data["sending"]
+    if sending["paused"]:
+        click.echo(f"sending is PAUSED since {sending['since']:%Y-%m-%d %H:%M} UTC by {sending['by']} (`digest resume` ends it)")
     subs = data["subscribers"]
     click.echo("subscribers: " + ", ".join(f"{state} {n}" for state, n in subs.items()) + f" (total {sum(subs.values())})")
     click.echo(f"papers: {data['papers']} (latest Daily Papers day: {data['latest_paper_day'] or 'none'})")
@@ -80,6 +83,13 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
 
     settings = ctx.read_only_settings if dry_run else ctx.settings
     moment = at or datetime.now(timezone.utc)
+    from digest.models.instance import sending_paused
+
+    with session_scope(settings) as session:
+        pause = sending_paused(session)
+    if pause is not None and not dry_run:
+        click.echo(f"{pause.line()}: nothing planned or sent (`digest resume` ends it)")
+        return
     if dry_run:
         from digest.mail.latex import readable  # titles as the digest shows them: D$^2$Quant → D²Quant
 
@@ -107,6 +117,8 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
                 )
             else:
                 click.echo("next due: nobody (no confirmed subscriber)")
+        if pause is not None:
+            click.echo(f"{pause.line()}: a real run would send nothing now")
         return
     if settings.broker_url:
         from digest import queue
@@ -118,7 +130,15 @@ def send(ctx: Context, at: datetime | None, dry_run: bool) -> None:
             fail(f"cannot queue the digests ({exc.__class__.__name__}: {exc}); planned rows stay pending for the next run")
         click.echo(report.line() + "; queued for the workers")
         return
-    report = send_due(settings, moment)
+    from digest.cli.progress import Progress
+
+    with Progress("send") as bar:
+
+        def progress(done: int, total: int, attempt: int) -> None:
+            what = "send" if attempt == 0 else f"send, retry {attempt} of the deferred"
+            bar.update(done, total=total, what=what, detail=f"{done:,} of {total:,} digests")
+
+        report = send_due(settings, moment, progress=progress)
     click.echo(report.line())
     if report.deferred:
         fail(f"{len(report.deferred)} digests could not be sent now (SMTP trouble); they stay pending for the next run")

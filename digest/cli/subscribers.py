@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 import sys
 from datetime import date, datetime, timezone
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from digest.cli.base import Context, fail, main, parse_at, parse_days, pass_ctx
 from digest.config import Settings
@@ -14,41 +18,122 @@ from digest.db import session_scope
 
 @main.group()
 def subscribers() -> None:
-    """Move a subscriber list in or out (CSV: email, topics, frequency, timezone); show one subscriber."""
+    """Move a subscriber list in or out (CSV: email, topics, frequency, timezone; or with --full the whole list as JSON lines); show one subscriber."""
 
 
 @subscribers.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=click.File("rb"))
 @click.option("--confirmed", is_flag=True, help="Import as active: only for lists that opted in elsewhere.")
+@click.option("--full", is_flag=True, help="FILE is an `export --full` (JSON lines): each row keeps its state, dates, votes and seeds.")
+@click.option(
+    "--mail-pending",
+    is_flag=True,
+    help="With --confirmed or --full: mail a confirmation link to the rows the file says are pending (default: none is mailed).",
+)
 @pass_ctx
-def subscribers_import(ctx: Context, file, confirmed: bool) -> None:
+def subscribers_import(ctx: Context, file, confirmed: bool, full: bool, mail_pending: bool) -> None:
     """Import FILE.csv as pending subscribers, each sent a confirmation (or active with --confirmed).
+
+    A `state` column (what `export` writes) is honoured: a row unsubscribed or suppressed there is
+    remembered here as one that left (never mailed, never brought back), and with --confirmed a
+    row pending there stays pending. With --full, FILE is what `export --full` wrote.
 
     Commits every few hundred rows (the web app keeps answering meanwhile, even on SQLite), and
     mails the confirmations of each committed part; if it stops, what it committed stays, and
     running it again leaves those addresses alone ("already present").
     """
+    from digest.cli.progress import Progress
     from digest.db import session_factory
-    from digest.subscribers.lists import COMMIT_EVERY, import_csv
+    from digest.subscribers.bulk import chunk_for
+    from digest.subscribers.lists import import_csv
 
+    if full and confirmed:
+        raise click.UsageError("--full keeps each row's own state: no --confirmed")
+    if mail_pending and not (confirmed or full):
+        raise click.UsageError("--mail-pending goes with --confirmed or --full (without them every new row is mailed a confirmation)")
     settings = ctx.settings
     name = getattr(file, "name", "the file")
+    counted = _Counted(file)
+    text = io.TextIOWrapper(io.BufferedReader(counted), encoding="utf-8-sig")
     confirmations = _Confirmations(settings)
-    try:
-        with session_factory(settings)() as session:
-            report = import_csv(
-                session, settings, file, datetime.now(timezone.utc), confirmed=confirmed, commit_every=COMMIT_EVERY, committed=confirmations
-            )
-    except (ValueError, UnicodeDecodeError) as exc:
-        fail(f"{name}: {exc}")
+    now = datetime.now(timezone.utc)
+    commit_every = chunk_for(settings.database_url)
+    size = _size(file)
+    parallel = size is None or size > PARALLEL_BYTES  # checked by a helper process while this one writes
+    with Progress("import", total=size) as bar:
+
+        def progress(lines: int) -> None:
+            bar.update(counted.count, detail=f"{lines:,} lines read")
+
+        try:
+            with session_factory(settings)() as session:
+                if full:
+                    from digest.subscribers.full import import_full
+
+                    report = import_full(
+                        session,
+                        text,
+                        now,
+                        mail_pending=mail_pending,
+                        commit_every=commit_every,
+                        committed=confirmations,
+                        progress=progress,
+                        parallel=parallel,
+                    )
+                else:
+                    report = import_csv(
+                        session,
+                        settings,
+                        text,
+                        now,
+                        confirmed=confirmed,
+                        mail_pending=mail_pending,
+                        commit_every=commit_every,
+                        committed=confirmations,
+                        progress=progress,
+                        parallel=parallel,
+                    )
+        except (ValueError, UnicodeDecodeError) as exc:
+            fail(f"{name}: {exc}")
+        except SQLAlchemyError as exc:  # not migrated, server down…: what was committed stays
+            fail(f"{name}: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}; the parts committed before it stay")
+        except RuntimeError as exc:  # the checking helper process ended
+            fail(f"{name}: {exc}; the parts committed before it stay")
     for line in report.lines():
         click.echo(line)
-    if report.to_confirm:
+    if report.confirmations or report.to_confirm:
         click.echo(f"confirmation emails: {confirmations.line()}")
     if report.stopped:
         fail(f"{name}: {report.stopped}; nothing imported from that line on (the lines before it were)")
     if report.errors:
         sys.exit(1)
+
+
+PARALLEL_BYTES = 256 * 1024  # a file past this (a few thousand lines) is checked by a helper process while this one writes
+
+
+class _Counted(io.RawIOBase):
+    """A binary file that counts the bytes read from it (how far an import is)."""
+
+    def __init__(self, raw) -> None:
+        self.raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer) or 0
+        self.count += n
+        return n
+
+
+def _size(file) -> int | None:
+    """The size of a regular file (None for a pipe or stdin)."""
+    try:
+        info = os.fstat(file.fileno())
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) and info.st_size else None
 
 
 class _Confirmations:
@@ -71,12 +156,24 @@ class _Confirmations:
 
 @subscribers.command("export")
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="Write here (default: stdout).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Everything `import --full` needs to rebuild the list elsewhere, as JSON lines: states and why, dates, "
+    "preferences, pending sign-ups, votes and seeds, and the addresses remembered as ones that left.",
+)
 @pass_ctx
-def subscribers_export(ctx: Context, output) -> None:
-    """Write every subscriber as CSV (email, topics, frequency, timezone, state, delivery_hour)."""
+def subscribers_export(ctx: Context, output, full: bool) -> None:
+    """Write every subscriber as CSV (email, topics, frequency, timezone, state, delivery_hour), or with --full as JSON lines."""
     from digest.subscribers.lists import export_csv
 
     with session_scope(ctx.read_only_settings) as session:
+        if full:
+            from digest.subscribers.full import export_full
+
+            counts = export_full(session, output, datetime.now(timezone.utc))
+            click.echo(f"exported {counts.subscribers} subscribers and {counts.left} addresses remembered as ones that left", err=True)
+            return
         count = export_csv(session, output)
     click.echo(f"exported {count} subscribers", err=True)
 

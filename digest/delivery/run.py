@@ -5,7 +5,7 @@ batches over one connection, retrying deferred rows; and the dry run, which writ
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
@@ -22,6 +22,8 @@ from digest.matching.select import FilterCache, Pick, Recipient
 from digest.models import Subscriber, SubscriberState
 
 RETRY_DELAYS = (5.0, 30.0)  # in-process backoff between send_due's retries of deferred rows
+
+Progress = Callable[[int, int, int], None]  # (rows done, rows in this pass, attempt: 0, then each retry)
 
 
 @dataclass(frozen=True)
@@ -44,17 +46,19 @@ def send_due(
     dry_run: bool = False,
     *,
     retry_delays: Sequence[float] = RETRY_DELAYS,
+    progress: Progress | None = None,
 ) -> SendReport:
     """Everything due at ``at``, in-process: plan, then send in batches over one connection.
 
     Rows earlier runs left pending are sent too; deferred rows are retried after each delay in
-    ``retry_delays`` and, if still deferred, left pending for the next run.
+    ``retry_delays`` and, if still deferred, left pending for the next run. ``progress(done, total,
+    attempt)`` is called after each batch (attempt 0 is the first pass, then each retry's).
     """
     if dry_run:
         return preview_due(settings, at)
     with session_scope(settings) as session:
         ids = plan(session, settings, at)
-    return _send_planned(settings, ids, at, retry_delays)
+    return _send_planned(settings, ids, at, retry_delays, progress)
 
 
 def send_next(settings: Settings, now: datetime, *, retry_delays: Sequence[float] = RETRY_DELAYS) -> SendReport:
@@ -65,7 +69,9 @@ def send_next(settings: Settings, now: datetime, *, retry_delays: Sequence[float
     return _send_planned(settings, ids, now, retry_delays)
 
 
-def _send_planned(settings: Settings, ids: list[int], at: datetime, retry_delays: Sequence[float]) -> SendReport:
+def _send_planned(
+    settings: Settings, ids: list[int], at: datetime, retry_delays: Sequence[float], progress: Progress | None = None
+) -> SendReport:
     """Send the planned rows ``ids`` and any row earlier runs left claimable by ``at``."""
     with session_scope(settings) as session:
         planned = set(ids)
@@ -74,13 +80,17 @@ def _send_planned(settings: Settings, ids: list[int], at: datetime, retry_delays
     report = SendReport()
     with make_transport(settings) as transport:
         pending = ids
-        for delay in (0.0, *retry_delays):
+        for attempt, delay in enumerate((0.0, *retry_delays)):
             if not pending:
                 break
             time.sleep(delay)
             report.deferred = []
+            done = 0
             for batch in chunks(pending):
                 report.add(send_deliveries(settings, batch, _now(), transport=transport))
+                done += len(batch)
+                if progress is not None:
+                    progress(done, len(pending), attempt)
             pending = report.deferred
     return report
 

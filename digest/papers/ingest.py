@@ -17,16 +17,13 @@ Papers stored for the first time get their vectors in the same transaction
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import wraps
 from pathlib import Path
 from typing import ParamSpec
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -165,10 +162,17 @@ def save(settings: Settings, batch: Batch, source: str, started_at: datetime) ->
 
 
 @counted("daily_papers")
-def ingest_days(settings: Settings, days: Sequence[date], progress: bool = False, *, client: PapersClient | None = None) -> IngestReport:
+def ingest_days(
+    settings: Settings,
+    days: Sequence[date],
+    progress: Callable[[date, int, int], None] | None = None,
+    *,
+    client: PapersClient | None = None,
+) -> IngestReport:
     """Fetch every day in ``days`` (raises ``SourceError`` if any fails), then store them all.
 
-    ``progress``: draw a progress bar on stderr (the CLI asks for it only on a terminal).
+    ``progress(day, days fetched, days in all)`` is called before each day's fetch and after the last
+    (the CLI draws a bar or prints lines with it).
     ``client``: a configured :class:`PapersClient` (tests make its limits small); closed afterwards.
     """
     days = sorted(set(days))
@@ -176,11 +180,13 @@ def ingest_days(settings: Settings, days: Sequence[date], progress: bool = False
         raise ValueError("no days to ingest")
     started_at = utcnow()
     batches = []
-    with client or PapersClient(settings) as source, _progress_bar(progress, len(days)) as advance:
-        for day in days:
-            advance(day, 0)
+    with client or PapersClient(settings) as source:
+        for done, day in enumerate(days):
+            if progress is not None:
+                progress(day, done, len(days))
             batches.append(source.fetch_day(day))
-            advance(day, 1)
+    if progress is not None:
+        progress(days[-1], len(days), len(days))
     label = days[0].isoformat() if len(days) == 1 else f"{days[0].isoformat()}..{days[-1].isoformat()}"
     return save(settings, Batch.combine(batches), f"{settings.source_url} ({label})", started_at)
 
@@ -299,15 +305,3 @@ def ingest_sample(settings: Settings, today: date | None = None) -> IngestReport
     started_at = utcnow()
     today = today or datetime.now(timezone.utc).date()
     return save(settings, parse_items(sample_items(today), latest=today), "packaged sample papers", started_at)
-
-
-@contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[date, int], None]]:
-    """A callback ``(day being fetched, days done since the last call)``: a rich bar on stderr, or nothing."""
-    if not enabled:
-        yield lambda _day, _done: None
-        return
-    columns = (TextColumn("fetching {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("", total=total)
-        yield lambda day, done: bar.update(task, advance=done, description=day.isoformat())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,29 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from digest.config import Settings
-from digest.delivery.schedule import DEFAULT_HOUR, is_valid_timezone, next_slot
-from digest.matching.topics import MAX_TOPICS_CHARS, TopicsError, parse_topics, shown_errors
-from digest.models import Frequency, Subscriber, SubscriberState, TopicFilter
-from digest.subscribers.addresses import normalize_email
-from digest.subscribers.subscriptions import has_left, request_subscription, set_seed_papers
+from digest.matching.topics import MAX_TOPICS_CHARS
+from digest.models import Frequency, Subscriber, SubscriberState, VoteSource
+from digest.subscribers.bulk import CHUNK, LEFT_STATES, Entry, Outcome, Request, Seen, Signal, write_chunk
+from digest.subscribers.checks import CSV, Checked, Checker, neutralise, restore
+
+__all__ = ["APPLIED_COLUMNS", "COMMIT_EVERY", "CSV_COLUMNS", "ImportReport", "export_csv", "import_csv", "neutralise", "restore"]
 
 CSV_COLUMNS = ("email", "topics", "frequency", "timezone")
-COMMIT_EVERY = 500  # rows per transaction of `digest subscribers import`: SQLite's one writer is never held for long
-
-# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): export writes it with one
-# more leading quote, import takes that quote off again. Cells already starting with quotes before
-# such a character get one more too, so every value reads back exactly as it was.
-_FORMULA = re.compile(r"'*[=+\-@\t\r]")
-
-
-def neutralise(cell: str) -> str:
-    """``=1+2`` -> ``'=1+2``: shown as text by spreadsheets, never evaluated."""
-    return "'" + cell if _FORMULA.match(cell) else cell
-
-
-def restore(cell: str) -> str:
-    """The inverse of :func:`neutralise`."""
-    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell, 1) else cell
+APPLIED_COLUMNS = (*CSV_COLUMNS, "state", "delivery_hour")  # what an import reads; `export` writes these six
+COMMIT_EVERY = CHUNK  # rows per transaction of `digest subscribers import`: SQLite's one writer is never held for long
 
 
 @dataclass
@@ -45,14 +31,38 @@ class ImportReport:
     unchanged: int = 0
     left: int = 0  # unsubscribed or refused for good before (even if purged since): left alone
     errors: list[str] = field(default_factory=list)
-    to_confirm: list[int] = field(default_factory=list)  # subscriber ids to send a confirmation
+    to_confirm: list[int] = field(default_factory=list)  # without commit_every: subscriber ids to mail once the caller commits
     stopped: str | None = None  # the file could not be read on from this line ("line N: why")
+    confirmations: int = 0  # with commit_every: ids handed to `committed`
+    kept_pending: int = 0  # --confirmed, a row the file says is pending: imported pending
+    mail_pending: bool = False  # ...and mailed a confirmation
+    opted_out: int = 0  # a row the file says unsubscribed or suppressed, unknown here: remembered as one that left, no row
+    ignored_columns: list[str] = field(default_factory=list)  # columns of the header this import does not apply
+    ragged: int = 0  # lines with more cells than the header has columns
+    lines_read: int = 0
 
     def lines(self) -> list[str]:
-        return [
+        out = [
             f"imported {self.created}, already present {self.unchanged}, left before (not re-subscribed) {self.left}, "
             f"rejected {len(self.errors)}"
-        ] + [f"  {e}" for e in self.errors]
+        ]
+        if self.kept_pending:
+            mailed = (
+                "each mailed a confirmation link" if self.mail_pending else "not mailed (--mail-pending mails them a confirmation link)"
+            )
+            out.append(
+                f"  of those imported, {self.kept_pending} pending in the file (never confirmed where they come from): kept pending, {mailed}"
+            )
+        if self.opted_out:
+            out.append(
+                f"opt-outs carried {self.opted_out}: unsubscribed or suppressed in the file, remembered here as ones that left "
+                "(no row, never mailed, no import brings them back)"
+            )
+        if self.ignored_columns:
+            out.append(f"columns not applied: {', '.join(self.ignored_columns)} (this import reads {', '.join(APPLIED_COLUMNS)})")
+        if self.ragged:
+            out.append(f"cells past the header's columns, not applied: on {self.ragged} line{'' if self.ragged == 1 else 's'}")
+        return out + [f"  {e}" for e in self.errors]
 
 
 def _unreadable(line_no: int, exc: csv.Error | UnicodeDecodeError) -> str:
@@ -64,18 +74,18 @@ def _unreadable(line_no: int, exc: csv.Error | UnicodeDecodeError) -> str:
     return f"line {line_no}: {problem}"
 
 
-def _parse_row(row: dict[str, str]) -> tuple[str, list, str, str]:
-    """The row's values as the web form would take them; ValueError/TopicsError say what is wrong."""
-    row = {name: restore(value) for name, value in row.items() if isinstance(name, str) and isinstance(value, str)}
-    email = normalize_email(row.get("email") or "")
-    filters = parse_topics(row.get("topics") or "")
-    frequency = (row.get("frequency") or "daily").strip().lower()
-    if frequency not in {f.value for f in Frequency}:
-        raise ValueError(f"frequency must be daily or weekly, got {frequency!r}")
-    tz = (row.get("timezone") or "UTC").strip()
-    if not is_valid_timezone(tz):
-        raise ValueError(f"unknown time zone {tz!r}")
-    return email, filters, frequency, tz
+def _entry(item: Checked, now: datetime, confirmed: bool, mail_pending: bool) -> Entry:
+    """What a checked line becomes here."""
+    line_no, email, texts, frequency, tz, hour, state, likes = item
+    state = SubscriberState(state) if state else None
+    if state in LEFT_STATES:  # they left where the file comes from: only that is kept
+        return Entry(line_no, email, state, row=False, remembered=state.value)
+    if confirmed and state in (None, SubscriberState.active):
+        seeds = [Signal(arxiv_id, 1, VoteSource.seed, now) for arxiv_id in likes]  # as the form counts them
+        return Entry(line_no, email, SubscriberState.active, texts, Frequency(frequency), tz, hour, signals=seeds)
+    # a sign-up waiting for its confirmation, as the web form's: the row keeps its defaults until then
+    request = Request("\n".join(texts), "", Frequency(frequency), tz, now)
+    return Entry(line_no, email, SubscriberState.pending, delivery_hour=hour, request=request, mail=mail_pending or not confirmed)
 
 
 def import_csv(
@@ -85,8 +95,11 @@ def import_csv(
     now: datetime,
     *,
     confirmed: bool,
+    mail_pending: bool = False,
     commit_every: int | None = None,
     committed: Callable[[list[int]], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+    parallel: bool = False,
 ) -> ImportReport:
     """Import rows as pending (each is then sent a confirmation) or, with ``confirmed``, as active.
 
@@ -96,79 +109,91 @@ def import_csv(
     over the csv module's limit) stops the import there: ``report.stopped`` says where and why,
     the rows before it are imported.
 
+    A ``state`` column (what ``export`` writes) keeps what people agreed to where the file comes
+    from: a row unsubscribed or suppressed there is only remembered here as one that left (no
+    row, never mailed, never brought back by a later import); with ``confirmed``, a row pending
+    there is imported pending, mailed a confirmation only with ``mail_pending``. A
+    ``delivery_hour`` column sets the hour. Other columns are listed in the report.
+
+    Rows are checked one by one and written a chunk at a time (:func:`digest.subscribers.bulk.write_chunk`:
+    a few set-based statements per chunk); the file is streamed, so memory does not grow with it.
+    With ``parallel``, a helper process checks the lines while this one writes
+    (:class:`~digest.subscribers.checks.Checker`).
     Without ``commit_every`` the caller commits (one transaction). With it, the session is
     committed every ``commit_every`` rows and at the end, and ``committed`` is called after each
     commit with the ids committed then that need a confirmation: a long import never holds
     SQLite's write lock for more than a moment, and what was committed stays if it stops.
+    ``progress`` is called with the lines read so far after each chunk.
     """
-    report = ImportReport()
+    report = ImportReport(mail_pending=mail_pending)
     reader = csv.DictReader(stream)
     try:
         columns = reader.fieldnames or ()
     except (csv.Error, UnicodeDecodeError) as exc:
         raise ValueError(_unreadable(1, exc)) from None
     if "email" not in columns:
+        if columns and columns[0].startswith("{"):
+            raise ValueError("this is not a CSV but JSON lines (what `subscribers export --full` writes): import it with --full")
         raise ValueError(f"the CSV needs a header row with the columns {', '.join(CSV_COLUMNS)} (email at least)")
-    seen: set[str] = set()
-    handed = 0  # report.to_confirm[:handed] were committed and given to `committed`
+    report.ignored_columns = list(dict.fromkeys(c or "(no name)" for c in columns if c not in APPLIED_COLUMNS))
+    chunk_size = commit_every or CHUNK
+    seen = Seen()
 
-    def commit() -> None:
-        nonlocal handed
-        session.commit()
-        if committed is not None:
-            committed(report.to_confirm[handed:])
-        handed = len(report.to_confirm)
+    def write(checked: tuple[int, list[Checked | str]]) -> None:
+        last_line, checked = checked
+        chunk = []
+        for item in checked:
+            if isinstance(item, str):
+                report.errors.append(item)
+            else:
+                chunk.append(_entry(item, now, confirmed, mail_pending))
+        result = write_chunk(session, chunk, now, seen)
+        for entry, outcome in result.outcomes:
+            if outcome is Outcome.created:
+                report.created += 1
+                report.kept_pending += confirmed and entry.state == SubscriberState.pending
+            elif outcome is Outcome.present:
+                report.unchanged += 1
+            elif outcome is Outcome.left:
+                report.left += 1
+            else:
+                report.opted_out += 1
+        if commit_every:
+            session.commit()
+            if committed is not None:
+                committed(result.to_confirm)
+            report.confirmations += len(result.to_confirm)
+        else:
+            report.to_confirm += result.to_confirm
+        if progress is not None:
+            progress(last_line or report.lines_read)
 
     rows = iter(reader)
-    for line_no in itertools.count(2):
-        if commit_every and line_no > 2 and (line_no - 2) % commit_every == 0:
-            commit()
+    lines: list[tuple[int, dict[str, str]]] = []
+    with Checker(CSV, parallel=parallel) as checker:
         try:
-            row = next(rows)
-        except StopIteration:
-            break
-        except (csv.Error, UnicodeDecodeError) as exc:  # no reading on after this: stop here, keep what came before
-            report.stopped = _unreadable(line_no, exc)
-            break
-        try:
-            email, filters, frequency, tz = _parse_row(row)
-        except TopicsError as exc:
-            report.errors.append(f"line {line_no}: topics: " + "; ".join(shown_errors([e.message for e in exc.errors])))
-            continue
-        except ValueError as exc:
-            report.errors.append(f"line {line_no}: {exc}")
-            continue
-        if email in seen or session.scalar(select(Subscriber.id).where(Subscriber.email == email)) is not None:
-            report.unchanged += 1
-            continue
-        seen.add(email)
-        if has_left(session, email):  # never brought back by an import, --confirmed or not
-            report.left += 1
-            continue
-        if confirmed:
-            subscriber = Subscriber(
-                email=email,
-                frequency=Frequency(frequency),
-                timezone=tz,
-                delivery_hour=DEFAULT_HOUR,
-                state=SubscriberState.active,
-                created_at=now,
-                confirmed_at=now,
-                next_due_at=next_slot(frequency, tz, DEFAULT_HOUR, after=now),
-                filters=[TopicFilter(position=i, text=f.text) for i, f in enumerate(filters)],
-            )
-            session.add(subscriber)
-            if any("like:" in f.key for f in filters):  # the papers it names count as seeds, as on the form
-                session.flush()
-                set_seed_papers(session, subscriber, (), filters, now)
-        else:
-            subscriber = request_subscription(session, settings, email, filters, frequency, tz, now)
-            if subscriber is not None:
-                report.to_confirm.append(subscriber.id)
-        report.created += 1
+            for line_no in itertools.count(2):
+                if line_no > 2 and (line_no - 2) % chunk_size == 0:
+                    for checked in checker.submit(lines):
+                        write(checked)
+                    lines = []
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    break
+                except (csv.Error, UnicodeDecodeError) as exc:  # no reading on after this: stop here, keep what came before
+                    report.stopped = _unreadable(line_no, exc)
+                    break
+                report.lines_read = line_no
+                if None in row:  # cells past the header's columns
+                    report.ragged += 1
+                    del row[None]
+                lines.append((line_no, row))
+            for checked in [*checker.submit(lines), *checker.drain()]:
+                write(checked)
+        finally:
+            seen.close()
     session.flush()
-    if commit_every:
-        commit()
     return report
 
 
