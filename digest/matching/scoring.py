@@ -38,6 +38,10 @@ PERSONAL_WEIGHT = 8.0
 ALSO_LIKE_MAX = 3
 ALSO_LIKE_CONFIDENCE = 0.7  # c ≥ 0.7: at least 5 votes and seeds
 ALSO_LIKE_SCORE = 1.5  # P ≥ 1.5: well above the reader's average candidate
+#: Above this many candidates (an arXiv section) a reader's order and why are computed for the papers
+#: asked about, not for the whole window at once for every reader of the batch (an argsort of each
+#: profile's row and an anchors × candidates product, most of it never read)
+BATCH_ORDER_MAX = 256
 WHY_SIMILARITY = 0.35  # sketch cosine to a liked paper for "like …": 8 in 10 such pairs share a topic (bench)
 
 
@@ -170,22 +174,23 @@ class Taste:
         self.personal = window.personal(list(self.profiles.values()), parts)
         self._weight = np.array([PERSONAL_WEIGHT * p.confidence for p in self.profiles.values()], dtype=np.float32)
         self._nearest: tuple[list[Anchor], list[list[int]]] | None = None
+        self._liked: dict[int, tuple[list[Anchor], np.ndarray | None]] = {}  # a large window's: per reader, on demand
         self._order: list[list[int]] | None = None
 
     def order(self, subscriber_id: int, positions: Iterable[int] | np.ndarray) -> list[int]:
         """``positions`` (trending ranks, ascending) in this reader's order: unchanged without a profile.
 
-        A few positions of a large window (an arXiv section of 4,000 candidates) are sorted on their
-        own; many, or a small window, are read off the batch's sorted orders. Both give the same
-        order: the same float32 sums, ties to today's order."""
+        In a large window (an arXiv section of 4,000 candidates), or for a few positions, they are
+        sorted on their own; many positions of a small window are read off the batch's sorted orders.
+        Both give the same order: the same float32 sums, ties to today's order."""
         r = self._row.get(subscriber_id)
         if r is None:
             return [int(i) for i in positions]
         at = positions if isinstance(positions, np.ndarray) else np.fromiter(positions, dtype=np.int64)
         if not len(at):
             return []
-        if 8 * len(at) < self.window.size or len(np.unique(at)) < len(at):  # (a position twice: never from select)
-            final = self.window.trend[at] + self._weight[r] * self.personal[r, at]
+        if self.window.size > BATCH_ORDER_MAX or 8 * len(at) < self.window.size or len(np.unique(at)) < len(at):
+            final = self.window.trend[at] + self._weight[r] * self.personal[r, at]  # (a position twice: never from select)
             return [int(i) for i in at[np.lexsort((at, -final))]]
         wanted = set(at.tolist())
         return [i for i in self._orders()[r] if i in wanted]
@@ -219,14 +224,35 @@ class Taste:
         profile = self.profiles.get(subscriber_id)
         if profile is None or not self.window.present[position] or self.personal[self._row[subscriber_id], position] <= 0:
             return None
-        anchors, nearest = self._nearest_liked()
-        best = nearest[self._row[subscriber_id]][position]
-        if best < 0:
-            return None
-        anchor = anchors[best]
+        if self.window.size > BATCH_ORDER_MAX:  # a large window: the reader's anchors against this paper only
+            anchor = self._nearest_anchor(subscriber_id, position)
+            if anchor is None:
+                return None
+        else:
+            anchors, nearest = self._nearest_liked()
+            best = nearest[self._row[subscriber_id]][position]
+            if best < 0:
+                return None
+            anchor = anchors[best]
         name = self.names.get(anchor.paper_id)
         named = f"\u201c{name}\u201d" if name else anchor.arxiv_id
         return f"like {named}, " + ("one of your seed papers" if anchor.seed else "which you liked")
+
+    def _nearest_anchor(self, subscriber_id: int, position: int) -> Anchor | None:
+        """The reader's liked anchor nearest the paper at ``position``, if ``WHY_SIMILARITY`` near;
+        of a tie, the later one (as :meth:`_nearest_liked` decides it for the whole batch)."""
+        liked = self._liked.get(subscriber_id)
+        if liked is None:
+            anchors = [a for a in self.profiles[subscriber_id].anchors if a.vote > 0]
+            liked = self._liked[subscriber_id] = (anchors, np.stack([a.sketch for a in anchors]) if anchors else None)
+        anchors, sketches = liked
+        if sketches is None:
+            return None
+        similarity = np.einsum("ad,d->a", sketches, self.window.sketch[position])
+        best = float(similarity.max())
+        if best < WHY_SIMILARITY:
+            return None
+        return anchors[int(np.flatnonzero(similarity == best)[-1])]
 
     def _nearest_liked(self) -> tuple[list[Anchor], list[list[int]]]:
         """The liked and seed anchors of every profile, and for each profile (row) and candidate

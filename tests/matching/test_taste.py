@@ -310,3 +310,35 @@ def test_a_readers_order_is_the_blend_sorted_ties_in_todays_order():
     assert taste.order(4, range(50)) == list(range(50)) and flat.order(4, range(50)) == sorted(
         range(50), key=lambda p: (-window.trend[p], p)
     )
+
+
+def test_a_large_window_orders_and_explains_as_the_batch_does():
+    """Above BATCH_ORDER_MAX candidates (an arXiv section) order and why are computed per paper asked
+    about: the same orders as the blend sorted, the same why as a scan of the reader's anchors."""
+    from digest.matching.scoring import BATCH_ORDER_MAX, WHY_SIMILARITY
+
+    candidates = random_signals(BATCH_ORDER_MAX + 44, seed=21)
+    window = Window([s.paper_id % 4 for s in candidates], [(s.dense, s.sparse) for s in candidates])  # trending ties
+    liked = [Signal(s.paper_id, s.arxiv_id, 1, False, s.dense, s.sparse) for s in candidates]
+    profiles = {
+        r: fit(liked[10 * r : 10 * r + 3] + liked[10 * r + 1 : 10 * r + 2] + random_signals(4 + 5 * r, seed=40 + r)) for r in range(5)
+    }
+    taste = Taste(window, profiles)
+    for r, p in profiles.items():
+        for positions in (range(window.size), range(0, window.size, 2), [5, 299, 17]):
+            parts = {q: taste.parts(r, q) for q in positions}
+            final = {q: np.float32(x.trending) + np.float32(x.weight) * np.float32(x.personal) for q, x in parts.items()}
+            assert taste.order(r, positions) == sorted(positions, key=lambda q: (-final[q], q))
+        named = 0
+        for position in range(window.size):
+            best, similarity = None, WHY_SIMILARITY
+            for anchor in p.anchors:
+                s = float(anchor.sketch @ window.sketch[position])
+                if anchor.vote > 0 and s >= similarity:
+                    best, similarity = anchor, s
+            expected = None
+            if best is not None and taste.personal[r, position] > 0:
+                expected = f"like {best.arxiv_id}, " + ("one of your seed papers" if best.seed else "which you liked")
+                named += 1
+            assert taste.why(r, position) == expected
+        assert named >= 1  # the papers each reader liked are near their own anchors
