@@ -168,18 +168,17 @@ def not_allowed(rule) -> str:
     return next(m for m in ("PUT", "DELETE", "PATCH", "POST", "GET") if m not in rule.methods)
 
 
-def test_no_route_answers_5xx_to_hostile_input(mail_settings, world, caplog):
+def hostile_app(mail_settings):
     app = create_app(mail_settings.with_(demo=True, ses_topic_arns=(SES_TOPIC,)))
     for limiter in app.extensions["limiter"]:
         limiter.enabled = False  # every request must reach its view, not stop at a 429
-    client = app.test_client()
-    csrf = csrf_token(client.get("/").data)
-    refused = client.post("/", data={"csrf_token": csrf, "email": "not an address"})
-    assert refused.status_code == 400 and b"This form has expired" not in refused.data  # the forms are validated, not stopped at CSRF
-    hostile_bodies = bodies(csrf)
-    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"]
-    assert {"vote", "live_preview", "outbox.show", "ses_notification", "reader_feed", "archive_day"} <= {rule.endpoint for rule in rules}
+    return app
 
+
+def walk(client, rules, world, csrf: str, caplog) -> tuple[int, list[str]]:
+    """Every rule with each argument hostile in turn, every method, the hostile bodies on its valid
+    URL, a method it does not take: the requests made, and those answered 5xx or that logged an error."""
+    hostile_bodies = bodies(csrf)
     failures: list[str] = []
     requests = 0
 
@@ -216,8 +215,44 @@ def test_no_route_answers_5xx_to_hostile_input(mail_settings, world, caplog):
         # a method it does not take
         wrong = not_allowed(rule)
         assert send(wrong, baseline, "wrong method") == 405, f"{wrong} {baseline}"
+    return requests, failures
 
+
+def test_no_route_answers_5xx_to_hostile_input(mail_settings, world, caplog):
+    app = hostile_app(mail_settings)
+    client = app.test_client()
+    csrf = csrf_token(client.get("/").data)
+    refused = client.post("/", data={"csrf_token": csrf, "email": "not an address"})
+    assert refused.status_code == 400 and b"This form has expired" not in refused.data  # the forms are validated, not stopped at CSRF
+    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"]
+    assert {"vote", "live_preview", "outbox.show", "ses_notification", "reader_feed", "archive_day"} <= {rule.endpoint for rule in rules}
+    requests, failures = walk(client, rules, world, csrf, caplog)
     assert requests > 500
+    assert not failures, f"{len(failures)} of {requests} requests answered 5xx or logged an error:\n" + "\n".join(failures)
+
+
+def test_no_console_page_answers_5xx_to_a_signed_in_operators_hostile_input(mail_settings, world, caplog):
+    """The same walk over /admin with an operator signed in (without one every console page stops
+    at the sign-in check): what a client holding a session can send reaches the console's views."""
+    from digest.db import session_scope
+    from digest.models.operators import create_operator
+
+    with session_scope(mail_settings) as session:
+        create_operator(session, "op@example.org", "correct horse battery staple")
+    app = hostile_app(mail_settings)
+    client = app.test_client()
+    page = client.get("/admin/login")
+    signed = client.post(
+        "/admin/login",
+        data={"csrf_token": csrf_token(page.data), "email": "op@example.org", "password": "correct horse battery staple", "next": ""},
+    )
+    assert signed.status_code == 303 and client.get("/admin/").status_code == 200
+    csrf = csrf_token(client.get("/admin/actions").data)
+    rules = [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/admin") and rule.endpoint != "static"]
+    rules.sort(key=lambda rule: "logout" in rule.endpoint)  # signing out last: the rest is walked signed in
+    assert len(rules) >= 5
+    requests, failures = walk(client, rules, world, csrf, caplog)
+    assert requests > 100
     assert not failures, f"{len(failures)} of {requests} requests answered 5xx or logged an error:\n" + "\n".join(failures)
 
 
