@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from digest.db import session_scope
 from digest.jobs import plan_and_dispatch
@@ -60,9 +60,12 @@ def test_a_planner_stopped_half_way_keeps_its_pages_and_the_next_run_plans_the_r
     assert len(got) == 4
     # the first page's rows were never handed to a sender: once the claim timeout has passed,
     # the next run re-queues every row still pending (nobody sent those 4 either)
-    later = datetime.now(timezone.utc) + timedelta(seconds=settings.claim_timeout + 1)
+    # (the rows are made older rather than the run later: a run at now + the timeout would plan
+    # today's digests too once it passes their delivery hour)
+    with session_scope(settings) as s:
+        s.execute(update(Delivery).values(created_at=AT - timedelta(seconds=settings.claim_timeout + 60)))
     recording_queue.sent.clear()
-    report = plan_and_dispatch(settings, later, recording_queue, page_size=3)
+    report = plan_and_dispatch(settings, AT, recording_queue, page_size=3)
     again = recording_queue.handed
     assert report.planned == 0 and report.requeued == 7
     with session_scope(settings) as s:
