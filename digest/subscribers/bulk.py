@@ -270,6 +270,19 @@ def write_chunk(session: Session, entries: Sequence[Entry], now: datetime, seen:
     return result
 
 
+def chunk_done(session: Session, result: ChunkResult, report, commit_every: int | None, committed) -> None:
+    """After a chunk of an import (plain or ``--full``): with ``commit_every``, commit it and hand
+    ``committed`` the ids that need a confirmation now; without, keep them on the report (the
+    caller's transaction goes on)."""
+    if commit_every:
+        session.commit()
+        if committed is not None:
+            committed(result.to_confirm)
+        report.confirmations += len(result.to_confirm)
+    else:
+        report.to_confirm += result.to_confirm
+
+
 def _suppression(e: Entry, now: datetime) -> dict:
     return {"address_hash": address_hash(e.email), "reason": e.remembered or e.state.value, "created_at": e.remembered_at or now}
 

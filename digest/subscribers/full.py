@@ -72,7 +72,7 @@ from digest.models import (
     address_hash,
 )
 from digest.subscribers.addresses import normalize_email
-from digest.subscribers.bulk import CHUNK, LEFT_STATES, Entry, Outcome, Request, Seen, Signal, dialect_insert, write_chunk
+from digest.subscribers.bulk import CHUNK, LEFT_STATES, Entry, Outcome, Request, Seen, Signal, chunk_done, dialect_insert, write_chunk
 from digest.subscribers.checks import Checker
 
 FORMAT = "paper-digest subscribers"
@@ -529,13 +529,7 @@ def import_full(
             ).all()
             report.remembered_added += len(added)
             report.remembered_known += len(left) - len(added)
-        if commit_every:
-            session.commit()
-            if committed is not None:
-                committed(result.to_confirm)
-            report.confirmations += len(result.to_confirm)
-        else:
-            report.to_confirm += result.to_confirm
+        chunk_done(session, result, report, commit_every, committed)
         if progress is not None:
             progress(last_line or report.lines_read)
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from digest.config import Settings
 from digest.matching.topics import MAX_TOPICS_CHARS
 from digest.models import Frequency, Subscriber, SubscriberState, VoteSource
-from digest.subscribers.bulk import CHUNK, LEFT_STATES, Entry, Outcome, Request, Seen, Signal, write_chunk
+from digest.subscribers.bulk import CHUNK, LEFT_STATES, Entry, Outcome, Request, Seen, Signal, chunk_done, write_chunk
 from digest.subscribers.checks import CSV, Checked, Checker, neutralise, restore
 
 __all__ = ["APPLIED_COLUMNS", "COMMIT_EVERY", "CSV_COLUMNS", "ImportReport", "export_csv", "import_csv", "neutralise", "restore"]
@@ -158,13 +158,7 @@ def import_csv(
                 report.left += 1
             else:
                 report.opted_out += 1
-        if commit_every:
-            session.commit()
-            if committed is not None:
-                committed(result.to_confirm)
-            report.confirmations += len(result.to_confirm)
-        else:
-            report.to_confirm += result.to_confirm
+        chunk_done(session, result, report, commit_every, committed)
         if progress is not None:
             progress(last_line or report.lines_read)
 
