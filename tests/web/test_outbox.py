@@ -183,5 +183,7 @@ def test_the_outbox_cards_stand_clear_of_the_header_bar(chromium, screenshot, ca
     assert page.evaluate(GAP_JS) >= 16
     screenshot(page, f"outbox-{width}")
     page.click("text=Confirm your subscription")
+    page.wait_for_url("**/*.eml")  # the click navigates: measure the message page, not the list as it unloads
+    page.locator(".card").first.wait_for()
     assert page.evaluate(GAP_JS) >= 16
     screenshot(page, f"outbox-message-{width}")
