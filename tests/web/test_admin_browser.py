@@ -177,11 +177,13 @@ def test_an_operator_signs_in_reads_the_dashboard_pauses_and_resumes(chromium, s
     page.click("nav >> text=Subscribers")
     page.fill("#lookup", "bob@example.org")
     page.click("button:has-text('Look up')")
+    page.wait_for_load_state()
     assert "452 4.2.2 mailbox full" in page.inner_text("main") and "agents" in page.inner_text("main")
     shoot(page, "admin-05-subscriber")
 
     # a forged CSRF token is refused, and nothing changes
     page.click("nav >> text=Actions")
+    page.wait_for_load_state()  # the click only waits for the navigation to commit: forge the new page's token
     page.evaluate("document.querySelector('#paused-banner input[name=csrf_token]').value = 'forged'")
     page.click("#paused-banner button:has-text('Resume sending')")
     assert page.locator("h1").inner_text() == "This form has expired"
