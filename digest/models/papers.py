@@ -46,13 +46,18 @@ class Paper(Base):
     categories: Mapped[list[str] | None] = mapped_column(JSON)  # primary first, then cross-lists
     primary_category: Mapped[str | None] = mapped_column(String(32))
     arxiv_version: Mapped[int | None]  # the latest version seen
-    announced_on: Mapped[date | None] = mapped_column(Date, index=True)  # the arXiv announcement day it was new on
+    announced_on: Mapped[date | None] = mapped_column(Date)  # the arXiv announcement day it was new on
     #: arXiv lists its latest version as withdrawn (digest.papers.sources.arxiv.withdrawn): no digest shows it again
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     first_seen_at: Mapped[Created]
     updated_at: Mapped[Created]
 
-    __table_args__ = (Index("ix_papers_trending", "daily_date", "upvotes"),)
+    __table_args__ = (
+        Index("ix_papers_trending", "daily_date", "upvotes"),
+        # covers the "New on arXiv" window's version check (a count and the latest updated_at of the
+        # days' papers, once per batch: digest.matching.trending), read from the index alone
+        Index("ix_papers_announced", "announced_on", "updated_at", "daily_date", "withdrawn"),
+    )
 
 
 class IngestRun(Base):
