@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from digest.db import among
 from digest.mail.latex import short_title
-from digest.matching.profiles import known_papers, liked_names, load_profiles, load_window
+from digest.matching.profiles import day_between, known_papers, liked_names, load_profiles, load_window
 from digest.matching.scoring import Taste
 from digest.matching.select import FilterCache, Matcher, Pick, Recipient, select_for
 from digest.matching.similar import prepare_likes
@@ -24,7 +24,8 @@ from digest.models import Delivery, DeliveryItem, DeliveryStatus, Paper, TopicFi
 
 def load_sent(session: Session, subscriber_ids: Iterable[int], start: date, end: date, day=Paper.daily_date) -> dict[int, set[int]]:
     """Paper ids already mailed to each subscriber, among the papers whose ``day`` (their Daily Papers
-    day, or ``Paper.announced_on``: their arXiv announcement day) is in ``start..end`` (one query).
+    day, or ``Paper.announced_on``: their arXiv announcement day; or a tuple of both, either in it)
+    is in ``start..end`` (one query).
 
     Items of a delivery not ``sent`` (written for a batch before it went out) do not count.
     """
@@ -38,8 +39,7 @@ def load_sent(session: Session, subscriber_ids: Iterable[int], start: date, end:
         .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
         .where(
             among(session, DeliveryItem.subscriber_id, ids),
-            day >= start,
-            day <= end,
+            day_between(day, start, end),
             Delivery.status == DeliveryStatus.sent,
         )
     )
@@ -95,16 +95,17 @@ def compose(
     if profiles is None:
         profiles = load_profiles(session, subscriber_ids)  # a batch where nobody voted skips the vectors
     names = liked_names(session, profiles, short_title) if profiles else {}
-    trending = _section(session, window_candidates(session, start, end), recipients, filters, profiles, names)
-    sent = exclusions(session, subscriber_ids, start, end)
-    out = select_for(trending[0], recipients, sent, size, trending[1])
     scoped = [(key, replace(r, filters=lines)) for key, r in recipients if (lines := scoped_lines(filters, r.filters))]
+    trending = _section(session, window_candidates(session, start, end), recipients, filters, profiles, names)
+    # one read of what each reader got or knows for both sections: a paper of the window by its Daily
+    # Papers day or by its announcement; each section's candidates are of one of the two kinds only
+    sent = exclusions(session, subscriber_ids, start, end, (Paper.daily_date, Paper.announced_on) if scoped else Paper.daily_date)
+    out = select_for(trending[0], recipients, sent, size, trending[1])
     if scoped:
         ours = {r.subscriber_id for _, r in scoped}  # only they are scored there: a row of the taste depends on its reader alone
         mine = {i: p for i, p in profiles.items() if i in ours} if profiles else profiles
         arxiv = _section(session, arxiv_candidates(session, start, end), scoped, filters, mine, names)
         if arxiv[0].papers:
-            sent = exclusions(session, {r.subscriber_id for _, r in scoped}, start, end, Paper.announced_on)
             for key, picks in select_for(arxiv[0], scoped, sent, arxiv_size, arxiv[1]).items():
                 out[key] = out[key] + picks
     return out

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -219,10 +219,18 @@ def liked_names(session: Session, profiles: Mapping[int, Profile], name: Callabl
     }
 
 
+def day_between(day, start: date, end: date):
+    """``day`` in ``start..end``; ``day`` a paper's day column (``Paper.daily_date``,
+    ``Paper.announced_on``) or a tuple of them: a paper whose day is in it by any of them."""
+    days = day if isinstance(day, tuple) else (day,)
+    both = [and_(d >= start, d <= end) for d in days]
+    return both[0] if len(both) == 1 else or_(*both)
+
+
 def known_papers(session: Session, subscriber_ids: Iterable[int], start: date, end: date, day=Paper.daily_date) -> dict[int, set[int]]:
-    """The papers whose ``day`` (Daily Papers day, or ``Paper.announced_on``) is in ``start..end``
-    each reader voted on or named (seeds, ``like:``), which their digests never show: they know them
-    (one query; readers without any are left out)."""
+    """The papers whose ``day`` (Daily Papers day, or ``Paper.announced_on``, or a tuple of both:
+    :func:`day_between`) is in ``start..end`` each reader voted on or named (seeds, ``like:``),
+    which their digests never show: they know them (one query; readers without any are left out)."""
     ids = list(subscriber_ids)
     out: dict[int, set[int]] = {}
     if not ids or start > end:
@@ -230,7 +238,7 @@ def known_papers(session: Session, subscriber_ids: Iterable[int], start: date, e
     rows = session.execute(
         select(Vote.subscriber_id, Vote.paper_id)
         .join(Paper, Paper.id == Vote.paper_id)
-        .where(among(session, Vote.subscriber_id, ids), day >= start, day <= end)
+        .where(among(session, Vote.subscriber_id, ids), day_between(day, start, end))
     )
     for subscriber_id, paper_id in rows:
         out.setdefault(subscriber_id, set()).add(paper_id)
