@@ -177,23 +177,24 @@ class Taste:
         self._liked: dict[int, tuple[list[Anchor], np.ndarray | None]] = {}  # a large window's: per reader, on demand
         self._order: list[list[int]] | None = None
 
-    def order(self, subscriber_id: int, positions: Iterable[int] | np.ndarray) -> list[int]:
-        """``positions`` (trending ranks, ascending) in this reader's order: unchanged without a profile.
+    def order(self, subscriber_id: int, positions: Iterable[int] | np.ndarray, limit: int | None = None) -> list[int]:
+        """``positions`` (trending ranks, ascending) in this reader's order: unchanged without a profile;
+        the first ``limit`` of them when given (a digest's section reads its cap of 1,000 matches).
 
         In a large window (an arXiv section of 4,000 candidates), or for a few positions, they are
         sorted on their own; many positions of a small window are read off the batch's sorted orders.
         Both give the same order: the same float32 sums, ties to today's order."""
         r = self._row.get(subscriber_id)
         if r is None:
-            return [int(i) for i in positions]
+            return [int(i) for i in islice(positions, limit)]
         at = positions if isinstance(positions, np.ndarray) else np.fromiter(positions, dtype=np.int64)
         if not len(at):
             return []
         if self.window.size > BATCH_ORDER_MAX or 8 * len(at) < self.window.size or len(np.unique(at)) < len(at):
             final = self.window.trend[at] + self._weight[r] * self.personal[r, at]  # (a position twice: never from select)
-            return [int(i) for i in at[np.lexsort((at, -final))]]
+            return at[np.lexsort((at, -final))][:limit].tolist()
         wanted = set(at.tolist())
-        return [i for i in self._orders()[r] if i in wanted]
+        return list(islice((i for i in self._orders()[r] if i in wanted), limit))
 
     def order_on(self, subscriber_id: int, positions: Iterable[int], base: np.ndarray) -> list[int]:
         """:func:`order_near` with this reader's weighted personal part added, if they have a profile."""
@@ -225,34 +226,49 @@ class Taste:
         if profile is None or not self.window.present[position] or self.personal[self._row[subscriber_id], position] <= 0:
             return None
         if self.window.size > BATCH_ORDER_MAX:  # a large window: the reader's anchors against this paper only
-            anchor = self._nearest_anchor(subscriber_id, position)
-            if anchor is None:
-                return None
-        else:
-            anchors, nearest = self._nearest_liked()
-            best = nearest[self._row[subscriber_id]][position]
-            if best < 0:
-                return None
-            anchor = anchors[best]
+            return self._large_whys(subscriber_id, [position])[0]
+        anchors, nearest = self._nearest_liked()
+        best = nearest[self._row[subscriber_id]][position]
+        return self._named(anchors[best]) if best >= 0 else None
+
+    def whys(self, subscriber_id: int, positions: Sequence[int]) -> list[str | None]:
+        """:meth:`why` of each of ``positions``: in a large window, the reader's anchors against these
+        papers in one product (a digest's section asks for its ten at once)."""
+        if self.window.size <= BATCH_ORDER_MAX or subscriber_id not in self.profiles:
+            return [self.why(subscriber_id, p) for p in positions]
+        return self._large_whys(subscriber_id, positions)
+
+    def _large_whys(self, subscriber_id: int, positions: Sequence[int]) -> list[str | None]:
+        """A large window's why lines: for each paper asked about (present, scored above the
+        reader's average), the reader's liked anchor nearest it, if ``WHY_SIMILARITY`` near; of a
+        tie, the later one (as :meth:`_nearest_liked` decides it for a small window's batch)."""
+        r = self._row[subscriber_id]
+        at = np.asarray(positions, dtype=np.int64)
+        asked = self.window.present[at] & (self.personal[r, at] > 0)
+        out: list[str | None] = [None] * len(at)
+        anchors, sketches = self._liked_of(subscriber_id)
+        if sketches is None or not asked.any():
+            return out
+        similarity = np.einsum("ad,md->am", sketches, self.window.sketch[at[asked]])  # anchors × papers asked about
+        best = similarity.max(axis=0)
+        last = len(anchors) - 1 - np.argmax(similarity[::-1] == best, axis=0)  # of a tie, the later anchor
+        for k, b, a in zip(np.flatnonzero(asked).tolist(), best.tolist(), last.tolist()):
+            if b >= WHY_SIMILARITY:
+                out[k] = self._named(anchors[a])
+        return out
+
+    def _named(self, anchor: Anchor) -> str:
         name = self.names.get(anchor.paper_id)
         named = f"\u201c{name}\u201d" if name else anchor.arxiv_id
         return f"like {named}, " + ("one of your seed papers" if anchor.seed else "which you liked")
 
-    def _nearest_anchor(self, subscriber_id: int, position: int) -> Anchor | None:
-        """The reader's liked anchor nearest the paper at ``position``, if ``WHY_SIMILARITY`` near;
-        of a tie, the later one (as :meth:`_nearest_liked` decides it for the whole batch)."""
+    def _liked_of(self, subscriber_id: int) -> tuple[list[Anchor], np.ndarray | None]:
+        """The reader's liked and seed anchors, and their sketches stacked (None without any)."""
         liked = self._liked.get(subscriber_id)
         if liked is None:
             anchors = [a for a in self.profiles[subscriber_id].anchors if a.vote > 0]
             liked = self._liked[subscriber_id] = (anchors, np.stack([a.sketch for a in anchors]) if anchors else None)
-        anchors, sketches = liked
-        if sketches is None:
-            return None
-        similarity = np.einsum("ad,d->a", sketches, self.window.sketch[position])
-        best = float(similarity.max())
-        if best < WHY_SIMILARITY:
-            return None
-        return anchors[int(np.flatnonzero(similarity == best)[-1])]
+        return liked
 
     def _nearest_liked(self) -> tuple[list[Anchor], list[list[int]]]:
         """The liked and seed anchors of every profile, and for each profile (row) and candidate

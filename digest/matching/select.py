@@ -156,7 +156,7 @@ class Matcher:
             else:
                 positions = order_near(iter_bits(mask), closeness)[:size]
         elif personal:
-            positions = taste.order(recipient.subscriber_id, bit_positions(mask))[:size]
+            positions = taste.order(recipient.subscriber_id, bit_positions(mask), size)
         else:
             positions = list(iter_bits(mask, size))
         top = _lowest(window) if self.section == "trending" else -1  # "#1 today" is trending's: arXiv's new papers have no upvotes
@@ -164,12 +164,13 @@ class Matcher:
             positions[-1] = top  # the window's #1 stays in every digest it matches: the reader's order may only move it down
         lifted = lifted_indexes([self.papers[p].upvotes for p in positions]) if personal else ()
         picks = []
+        whys = taste.whys(recipient.subscriber_id, positions) if personal and near is None else None
         for k, position in enumerate(positions):
             matched = self.corpus.first_match(compiled, position) if compiled else None
             if near is not None:
                 why = f"close to \u201c{names[nearest[position]]}\u201d"
             else:
-                why = taste.why(recipient.subscriber_id, position) if personal else None
+                why = whys[k] if whys is not None else None
             picks.append(
                 Pick(
                     self.papers[position],
