@@ -27,6 +27,7 @@ from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 from markupsafe import Markup, escape
+from sqlalchemy import inspect
 
 from digest.mail.latex import readable
 from digest.mail.mime import ascii_html
@@ -196,6 +197,9 @@ class PaperBlocks:
     A batch asks for the same paper objects for each of its recipients: after the first ask, a
     paper object's block is found by identity (the object is held, so its id is not reused) without
     reading its columns again for the process-wide key. A batch's papers do not change under it.
+    Papers detached from any session (a window's candidates, which every batch of a send run
+    shares: :mod:`digest.matching.trending`) are found by identity across batches too: nothing
+    reloads or changes them (an arXiv section's 2,000–4,000 papers, ~250 in each batch).
     """
 
     def __init__(self, email_templates: EmailTemplates | None = None, categories: Sequence[str] = ()) -> None:
@@ -205,12 +209,13 @@ class PaperBlocks:
         self.text_template = self.templates.text_env.get_template(f"{TEMPLATE}/paper.txt")
         self.frames = _frames_for(self.templates)
         self._seen: dict[tuple[int, bool, bool], tuple[Paper, Block]] = {}
+        self._detached = _DETACHED_SEEN.setdefault((self.templates, self.categories), {})
 
     def get(self, paper: Paper, lead: bool = False, section: str = "trending") -> Block:
         """The block of ``paper``; with ``lead``, as the digest's first card: its thumbnail large;
         with ``section="arxiv"``, as a card of the "New on arXiv" section (:func:`arxiv_view`)."""
         arxiv = section == ARXIV
-        seen = self._seen.get((id(paper), lead, arxiv))
+        seen = self._seen.get((id(paper), lead, arxiv)) or self._detached.get((id(paper), lead, arxiv))
         if seen is not None and seen[0] is paper:
             return seen[1]
         key = (self.templates, lead, _block_key(paper)) + (
@@ -228,7 +233,12 @@ class PaperBlocks:
             if len(_SHARED_BLOCKS) >= SHARED_BLOCKS_MAX:
                 _SHARED_BLOCKS.clear()
             _SHARED_BLOCKS[key] = block
-        self._seen[id(paper), lead, arxiv] = (paper, block)
+        if inspect(paper).detached:
+            if len(self._detached) >= SHARED_BLOCKS_MAX:
+                self._detached.clear()
+            self._detached[id(paper), lead, arxiv] = (paper, block)
+        else:
+            self._seen[id(paper), lead, arxiv] = (paper, block)
         return block
 
 
@@ -242,6 +252,9 @@ def _frames_for(email_templates: EmailTemplates) -> CardFrames:
 #: several databases (the tests do), where one id names different papers.
 SHARED_BLOCKS_MAX = 5000
 _SHARED_BLOCKS: dict[tuple, Block] = {}
+#: Detached paper objects' blocks by identity (:class:`PaperBlocks`), per templates and categories;
+#: each entry holds its paper, so no other object takes its id while it is here
+_DETACHED_SEEN: dict[tuple, dict[tuple[int, bool, bool], tuple[Paper, Block]]] = {}
 
 
 def _block_key(paper: Paper) -> tuple:
