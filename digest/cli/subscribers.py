@@ -183,13 +183,18 @@ def subscribers_export(ctx: Context, output, full: bool) -> None:
 @pass_ctx
 def subscribers_show(ctx: Context, email: str) -> None:
     """One subscriber: state, filters, last digests, and what came back about their mail (reads only)."""
-    from digest.subscribers.show import LAST_DIGESTS, show
+    from digest.subscribers.show import LAST_DIGESTS, find, show
 
     with session_scope(ctx.read_only_settings) as session:
         view = show(session, email)
         if view is None:
-            fail(f"no subscriber {email}")
+            found = find(session, email)
+            fail(
+                f"no subscriber {email}" + (f"; the same mailbox: {', '.join(s.email for s in found)} (show one of them)" if found else "")
+            )
         s = view.subscriber
+        if s.email != email.strip().lower():
+            click.echo(f"(no subscriber spelled {email.strip()}: {s.email} reaches the same mailbox)")
         why = f" ({s.suppressed_reason})" if s.suppressed_reason else ""
         click.echo(f"{s.email}: {s.state.value}{why}")
         dates = [f"signed up {s.created_at:%Y-%m-%d}"]

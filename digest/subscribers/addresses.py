@@ -66,6 +66,12 @@ def mailbox_key(address: str) -> str:
     return f"{local}@{domain}"
 
 
+def domain_spellings(domain: str) -> list[str]:
+    """The domain names one mailbox domain goes by (``gmail.com``: also ``googlemail.com``)."""
+    domain = _DOMAIN_ALIASES.get(domain, domain)
+    return [domain, *(alias for alias, name in _DOMAIN_ALIASES.items() if name == domain)]
+
+
 def mailbox_hash(address: str) -> str:
     """The quota's key (:class:`~digest.models.ConfirmationQuota`): SHA-256 of :func:`mailbox_key`,
     so the table never holds an address in clear."""

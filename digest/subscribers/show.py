@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from digest.models import Delivery, DeliveryStatus, EventKind, MailEvent, Subscriber, Suppression, address_hash
+from digest.subscribers.addresses import domain_spellings, mailbox_key, normalize_email
 
 LAST_DIGESTS = 5
 LAST_EVENTS = 50
@@ -44,13 +45,32 @@ class SubscriberView:
     event_count: int
 
 
+def find(session: Session, email: str) -> list[Subscriber]:
+    """The subscriber with this address as we store it (:func:`normalize_email`: any case, an IDN
+    domain in Unicode); else every subscriber whose address reaches the same mailbox
+    (:func:`mailbox_key`: ``J.Smith@googlemail.com`` finds ``jsmith@gmail.com``, a ``+tag`` its base
+    address), by address."""
+    try:
+        address = normalize_email(email)
+    except ValueError:
+        address = email.strip().lower()
+    exact = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
+    if exact is not None or "@" not in address:
+        return [exact] if exact is not None else []
+    key = mailbox_key(address)
+    domains = domain_spellings(key.rpartition("@")[2])
+    same_domain = session.scalars(
+        select(Subscriber).where(or_(*(Subscriber.email.endswith("@" + d, autoescape=True) for d in domains))).order_by(Subscriber.email)
+    )
+    return [s for s in same_domain if mailbox_key(s.email) == key]
+
+
 def show(session: Session, email: str) -> SubscriberView | None:
-    """The subscriber with this address (as stored: lower-case), or None."""
-    subscriber = session.scalars(
-        select(Subscriber).where(Subscriber.email == email.strip().lower()).options(selectinload(Subscriber.filters))
-    ).first()
-    if subscriber is None:
+    """The subscriber :func:`find` finds for this address, if it finds exactly one; else None."""
+    found = find(session, email)
+    if len(found) != 1:
         return None
+    subscriber = session.scalars(select(Subscriber).where(Subscriber.id == found[0].id).options(selectinload(Subscriber.filters))).one()
     digests = session.execute(
         select(Delivery.period, Delivery.status, Delivery.paper_count, Delivery.sent_at, Delivery.error)
         .where(Delivery.subscriber_id == subscriber.id)

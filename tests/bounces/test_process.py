@@ -155,3 +155,37 @@ def test_process_says_what_is_wrong_in_one_line(settings, tmp_path):
     assert unset.returncode == 1 and "no DIGEST_BOUNCE_DOMAIN" in unset.stderr
     bad = digest_cli(subprocess_env(settings, DIGEST_BOUNCE_DOMAIN="not a domain"), "bounces", "process", str(tmp_path))
     assert bad.returncode == 2 and "DIGEST_BOUNCE_DOMAIN" in bad.stderr
+
+
+def test_subscribers_show_finds_the_subscriber_by_the_mailbox_an_address_reaches(session, settings):
+    """An operator pastes the address a complaint or a reader's own message names: another spelling
+    of a stored one (Gmail's dots, googlemail.com, a +tag, capitals) finds it, and says which it
+    shows; an address two stored ones share a mailbox with names both; another mailbox none."""
+    add_subscriber(session, "jsmith@gmail.com", ["agents"])
+    add_subscriber(session, "ann@corp.example.org")
+    add_subscriber(session, "ann+news@corp.example.org")
+    add_subscriber(session, "j.smith@corp.example.org")
+    session.commit()
+    env = subprocess_env(settings)
+
+    for spelling in ("J.Smith@googlemail.com", "j.smith+digest@gmail.com", "JSMITH@GMAIL.COM"):
+        shown = digest_cli(env, "subscribers", "show", spelling)
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        if spelling.lower() == "jsmith@gmail.com":
+            assert lines[0].startswith("jsmith@gmail.com: active")  # the stored spelling: no note
+        else:
+            assert lines[0] == f"(no subscriber spelled {spelling}: jsmith@gmail.com reaches the same mailbox)"
+            assert lines[1].startswith("jsmith@gmail.com: active")
+        assert "filters: agents" in shown.stdout
+
+    # dots count outside Gmail: j.smith@corp and jsmith@corp are two people, and jsmith@corp is no one
+    shown = digest_cli(env, "subscribers", "show", "jsmith@corp.example.org")
+    assert shown.returncode == 1 and shown.stderr.strip() == "error: no subscriber jsmith@corp.example.org"
+    # a stored address is shown as itself, even where another shares its mailbox
+    assert digest_cli(env, "subscribers", "show", "ann@corp.example.org").stdout.startswith("ann@corp.example.org: active")
+    both = digest_cli(env, "subscribers", "show", "ann+other@corp.example.org")
+    assert both.returncode == 1
+    assert both.stderr.strip() == (
+        "error: no subscriber ann+other@corp.example.org; the same mailbox: ann+news@corp.example.org, ann@corp.example.org (show one of them)"
+    )
