@@ -65,6 +65,7 @@ class Metrics:
     batch_seconds: Histogram
     ingest_runs: Counter
     ingest_papers: Counter
+    rcpt_refused: Counter
 
 
 def _make() -> Metrics:
@@ -107,6 +108,12 @@ def _make() -> Metrics:
             ["source", "outcome"],
             **options,
         ),
+        rcpt_refused=Counter(
+            "bounce_rcpt_refused",
+            "Recipients the bounce listener refused at RCPT (not of the bounce domain), every one: the database keeps "
+            "at most 10 a minute as forged events",
+            **options,
+        ),
     )
 
 
@@ -134,6 +141,10 @@ def count_ingest(source: str, outcome: str, new: int = 0, updated: int = 0, skip
     for name, n in (("new", new), ("updated", updated), ("skipped", skipped)):
         if n:
             made.ingest_papers.labels(source, name).inc(n)
+
+
+def count_refused_recipient() -> None:
+    metrics().rcpt_refused.inc()
 
 
 def observe_batch(seconds: float) -> None:

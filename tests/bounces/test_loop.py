@@ -168,3 +168,41 @@ def test_a_suppressed_address_that_signs_up_again_goes_through_double_opt_in(ses
     session.commit()
     assert send_due(bounce_settings, AT + 2 * D, **NO_RETRY).sent == 1
     assert shown_papers(relay.captured[-1].message)
+
+
+def test_a_flood_of_recipients_for_other_domains_is_refused_and_counted_but_stores_ten_rows_a_minute(session, listener):
+    """A public MX is offered junk for other domains: every recipient is refused (550) and counted
+    on /metrics, but the database keeps at most 10 of them a minute as forged events."""
+    from digest.bounces.listener import REFUSED_ROWS_PER_MINUTE
+    from digest.metrics import REGISTRY
+
+    def refused_total() -> float:
+        return REGISTRY.get_sample_value("digest_bounce_rcpt_refused_total") or 0.0
+
+    before = refused_total()
+    host, port = listener
+    junk = [f"user{i}@spam{i}.example.com" for i in range(30)]
+    with smtplib.SMTP(host, port, timeout=10) as client:
+        client.ehlo("spammer.example.com")
+        client.mail("spammer@example.com")
+        codes = [client.rcpt(to)[0] for to in junk]
+    assert codes == [550] * 30
+    assert refused_total() - before == 30
+    stored = session.scalars(select(MailEvent.address).where(MailEvent.kind == EventKind.forged).order_by(MailEvent.id)).all()
+    # the first ten of each minute: one minute, or two if the minute turned during the thirty
+    assert REFUSED_ROWS_PER_MINUTE <= len(stored) <= 2 * REFUSED_ROWS_PER_MINUTE
+    assert stored[:REFUSED_ROWS_PER_MINUTE] == junk[:REFUSED_ROWS_PER_MINUTE]
+
+
+def test_the_refusal_tally_stores_the_first_ten_of_each_minute_and_logs_the_rest(caplog):
+    from datetime import datetime, timezone
+
+    from digest.bounces.listener import RefusalTally
+
+    tally = RefusalTally(per_minute=10)
+    at = datetime(2026, 12, 7, 9, 0, 5, tzinfo=timezone.utc)
+    first = [tally.store(at + timedelta(seconds=i)) for i in range(25)]  # 09:00:05 .. 09:00:29
+    assert first == [True] * 10 + [False] * 15
+    with caplog.at_level("WARNING", logger="digest.bounces.listener"):
+        assert tally.store(at + timedelta(minutes=1)) is True  # a new minute: stored again
+    assert "15 more recipients refused at RCPT in the minute from 09:00 UTC (not stored one by one)" in caplog.text
