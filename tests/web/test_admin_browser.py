@@ -152,6 +152,11 @@ def test_an_operator_signs_in_reads_the_dashboard_pauses_and_resumes(chromium, s
         shown = page.locator("#chart-deliveries table tbody tr")
         cells = [shown.nth(i).locator("th, td").all_text_contents() for i in range(shown.count())]  # in a closed <details>
         assert sum(int(row[column].replace(",", "")) for row in cells) == sent  # and so does the page's table
+    # the header's brand and sign-out keep the page's side margins (its padding once zeroed them)
+    brand, main_title = page.locator(".site-header .brand").bounding_box(), page.locator("main h1").bounding_box()
+    signout = page.locator(".admin-signout button").bounding_box()
+    assert abs(brand["x"] - main_title["x"]) <= 1 and brand["x"] >= 12
+    assert page.viewport_size["width"] - (signout["x"] + signout["width"]) >= 12
     dashboard = shoot(page, "admin-02-dashboard")
     if os.environ.get("DIGEST_UPDATE_SCREENSHOTS") == "1":
         README_PICTURE.parent.mkdir(parents=True, exist_ok=True)
