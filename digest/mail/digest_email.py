@@ -303,18 +303,13 @@ def category_reasons(picks: Sequence[Pick], filters: Sequence[str], configured: 
     return out
 
 
+@functools.lru_cache(maxsize=16384)
 def _category_terms(line: str | None) -> tuple:
     """The ``cat:`` terms of a filter line, with whether each is excluded; none for no line (or one
-    that no longer parses)."""
+    that no longer parses). Once per line and process: every card of the "New on arXiv" section
+    asks for its line's, and a day's lines are few beside its cards."""
     if not line or "cat:" not in line.lower():
         return ()
-    return _cat_terms(line)
-
-
-@functools.lru_cache(maxsize=16384)
-def _cat_terms(line: str) -> tuple:
-    """:func:`_category_terms` of a line naming ``cat:``, once per process: every card of the
-    "New on arXiv" section asks for its line's, and a day's lines are few beside its cards."""
     try:
         expr = parse_filter(line).expr
     except FilterError:

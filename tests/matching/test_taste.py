@@ -229,7 +229,7 @@ def test_a_batch_scores_as_the_plain_matrix_products_and_why_as_a_scan_of_the_an
     """The scores are W_d · Dᵀ and W_s · Sᵀ (without BLAS, term postings instead of a matrix over the
     vocabulary): checked against the products written plainly; "why" names the last of the nearest
     liked anchors at least WHY_SIMILARITY near, as a scan keeping the best with >= would."""
-    from digest.matching.scoring import DENSE_SHARE, SPARSE_SHARE, WHY_SIMILARITY, standardize
+    from digest.matching.scoring import DENSE_SHARE, SPARSE_SHARE, standardize
 
     candidates = random_signals(40, seed=5)
     vectors = [(s.dense, s.sparse) if i % 9 else None for i, s in enumerate(candidates)]  # some without vectors
@@ -264,15 +264,8 @@ def test_a_batch_scores_as_the_plain_matrix_products_and_why_as_a_scan_of_the_an
     named = 0
     for r, p in profiles.items():
         for position in range(window.size):
-            best, similarity = None, WHY_SIMILARITY
-            for anchor in p.anchors:
-                s = float(anchor.sketch @ window.sketch[position])
-                if anchor.vote > 0 and s >= similarity:
-                    best, similarity = anchor, s
-            expected = None
-            if best is not None and present[position] and taste.personal[r, position] > 0:
-                expected = f"like {best.arxiv_id}, " + ("one of your seed papers" if best.seed else "which you liked")
-                named += 1
+            expected = scanned_why(p, window, position) if present[position] and taste.personal[r, position] > 0 else None
+            named += expected is not None
             assert taste.why(r, position) == expected
     assert named >= 6  # the candidates each profile voted on are near their own anchors
 
@@ -315,7 +308,7 @@ def test_a_readers_order_is_the_blend_sorted_ties_in_todays_order():
 def test_a_large_window_orders_and_explains_as_the_batch_does():
     """Above BATCH_ORDER_MAX candidates (an arXiv section) order and why are computed per paper asked
     about: the same orders as the blend sorted, the same why as a scan of the reader's anchors."""
-    from digest.matching.scoring import BATCH_ORDER_MAX, WHY_SIMILARITY
+    from digest.matching.scoring import BATCH_ORDER_MAX
 
     candidates = random_signals(BATCH_ORDER_MAX + 44, seed=21)
     window = Window([s.paper_id % 4 for s in candidates], [(s.dense, s.sparse) for s in candidates])  # trending ties
@@ -331,14 +324,22 @@ def test_a_large_window_orders_and_explains_as_the_batch_does():
             assert taste.order(r, positions) == sorted(positions, key=lambda q: (-final[q], q))
         named = 0
         for position in range(window.size):
-            best, similarity = None, WHY_SIMILARITY
-            for anchor in p.anchors:
-                s = float(anchor.sketch @ window.sketch[position])
-                if anchor.vote > 0 and s >= similarity:
-                    best, similarity = anchor, s
-            expected = None
-            if best is not None and taste.personal[r, position] > 0:
-                expected = f"like {best.arxiv_id}, " + ("one of your seed papers" if best.seed else "which you liked")
-                named += 1
+            expected = scanned_why(p, window, position) if taste.personal[r, position] > 0 else None
+            named += expected is not None
             assert taste.why(r, position) == expected
         assert named >= 1  # the papers each reader liked are near their own anchors
+
+
+def scanned_why(profile, window, position: int) -> str | None:
+    """The reference why line: a scan of the profile's liked anchors keeping the nearest so far with
+    ``>=`` (of a tie, the later one), if ``WHY_SIMILARITY`` near; named by arXiv id."""
+    from digest.matching.scoring import WHY_SIMILARITY
+
+    best, similarity = None, WHY_SIMILARITY
+    for anchor in profile.anchors:
+        s = float(anchor.sketch @ window.sketch[position])
+        if anchor.vote > 0 and s >= similarity:
+            best, similarity = anchor, s
+    if best is None:
+        return None
+    return f"like {best.arxiv_id}, " + ("one of your seed papers" if best.seed else "which you liked")
