@@ -183,7 +183,7 @@ def subscribers_export(ctx: Context, output, full: bool) -> None:
 @pass_ctx
 def subscribers_show(ctx: Context, email: str) -> None:
     """One subscriber: state, filters, last digests, and what came back about their mail (reads only)."""
-    from digest.subscribers.show import LAST_DIGESTS, find, show
+    from digest.subscribers.show import LAST_DIGESTS, find, show, stored_spelling
 
     with session_scope(ctx.read_only_settings) as session:
         view = show(session, email)
@@ -193,7 +193,7 @@ def subscribers_show(ctx: Context, email: str) -> None:
                 f"no subscriber {email}" + (f"; the same mailbox: {', '.join(s.email for s in found)} (show one of them)" if found else "")
             )
         s = view.subscriber
-        if s.email != email.strip().lower():
+        if s.email != stored_spelling(email):
             click.echo(f"(no subscriber spelled {email.strip()}: {s.email} reaches the same mailbox)")
         why = f" ({s.suppressed_reason})" if s.suppressed_reason else ""
         click.echo(f"{s.email}: {s.state.value}{why}")

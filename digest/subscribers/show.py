@@ -45,15 +45,21 @@ class SubscriberView:
     event_count: int
 
 
+def stored_spelling(email: str) -> str:
+    """``email`` as :func:`normalize_email` stores it (an IDN domain in punycode), or lower-cased
+    if it is not a valid address."""
+    try:
+        return normalize_email(email)
+    except ValueError:
+        return email.strip().lower()
+
+
 def find(session: Session, email: str) -> list[Subscriber]:
     """The subscriber with this address as we store it (:func:`normalize_email`: any case, an IDN
     domain in Unicode); else every subscriber whose address reaches the same mailbox
     (:func:`mailbox_key`: ``J.Smith@googlemail.com`` finds ``jsmith@gmail.com``, a ``+tag`` its base
     address), by address."""
-    try:
-        address = normalize_email(email)
-    except ValueError:
-        address = email.strip().lower()
+    address = stored_spelling(email)
     exact = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
     if exact is not None or "@" not in address:
         return [exact] if exact is not None else []
