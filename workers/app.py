@@ -13,9 +13,12 @@ from celery.signals import worker_process_shutdown
 
 from digest import metrics
 from digest.config import ConfigError
+from digest.runtime import tune_collector
 from workers.factory import VISIBILITY_TIMEOUT, make_celery
 
 __all__ = ["app", "VISIBILITY_TIMEOUT"]
+
+tune_collector()  # before the pool forks: every worker process inherits it
 
 try:
     app = make_celery()

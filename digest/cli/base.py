@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from digest.config import ConfigError, Settings, load_settings
 from digest.db import engine_for
 from digest.models.instance import DemoRecord, demo_record
+from digest.runtime import tune_collector
 
 
 class Context:
@@ -92,6 +93,7 @@ class DigestGroup(click.Group):
 @click.version_option(package_name="paper-digest")
 def main() -> None:
     """Trending-papers email digest."""
+    tune_collector()  # the demo, serve and in-process sends run the workers' code here
 
 
 def safe_url(url: str) -> str:

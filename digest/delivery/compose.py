@@ -126,7 +126,7 @@ def _section(session: Session, candidates: Candidates, recipients, filters: Filt
 def scoped_lines(filters: FilterCache, texts: Sequence[str]) -> tuple[str, ...]:
     """A reader's lines that name a category or a source (:attr:`Filter.scoped`): the ones matched
     against arXiv's new papers too."""
-    return tuple(t for t in texts if "cat:" in t.lower() or "source:" in t.lower() if (f := filters.get(t)) is not None and f.scoped)
+    return tuple(t for t in texts if filters.scoped(t))
 
 
 def exclusions(session: Session, subscriber_ids: Iterable[int], start: date, end: date, day=Paper.daily_date) -> dict[int, set[int]]:

@@ -27,6 +27,7 @@ class FilterCache:
 
     def __init__(self) -> None:
         self._cache: dict[str, Filter | None] = {}
+        self._scoped: dict[str, bool] = {}
 
     def get(self, text: str) -> Filter | None:
         try:
@@ -41,15 +42,31 @@ class FilterCache:
         self._cache[text] = compiled
         return compiled
 
+    def scoped(self, text: str) -> bool:
+        """Whether a line parses and names a category or a source (:attr:`Filter.scoped`): one
+        lookup per line a reader has, not a parse or a walk of its terms."""
+        try:
+            return self._scoped[text]
+        except KeyError:
+            pass
+        lowered = text.lower()
+        f = self.get(text) if "cat:" in lowered or "source:" in lowered else None
+        found = self._scoped[text] = f is not None and f.scoped
+        return found
 
-@dataclass(frozen=True)
+
+@dataclass(slots=True)
 class Pick:
     """One paper in one digest; ``matched`` is the subscriber's filter text (None: no filters);
     ``why`` what the reader's taste saw in it ("like *COAT: Compressing Optimizer…*, which you
     liked"); ``also`` marks a "You may also like" paper, outside the reader's filters; ``top`` the
     most upvoted paper of the reader's window (its "#1 today" pill, wherever the reader's order puts
     it); ``lifted`` a paper the reader's order placed above a more upvoted one; ``section`` where the
-    digest shows it: "trending" (Hugging Face Daily Papers) or "arxiv" (new on arXiv)."""
+    digest shows it: "trending" (Hugging Face Daily Papers) or "arxiv" (new on arXiv).
+
+    Slotted and not frozen (treat it as a value: ``dataclasses.replace`` to change one): a run
+    builds one per paper per digest, over a million, and a frozen dataclass's ``__init__`` costs
+    three times as much."""
 
     paper: Paper
     matched: str | None
@@ -60,8 +77,8 @@ class Pick:
     section: str = "trending"
 
 
-@dataclass(frozen=True)
-class Recipient:
+@dataclass(slots=True)
+class Recipient:  # a value, as Pick (one per reader per batch: frozen's __init__ costs three times as much)
     subscriber_id: int
     filters: tuple[str, ...]  # filter texts in the subscriber's order; () = all papers
     window_start: date
@@ -81,6 +98,7 @@ class Matcher:
         self._by_day = candidates.by_day
         self._windows: dict[tuple[date, date], int] = {}
         self._by_arxiv: dict[str, int] | None = None
+        self._ids: list[int] | None = None  # paper id by position
         self._likes: dict[str, tuple[bool, int]] = {}  # filter key -> (only names papers, their bits)
         self._near: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, list[str]]] = {}
 
@@ -125,9 +143,13 @@ class Matcher:
         """The top ``size`` papers of the window matching any filter, never one in ``already_sent``;
         in the reader's order if ``taste`` has a profile for them (else today's trending order), then
         the "You may also like" picks (``also``), if the taste is confident of any outside the filters."""
+        return self.pick(recipient, already_sent, size, taste)[0]
+
+    def pick(self, recipient: Recipient, already_sent: set[int], size: int, taste: Taste | None = None) -> tuple[list[Pick], list[int]]:
+        """:meth:`select`'s picks and their papers' ids (read once per window, not off each pick)."""
         mask = window = self.window_mask(recipient.window_start, recipient.window_end)
         if not mask:
-            return []
+            return [], []
         for paper_id in already_sent:
             position = self._position.get(paper_id)
             if position is not None:
@@ -165,28 +187,48 @@ class Matcher:
         lifted = lifted_indexes([self.papers[p].upvotes for p in positions]) if personal else ()
         picks = []
         whys = taste.whys(recipient.subscriber_id, positions) if personal and near is None else None
+        matched = _first_matches(self.corpus, compiled, positions)
+        papers, section = self.papers, self.section
         for k, position in enumerate(positions):
-            matched = self.corpus.first_match(compiled, position) if compiled else None
             if near is not None:
                 why = f"close to \u201c{names[nearest[position]]}\u201d"
             else:
                 why = whys[k] if whys is not None else None
-            picks.append(
-                Pick(
-                    self.papers[position],
-                    matched.text if matched is not None else None,
-                    why,
-                    top=position == top,
-                    lifted=k in lifted,
-                    section=self.section,
-                )
-            )
+            picks.append(Pick(papers[position], matched[k], why, False, position == top, k in lifted, section))
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = [p.id for p in papers]
+        picked = [ids[position] for position in positions]
         if personal and picks and recipient.filters:
             outside = unsent & ~mask
             for position in taste.also_like(recipient.subscriber_id, bit_positions(outside)):
                 why = taste.why(recipient.subscriber_id, position)
-                picks.append(Pick(self.papers[position], None, why, also=True, section=self.section))
-        return picks
+                picks.append(Pick(papers[position], None, why, also=True, section=section))
+                picked.append(ids[position])
+        return picks, picked
+
+
+def _first_matches(corpus, compiled: list[Filter], positions: Sequence[int]) -> list[str | None]:
+    """The text of the first of a reader's filters (in their order) matching each picked paper,
+    as :meth:`Corpus.first_match` gives it, with each filter's bitset looked up once per reader,
+    not once per paper; one filter is the one every pick matched."""
+    if not compiled:
+        return [None] * len(positions)
+    if len(compiled) == 1:
+        return [compiled[0].text] * len(positions)
+    out: list[str | None] = [None] * len(positions)
+    left = range(len(positions))
+    for f in compiled:  # the reader's order: a paper takes the first filter that has it
+        bits, rest = corpus.evaluate(f), []
+        for k in left:
+            if bits >> positions[k] & 1:
+                out[k] = f.text
+            else:
+                rest.append(k)
+        if not rest:
+            break
+        left = rest
+    return out
 
 
 def _lowest(mask: int) -> int:
@@ -221,7 +263,6 @@ def select_for(
     out: dict[object, list[Pick]] = {}
     for key, recipient in recipients:
         already = sent.setdefault(recipient.subscriber_id, set())
-        picks = matcher.select(recipient, already, size, taste)
-        already.update(p.paper.id for p in picks)
-        out[key] = picks
+        out[key], ids = matcher.pick(recipient, already, size, taste)
+        already.update(ids)
     return out
