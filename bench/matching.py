@@ -95,10 +95,14 @@ def index_match_sets(papers: list[PaperText], subscribers: list[tuple[str, ...]]
     return out, time.perf_counter() - t0
 
 
-def matcher_select(bench_papers, subscribers, size: int = 10) -> tuple[list[list[tuple[int, str | None]]], float]:
-    """compose's Matcher: top ``size`` papers and the matched filter, for every subscriber."""
+def matcher_select(bench_papers, subscribers, keep, size: int = 10) -> tuple[dict[int, list[tuple[int, str | None]]], float]:
+    """compose's Matcher, cold: top ``size`` papers and the matched filter for every subscriber, in
+    send batches through ``select_for`` as a worker runs it (see :func:`section_select`); the picks
+    of the subscribers in ``keep``."""
     from bench.data import orm_papers
-    from digest.matching.select import FilterCache, Matcher, Recipient
+    from digest.delivery.batch import BATCH_SIZE
+    from digest.matching.select import FilterCache, Matcher, Recipient, select_for
+    from digest.matching.trending import Candidates
 
     papers = orm_papers(bench_papers)
     start = min(p.daily_date for p in papers)
@@ -106,12 +110,16 @@ def matcher_select(bench_papers, subscribers, size: int = 10) -> tuple[list[list
     forget_parsed()
     gc.collect()
     t0 = time.perf_counter()
-    matcher = Matcher(papers, FilterCache())
-    out = []
-    for i, lines in enumerate(subscribers):
-        picks = matcher.select(Recipient(i, lines, start, end), set(), size)
-        out.append([(p.paper.id, p.matched) for p in picks])
-    return out, time.perf_counter() - t0
+    candidates = Candidates(papers)  # a worker's, kept per window (trending._cached)
+    kept = {}
+    for first in range(0, len(subscribers), BATCH_SIZE):
+        matcher = Matcher(candidates, FilterCache())  # per batch, as load_batch makes them
+        recipients = [(i, Recipient(i, subscribers[i], start, end)) for i in range(first, min(first + BATCH_SIZE, len(subscribers)))]
+        out = select_for(matcher, recipients, {}, size)
+        for key in keep.intersection(out):
+            kept[key] = out[key]
+    seconds = time.perf_counter() - t0
+    return {i: [(p.paper.id, p.matched) for p in picks] for i, picks in kept.items()}, seconds
 
 
 def _prepared(papers: list[PaperText]):
@@ -247,7 +255,7 @@ def run(n: int, m: int, *, sample: int, literal_sample: int, repeat: int = 3, se
     try:
         picks, select_s = None, None
         for _ in range(max(1, repeat - 1)):
-            picks, seconds = matcher_select(bench_papers, subscribers)
+            picks, seconds = matcher_select(bench_papers, subscribers, set(lit))
             select_s = seconds if select_s is None else min(select_s, seconds)
     except ImportError as exc:
         log(f"matching: compose.Matcher not available ({exc}); skipping the selection figure")
@@ -349,11 +357,12 @@ def section_select(
     forget_parsed()
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
-    filters = FilterCache()
-    hf = Matcher(Candidates(trending, "bench-trending"), filters)
-    ax = Matcher(Candidates(arxiv, "bench-arxiv", section="arxiv"), filters)
+    hf_candidates = Candidates(trending, "bench-trending")  # a worker's, kept per window (trending._cached)
+    ax_candidates = Candidates(arxiv, "bench-arxiv", section="arxiv")
     kept, arxiv_picks = {}, 0
     for first in range(0, len(subscribers), BATCH_SIZE):
+        filters = FilterCache()  # per batch, as load_batch makes them
+        hf, ax = Matcher(hf_candidates, filters), Matcher(ax_candidates, filters)
         recipients = [(i, Recipient(i, subscribers[i], day, day)) for i in range(first, min(first + BATCH_SIZE, len(subscribers)))]
         scoped = [(key, replace(r, filters=lines)) for key, r in recipients if (lines := scoped_lines(filters, r.filters))]
         sent: dict[int, set[int]] = {}

@@ -98,7 +98,7 @@ class Matcher:
         self._by_day = candidates.by_day
         self._windows: dict[tuple[date, date], int] = {}
         self._by_arxiv: dict[str, int] | None = None
-        self._ids: list[int] | None = None  # paper id by position
+        self._ids = candidates.ids  # paper id by position
         self._likes: dict[str, tuple[bool, int]] = {}  # filter key -> (only names papers, their bits)
         self._near: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, list[str]]] = {}
 
@@ -196,8 +196,6 @@ class Matcher:
                 why = whys[k] if whys is not None else None
             picks.append(Pick(papers[position], matched[k], why, False, position == top, k in lifted, section))
         ids = self._ids
-        if ids is None:
-            ids = self._ids = [p.id for p in papers]
         picked = [ids[position] for position in positions]
         if personal and picks and recipient.filters:
             outside = unsent & ~mask

@@ -86,7 +86,8 @@ class Candidates:
         self.versioned = versioned
         self.window: object | None = None
         self.corpus = shared_corpus(source, tuple(paper_text(p) for p in self.papers))
-        self.position = {p.id: i for i, p in enumerate(self.papers)}
+        self.ids = [p.id for p in self.papers]  # by position
+        self.position = {paper_id: i for i, paper_id in enumerate(self.ids)}
         self.by_day: dict[date, int] = {}
         for i, p in enumerate(self.papers):
             day = p.announced_on if section == "arxiv" else p.daily_date
