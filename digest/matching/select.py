@@ -27,7 +27,6 @@ class FilterCache:
 
     def __init__(self) -> None:
         self._cache: dict[str, Filter | None] = {}
-        self._scoped: dict[str, bool] = {}
 
     def get(self, text: str) -> Filter | None:
         try:
@@ -43,16 +42,13 @@ class FilterCache:
         return compiled
 
     def scoped(self, text: str) -> bool:
-        """Whether a line parses and names a category or a source (:attr:`Filter.scoped`): one
-        lookup per line a reader has, not a parse or a walk of its terms."""
-        try:
-            return self._scoped[text]
-        except KeyError:
-            pass
+        """Whether a line parses and names a category or a source (:attr:`Filter.scoped`); a line
+        without ``cat:`` or ``source:`` in it is not even looked up."""
         lowered = text.lower()
-        f = self.get(text) if "cat:" in lowered or "source:" in lowered else None
-        found = self._scoped[text] = f is not None and f.scoped
-        return found
+        if "cat:" not in lowered and "source:" not in lowered:
+            return False
+        f = self.get(text)
+        return f is not None and f.scoped
 
 
 @dataclass(slots=True)
