@@ -240,7 +240,7 @@ def test_a_batch_scores_as_the_plain_matrix_products_and_why_as_a_scan_of_the_an
     liked = [Signal(s.paper_id, s.arxiv_id, 1, False, s.dense, s.sparse) for s in candidates]
     profiles = {r: fit(liked[r + 1 : r + 4] + random_signals(5 + 7 * r, seed=20 + r)) for r in range(6)}  # newest first: the anchors
     profiles[6] = fit([Signal(s.paper_id, s.arxiv_id, -1, False, s.dense, s.sparse) for s in candidates[:3]])  # dislikes only
-    profiles[7] = fit(liked[1:2] * 2 + random_signals(3, seed=7))  # two anchors alike: a tie
+    profiles[7] = fit([liked[1], twin(liked[1], liked[30])] + random_signals(3, seed=7))  # two papers, one sketch: a tie
     present = np.array([v is not None for v in vectors])
     dense = np.array([v[0] if v else np.zeros(DIM) for v in vectors])
     for p in profiles.values():
@@ -268,6 +268,7 @@ def test_a_batch_scores_as_the_plain_matrix_products_and_why_as_a_scan_of_the_an
             named += expected is not None
             assert taste.why(r, position) == expected
     assert named >= 6  # the candidates each profile voted on are near their own anchors
+    assert taste.why(7, 1) == f"like {liked[30].arxiv_id}, which you liked"  # of the tie, the later anchor, as the scan names it
 
 
 def test_a_profile_decodes_its_anchors_as_written():
@@ -313,10 +314,12 @@ def test_a_large_window_orders_and_explains_as_the_batch_does():
     candidates = random_signals(BATCH_ORDER_MAX + 44, seed=21)
     window = Window([s.paper_id % 4 for s in candidates], [(s.dense, s.sparse) for s in candidates])  # trending ties
     liked = [Signal(s.paper_id, s.arxiv_id, 1, False, s.dense, s.sparse) for s in candidates]
-    profiles = {
-        r: fit(liked[10 * r : 10 * r + 3] + liked[10 * r + 1 : 10 * r + 2] + random_signals(4 + 5 * r, seed=40 + r)) for r in range(5)
+    profiles = {  # each with two papers of one sketch: a tie
+        r: fit(liked[10 * r : 10 * r + 3] + [twin(liked[10 * r + 1], liked[200 + r])] + random_signals(4 + 5 * r, seed=40 + r))
+        for r in range(5)
     }
     taste = Taste(window, profiles)
+    ties = 0
     for r, p in profiles.items():
         for positions in (range(window.size), range(0, window.size, 2), [5, 299, 17]):
             parts = {q: taste.parts(r, q) for q in positions}
@@ -328,6 +331,16 @@ def test_a_large_window_orders_and_explains_as_the_batch_does():
             named += expected is not None
             assert taste.why(r, position) == expected
         assert named >= 1  # the papers each reader liked are near their own anchors
+        if taste.personal[r, 10 * r + 1] > 0:  # of the tie, the later anchor, as the scan names it
+            assert taste.whys(r, [10 * r + 1]) == [f"like {liked[200 + r].arxiv_id}, which you liked"]
+            ties += 1
+    assert ties >= 3
+
+
+def twin(liked: Signal, other: Signal) -> Signal:
+    """A like of ``other``'s paper carrying ``liked``'s vectors: two anchors with one sketch, so a
+    paper near one is exactly as near the other (a tie the why line must break the same way)."""
+    return Signal(other.paper_id, other.arxiv_id, 1, False, liked.dense, liked.sparse)
 
 
 def scanned_why(profile, window, position: int) -> str | None:
