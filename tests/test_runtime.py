@@ -32,5 +32,7 @@ def test_the_celery_app_tunes_the_collector_before_its_pool_forks():
 
 
 def test_the_digest_command_tunes_the_collector():
-    code = "from click.testing import CliRunner\nfrom digest.cli import main\nassert CliRunner().invoke(main, ['db', '--help']).exit_code == 0"
+    code = (
+        "from click.testing import CliRunner\nfrom digest.cli import main\nassert CliRunner().invoke(main, ['db', '--help']).exit_code == 0"
+    )
     assert _thresholds_after(code) == GC_THRESHOLDS
