@@ -197,10 +197,24 @@ class Corpus:
 
     def first_match(self, filters: Sequence[Filter], position: int) -> Filter | None:
         """The first filter (in the given order) matching the paper at ``position``."""
+        return self.first_matches(filters, (position,))[0]
+
+    def first_matches(self, filters: Sequence[Filter], positions: Sequence[int]) -> list[Filter | None]:
+        """:meth:`first_match` of each of ``positions``, each filter's bits looked up once for all
+        of them (a digest's picks), not once per paper."""
+        out: list[Filter | None] = [None] * len(positions)
+        left: Sequence[int] = range(len(positions))
         for f in filters:
-            if self.evaluate(f) >> position & 1:
-                return f
-        return None
+            bits, rest = self.evaluate(f), []
+            for k in left:
+                if bits >> positions[k] & 1:
+                    out[k] = f
+                else:
+                    rest.append(k)
+            if not rest:
+                break
+            left = rest
+        return out
 
     def add_likes(self, likes: dict[str, int], scores: dict[str, np.ndarray] | None = None, names: dict[str, str] | None = None) -> None:
         """What ``like:<arXiv id>`` matches here, for ids not given before: the papers' embeddings are

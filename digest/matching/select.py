@@ -203,26 +203,11 @@ class Matcher:
 
 
 def _first_matches(corpus, compiled: list[Filter], positions: Sequence[int]) -> list[str | None]:
-    """The text of the first of a reader's filters (in their order) matching each picked paper,
-    as :meth:`Corpus.first_match` gives it, with each filter's bitset looked up once per reader,
-    not once per paper; one filter is the one every pick matched."""
-    if not compiled:
-        return [None] * len(positions)
-    if len(compiled) == 1:
-        return [compiled[0].text] * len(positions)
-    out: list[str | None] = [None] * len(positions)
-    left = range(len(positions))
-    for f in compiled:  # the reader's order: a paper takes the first filter that has it
-        bits, rest = corpus.evaluate(f), []
-        for k in left:
-            if bits >> positions[k] & 1:
-                out[k] = f.text
-            else:
-                rest.append(k)
-        if not rest:
-            break
-        left = rest
-    return out
+    """The text of the first of a reader's filters matching each picked paper
+    (:meth:`Corpus.first_matches`); of one filter, the one every pick matched."""
+    if len(compiled) <= 1:
+        return [compiled[0].text if compiled else None] * len(positions)
+    return [f.text if f is not None else None for f in corpus.first_matches(compiled, positions)]
 
 
 def _lowest(mask: int) -> int:
