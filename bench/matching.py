@@ -31,10 +31,8 @@ from bench.report import Row, faster
 from digest.matching import topics
 from digest.matching.corpus import Corpus, iter_bits
 from digest.matching.topics import FilterError, PaperText, parse_filter
+from digest.runtime import INTERPRETER_THRESHOLDS as DEFAULT_GC
 from digest.runtime import tune_collector
-
-#: the interpreter's own collector thresholds, before a worker's start-up tunes them
-DEFAULT_GC = gc.get_threshold()
 
 TARGET_S = 1.0
 #: CPU seconds (``time.process_time``) of the last call of each timed function: on a shared machine

@@ -18,6 +18,8 @@ import gc
 
 #: (young, middle, old): a young pass every 10,000 container allocations; the others as CPython's default
 GC_THRESHOLDS = (10_000, 10, 10)
+#: the interpreter's own, as this module found them (before :func:`tune_collector`): what the bench compares with
+INTERPRETER_THRESHOLDS = gc.get_threshold()
 
 
 def tune_collector() -> None:
