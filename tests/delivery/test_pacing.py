@@ -147,8 +147,12 @@ def test_a_hold_set_by_one_worker_holds_the_domain_back_for_another_through_redi
 # ---------------------------------------------------------------- the rate
 
 
-def _windows_hold(times: list[float], rate: int, tolerance: float = 0.1) -> bool:
-    """No one second (less ``tolerance`` for the way to the server) holds more than ``rate`` of ``times``."""
+def _windows_hold(times: list[float], rate: int, tolerance: float = 0.3) -> bool:
+    """No one second (less ``tolerance`` for the way to the server) holds more than ``rate`` of ``times``.
+    The times are the server's, and the test's SMTP server runs in this process: a message's arrival
+    can lag its send by a few tenths of a second (a CI run saw 0.27 s: 0.0, 0.0, 1.01, 1.28, 2.02,
+    2.02 for sends at 0, 0, 1, 1, 2, 2), while sends without pacing arrive within milliseconds of each
+    other and fail this by far."""
     times = sorted(times)
     return all(later - earlier >= 1.0 - tolerance for earlier, later in zip(times, times[rate:]))
 
