@@ -73,6 +73,11 @@ def run_stage(stage: str, args) -> list[Row]:
     if stage == "e2e":
         from bench import e2e
 
+        if args.dkim:
+            kinds = ("rsa", "ed25519") if args.dkim == "both" else (args.dkim,)
+            return e2e.run_e2e_dkim(
+                _size(stage, "subscribers", q, args.subscribers), kinds, workers=args.workers, profiles=args.profiles, pairs=args.pairs
+            )
         if args.arxiv:
             return e2e.run_e2e_arxiv(
                 _size(stage, "subscribers", q, args.subscribers),
@@ -123,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         help="matching: arXiv-only papers of the issue-22 day beside 60 trending ones (default 2,000; 0 skips it); "
         "e2e: ingest an announcement of that many papers through ingest_arxiv and give 30%% of readers cat:/source: lines",
     )
-    parser.add_argument("--pairs", type=int, default=1, help="e2e --arxiv: pairs of runs without and with arXiv (order alternating)")
+    parser.add_argument("--pairs", type=int, default=1, help="e2e --arxiv / --dkim: pairs of runs without and with it (order alternating)")
+    parser.add_argument(
+        "--dkim",
+        choices=("rsa", "ed25519", "both"),
+        help="e2e: pairs of runs unsigned and signed with keys from `digest dkim keygen`, signatures sampled and verified with dkimpy",
+    )
     parser.add_argument("--arxiv-only", action="store_true", help="matching: only the arXiv day (issue 22), not the 1,000-paper rows")
     parser.add_argument("--readers", type=int, help="override the simulated readers of ranking")
     parser.add_argument("--real-only", action="store_true", help="ranking: only the vote protocol on the real papers (issue 21; ~1 minute)")

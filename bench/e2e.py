@@ -64,6 +64,15 @@ TIMEZONES = [
 ]
 
 
+ALL_DKIM_VARIABLES = {
+    "DIGEST_DKIM_KEY_FILE",
+    "DIGEST_DKIM_SELECTOR",
+    "DIGEST_DKIM_ED25519_KEY_FILE",
+    "DIGEST_DKIM_ED25519_SELECTOR",
+    "DIGEST_DKIM_DOMAIN",
+}
+
+
 def database_url() -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{DB_NAME}"
 
@@ -590,8 +599,21 @@ def _items(engine, after: int) -> dict[str, int]:
     return {"items": total, "arxiv_items": arxiv}
 
 
-def run_pipeline(n: int, workers: int, *, cap_seconds: float, profiles: float = 0.0, arxiv: int = 0, log=print) -> Run:
-    """Fill, start workers, send the plan task, wait for the ledger to settle; measure."""
+def run_pipeline(
+    n: int,
+    workers: int,
+    *,
+    cap_seconds: float,
+    profiles: float = 0.0,
+    arxiv: int = 0,
+    extra_env: dict[str, str] | None = None,
+    dump: Path | None = None,
+    log=print,
+) -> Run:
+    """Fill, start workers, send the plan task, wait for the ledger to settle; measure.
+
+    ``extra_env``: more settings for this run's workers (DKIM keys); ``dump``: a folder where the
+    SMTP sink writes every message it accepts (:func:`bench.smtp.smtp_sink`)."""
     import redis
 
     from bench.smtp import smtp_sink
@@ -605,8 +627,10 @@ def run_pipeline(n: int, workers: int, *, cap_seconds: float, profiles: float = 
     engine = create_engine(url)
     log_path = Path(__file__).resolve().parent / "results" / f"worker-{n}.log"
     log_path.parent.mkdir(exist_ok=True)
-    with smtp_sink() as port:
-        env = settings_env(port)
+    with smtp_sink(dump=dump) as port:
+        env = settings_env(port) | (extra_env or {})
+        for name in ALL_DKIM_VARIABLES - env.keys():  # an earlier run's keys are not this one's
+            os.environ.pop(name, None)
         os.environ.update(env)  # the Celery app below reads the same settings
         from celery import Celery
 
@@ -830,6 +854,156 @@ def run_e2e_arxiv(
             target=f"≤ {TARGET_ARXIV_RATIO:.2f} × off",
             met=finished and on <= TARGET_ARXIV_RATIO * off,
             note=f"on/off = {on / off:.3f} ({(on / off - 1) * 100:+.1f} %)",
+        )
+    )
+    return rows
+
+
+TARGET_DKIM_RATIO = 1.20
+DKIM_DOMAIN = "papers.example.org"  # DIGEST_MAIL_FROM's in settings_env: the signing domain
+
+
+def dkim_keys(kinds: tuple[str, ...], folder: Path) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Keys made as an operator makes them, ``digest dkim keygen`` in a process of its own: the
+    settings that name them, and the TXT records it printed (name -> text, as DNS would serve them)."""
+    from digest.config import DKIM_VARIABLES
+
+    env: dict[str, str] = {}
+    records: dict[str, bytes] = {}
+    for kind in kinds:
+        selector, out = f"bench-{kind}", folder / f"{kind}.pem"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "digest",
+                "dkim",
+                "keygen",
+                "--selector",
+                selector,
+                "--type",
+                kind,
+                "--out",
+                str(out),
+                "--domain",
+                DKIM_DOMAIN,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        line = done.stdout.strip()
+        records[line.split()[0]] = "".join(line.split('"')[1::2]).encode("ascii")
+        key_variable, selector_variable = DKIM_VARIABLES[kind]
+        env |= {key_variable: str(out), selector_variable: selector}
+    return env, records
+
+
+def check_signatures(folder: Path, records: dict[str, bytes], expected: int, sample: int, seed: int = 5) -> tuple[int, int, int]:
+    """(messages the sink kept, sampled, sampled whose ``expected`` signatures dkimpy accepts against
+    ``records``); with ``expected`` 0, those that carry no signature at all."""
+    import dkim
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        return records.get(name.decode("ascii"))
+
+    files = sorted(folder.iterdir())
+    picked = random.Random(seed).sample(files, min(sample, len(files)))
+    good = 0
+    for path in picked:
+        data = path.read_bytes()
+        # the sink writes LF line ends, its envelope (X-Client-Addr: …) and a Received field first:
+        # fields no signature covers, left in as a receiver would see them
+        data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        found = data.count(b"\r\nDKIM-Signature:") + data.startswith(b"DKIM-Signature:")
+        if expected == 0:
+            good += found == 0
+            continue
+        try:
+            good += found == expected and all(dkim.DKIM(data).verify(idx=i, dnsfunc=dns) for i in range(expected))
+        except dkim.DKIMException:
+            pass
+    return len(files), len(picked), good
+
+
+def run_e2e_dkim(
+    n: int, kinds: tuple[str, ...], *, workers: int = 3, profiles: float = 0.0, pairs: int = 1, sample: int = 50, log=print
+) -> list[Row]:
+    """Issue 23: ``pairs`` pairs of runs, unsigned then signed with ``kinds`` (the order alternates
+    pair by pair), each its own fresh database. Both kinds of run keep every message the sink
+    accepts (in /dev/shm, removed after the run) so that they cost the same; of each run, ``sample``
+    messages are read back: signed ones must pass dkimpy against the records keygen printed,
+    unsigned ones must carry no signature."""
+    import shutil
+    import tempfile
+
+    cap = max(900.0, n / 100)
+    label = f", {profiles:.0%} with a taste profile" if profiles else ""
+    what = " + ".join({"rsa": "RSA-2048", "ed25519": "Ed25519"}[k] for k in kinds)
+    runs: dict[str, list[Run]] = {"off": [], "on": []}
+    checks: dict[str, list[tuple[int, int, int]]] = {"off": [], "on": []}
+    order = []
+    with tempfile.TemporaryDirectory(prefix="bench-dkim-") as keys_folder:
+        env, records = dkim_keys(kinds, Path(keys_folder))
+        for k in range(pairs):
+            for which in ("off", "on") if k % 2 == 0 else ("on", "off"):
+                log(f"e2e: pair {k + 1}, DKIM {which}")
+                dump = Path(tempfile.mkdtemp(prefix="bench-sink-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+                dump.chmod(0o777)
+                try:
+                    run = run_pipeline(
+                        n, workers, cap_seconds=cap, profiles=profiles, extra_env=env if which == "on" else {}, dump=dump, log=log
+                    )
+                    checks[which].append(check_signatures(dump, records, len(kinds) if which == "on" else 0, sample))
+                finally:
+                    shutil.rmtree(dump, ignore_errors=True)
+                runs[which].append(run)
+                order.append((which, run.seconds))
+                kept, sampled, good = checks[which][-1]
+                log(f"e2e: DKIM {which}: the sink kept {kept:,} messages; {good} of {sampled} sampled as expected")
+    rows = []
+    for which, title in (("off", "DKIM off"), ("on", f"DKIM on: {what}")):
+        for k, (run, (kept, sampled, good)) in enumerate(zip(runs[which], checks[which])):
+            rows.append(
+                Row(
+                    "e2e dkim",
+                    f"{n:,} due: plan + send, {workers} workers{label}, {title} (run {k + 1})",
+                    run.seconds,
+                    "s",
+                    note=f"sent {run.counts.get('sent', 0):,} (sink kept {kept:,}); {good}/{sampled} sampled "
+                    + ("verified by dkimpy" if which == "on" else "unsigned")
+                    + f"; CPU {sum(run.cpu_seconds.values()):.0f} s (workers {run.cpu_seconds.get('celery workers', 0):.0f} s)"
+                    + ("" if run.finished else "; NOT FINISHED"),
+                    detail={
+                        "counts": run.counts,
+                        "finished": run.finished,
+                        "cpu_seconds": run.cpu_seconds,
+                        "kept": kept,
+                        "sampled": sampled,
+                        "good": good,
+                    },
+                )
+            )
+    off = sum(r.seconds for r in runs["off"]) / len(runs["off"])
+    on = sum(r.seconds for r in runs["on"]) / len(runs["on"])
+    cpu = {w: sum(r.cpu_seconds.get("celery workers", 0) for r in rs) / len(rs) for w, rs in runs.items()}
+    sent = sum(r.counts.get("sent", 0) for r in runs["on"]) / len(runs["on"])
+    correct = all(r.finished for rs in runs.values() for r in rs) and all(
+        good == sampled > 0 for cs in checks.values() for _, sampled, good in cs
+    )
+    rows.append(
+        faster(
+            "e2e dkim",
+            f"DKIM {what} against unsigned, mean of {pairs} pair{'s' * (pairs > 1)} (order: {', '.join(f'{w} {s:.1f} s' for w, s in order)})",
+            on,
+            off,
+            baseline_label="same run, DKIM off",
+            target=f"≤ {TARGET_DKIM_RATIO:.2f} × off",
+            met=correct and on <= TARGET_DKIM_RATIO * off,
+            note=f"on/off = {on / off:.3f} ({(on / off - 1) * 100:+.1f} %); workers' CPU {cpu['off']:.0f} → {cpu['on']:.0f} s"
+            + (f" (+{(cpu['on'] - cpu['off']) / sent * 1000:.2f} ms a message)" if sent else "")
+            + ("" if correct else "; a run did not finish or a sampled message was not as expected"),
         )
     )
     return rows

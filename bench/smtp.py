@@ -42,12 +42,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def smtp_sink(port: int | None = None):
-    """A running ``smtp-sink`` on 127.0.0.1; yields its port."""
+def smtp_sink(port: int | None = None, dump: Path | None = None):
+    """A running ``smtp-sink`` on 127.0.0.1; yields its port. ``dump``: a folder (writable by
+    anyone: the sink runs as nobody) where it writes each message it accepts to a file of its own."""
     if not Path(SINK).exists():
         raise RuntimeError(f'{SINK} not found: apt-get install -y postfix ("No configuration")')
     port = port or free_port()
-    proc = subprocess.Popen([SINK, "-u", "nobody", f"127.0.0.1:{port}", "1024"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    keep = ["-d", f"{dump}/m."] if dump is not None else []
+    proc = subprocess.Popen([SINK, "-u", "nobody", *keep, f"127.0.0.1:{port}", "1024"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
         while True:
