@@ -53,13 +53,16 @@ _WSP = re.compile(rb"[ \t]+")
 _SPACES = re.compile(rb"  +")
 
 
-def _relaxed_field(field: bytes) -> tuple[bytes, bytes]:
+def relaxed_field(field: bytes) -> tuple[bytes, bytes]:
     """A header field (folds included, no final CRLF) as relaxed canonicalisation writes it
     (RFC 6376 3.4.2): its lower-case name, and ``name:value`` unfolded, each run of white space one
     space, none around the colon or at the end."""
     name, _, value = field.partition(b":")
     name = name.rstrip(b" \t").lower()
-    return name, name + b":" + _WSP.sub(b" ", value.replace(b"\r\n", b"")).strip(b" ")
+    value = value.replace(b"\r\n", b"")
+    if b"\t" in value or b"  " in value:  # else the pattern would change nothing (most fields)
+        value = _WSP.sub(b" ", value)
+    return name, name + b":" + value.strip(b" ")
 
 
 def relaxed_body(body: bytes) -> bytes:
@@ -93,10 +96,19 @@ def _fold(words: Sequence[bytes], separator: bytes, width: int = 74) -> bytes:
 
 class Signer:
     """Signs messages with the settings' DKIM keys (:attr:`Settings.dkim <digest.config.Settings.dkim>`,
-    read once when they were loaded); with none, :meth:`sign` hands the bytes back as they are."""
+    read once when they were loaded); with none, :meth:`sign` hands the bytes back as they are.
+
+    What every signature of a key repeats (its tags up to ``t=``, and ``h=`` for each set of signed
+    fields a message has: a digest's, a confirmation's) is written once, not per message."""
 
     def __init__(self, keys: Sequence[DkimKey]) -> None:
         self.keys = tuple(keys)
+        self._heads = tuple(
+            b"v=1; a=" + ALGORITHMS[key.algorithm] + b"; c=relaxed/relaxed;\r\n\td=" + key.domain.encode("ascii")
+            + b"; s=" + key.selector.encode("ascii") + b"; t="
+            for key in self.keys
+        )  # fmt: skip
+        self._h: dict[tuple[bytes, ...], bytes] = {}  # the names a message's signature covers -> h='s folded value
 
     def sign(self, message: bytes, now: float | None = None) -> bytes:
         """``message`` with a ``DKIM-Signature`` field in front for each key (RSA's first)."""
@@ -107,32 +119,31 @@ class Signer:
             raise ValueError("not a message: no empty line after the header")
         fields: dict[bytes, list[bytes]] = {}  # name -> its canonical fields, top to bottom
         for field in _FIELD_END.split(message[:end]):
-            name, canonical = _relaxed_field(field)
+            name, canonical = relaxed_field(field)
             fields.setdefault(name, []).append(canonical)
-        names = [name for name in SIGNED if name in fields] + [name for name in OVERSIGNED if name in fields]
+        names = tuple(name for name in SIGNED if name in fields) + tuple(name for name in OVERSIGNED if name in fields)
         # each name in h= takes the lowest of its fields not taken yet (3.5); a name listed once more
         # than there are fields takes none, so a field added later breaks the signature
         headers = b"".join(fields[name].pop() + b"\r\n" for name in names if fields[name])
+        listed = self._h.get(names) or self._h.setdefault(names, _fold(names, b":"))
         body_hash = base64.b64encode(hashlib.sha256(relaxed_body(message[end + 4 :])).digest())
         stamp = str(int(time.time() if now is None else now)).encode("ascii")
-        return b"".join(self._signature(key, names, headers, body_hash, stamp) for key in self.keys) + message
+        rest = stamp + b";\r\n\th=" + listed + b";\r\n\tbh=" + body_hash + b";\r\n\tb="
+        return b"".join(_signature(key, head + rest, headers) for key, head in zip(self.keys, self._heads)) + message
 
-    @staticmethod
-    def _signature(key: DkimKey, names: list[bytes], headers: bytes, body_hash: bytes, stamp: bytes) -> bytes:
-        tags = (
-            b"v=1; a=" + ALGORITHMS[key.algorithm] + b"; c=relaxed/relaxed;\r\n\td=" + key.domain.encode("ascii")
-            + b"; s=" + key.selector.encode("ascii") + b"; t=" + stamp + b";\r\n\th="
-            + _fold(names, b":") + b";\r\n\tbh=" + body_hash + b";\r\n\tb="
-        )  # fmt: skip
-        _, unsigned = _relaxed_field(b"DKIM-Signature: " + tags)  # hashed with b= empty, no CRLF (3.7)
-        data = headers + unsigned
-        if isinstance(key.private_key, rsa.RSAPrivateKey):
-            signature = key.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        else:  # RFC 8463: Ed25519 signs the SHA-256 of the data
-            signature = key.private_key.sign(hashlib.sha256(data).digest())
-        encoded = base64.b64encode(signature)
-        chunks = [encoded[i : i + 72] for i in range(0, len(encoded), 72)]
-        return b"DKIM-Signature: " + tags + b"\r\n\t".join(chunks) + b"\r\n"
+
+def _signature(key: DkimKey, tags: bytes, headers: bytes) -> bytes:
+    """The ``DKIM-Signature`` field of ``key`` with ``tags`` (all but b='s value) over the signed
+    fields ``headers`` (relaxed, in h='s order)."""
+    _, unsigned = relaxed_field(b"DKIM-Signature: " + tags)  # hashed with b= empty, no CRLF (3.7)
+    data = headers + unsigned
+    if isinstance(key.private_key, rsa.RSAPrivateKey):
+        signature = key.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    else:  # RFC 8463: Ed25519 signs the SHA-256 of the data
+        signature = key.private_key.sign(hashlib.sha256(data).digest())
+    encoded = base64.b64encode(signature)
+    chunks = [encoded[i : i + 72] for i in range(0, len(encoded), 72)]
+    return b"DKIM-Signature: " + tags + b"\r\n\t".join(chunks) + b"\r\n"
 
 
 # ---------------------------------------------------------------- keys and their DNS records

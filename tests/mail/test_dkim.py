@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from digest.cli import main
 from digest.config import ConfigError, Settings, load_settings
 from digest.delivery.run import send_due
-from digest.mail.dkim import OVERSIGNED, Signer, relaxed_body
+from digest.mail.dkim import OVERSIGNED, Signer, relaxed_body, relaxed_field
 from digest.subscribers.subscriptions import send_confirmation
 
 ENV = {"DIGEST_SECRET_KEY": "k" * 32, "DIGEST_MAIL_FROM": "Trending Papers <digest@example.org>"}
@@ -290,3 +290,15 @@ def test_the_relaxed_body_is_dkimpys(body):
     from dkim.canonicalization import Relaxed
 
     assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+@given(
+    st.sampled_from([b"Subject", b"List-Id ", b"X-Tag\t", b"TO"]),
+    st.lists(st.sampled_from([b"a", b"B", b":", b" ", b"  ", b"\t", b"\r\n ", b"\r\n\t"]), max_size=30).map(b"".join),
+)
+def test_a_relaxed_field_is_dkimpys(name, value):
+    """A field as it stands in a message (folds are CRLF and white space), without its final CRLF."""
+    from dkim.canonicalization import Relaxed
+
+    ((lower, canonical),) = Relaxed.canonicalize_headers([(name, value + b"\r\n")])
+    assert relaxed_field(name + b":" + value) == (lower, lower + b":" + canonical.removesuffix(b"\r\n"))
