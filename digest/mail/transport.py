@@ -394,9 +394,12 @@ class OutboxTransport(_Closing):
         return _one_by_one(self.send, senders_of(sender, messages), messages, wanted)
 
     def send(self, sender: str, recipients: list[str], data: bytes) -> None:
+        """File ``data`` as a mailbox's last hop does (RFC 5321 4.4): a ``Return-Path`` field with
+        the envelope sender first, where the message's bounces would go (with DIGEST_BOUNCE_DOMAIN,
+        its VERP address). No signature covers that field."""
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.eml"
         tmp = self.folder / f".{name}.tmp"
-        tmp.write_bytes(data)
+        tmp.write_bytes(b"Return-Path: <" + sender.encode("utf-8") + b">\r\n" + data)
         tmp.rename(self.folder / name)  # readers never see half a file
 
 

@@ -55,6 +55,18 @@ def test_catcher_files_every_message_sent_over_smtp_and_the_outbox_lists_them_ne
     assert re.search(r"<td>digest</td>", body) and re.search(r"<td>account</td>", body)
 
 
+def test_a_filed_message_says_where_its_bounces_go_as_a_mailbox_does(demo_settings, catcher):
+    """The envelope sender (a VERP address, with a bounce domain) is the Return-Path a mailbox shows."""
+    verp = "bounces+AbC-123_x@bounces.example.org"
+    data = build_message(MessageSpec("Trending Papers", "digest@example.org", "ann@example.org", "Hi", "text", "<p>hi</p>", "m1@example.org", {}))
+    with SmtpTransport(SmtpSettings(host=catcher.host, port=catcher.port, timeout=5)) as transport:
+        transport.send(verp, ["ann@example.org"], data)
+    (path,) = outbox_folder(demo_settings).glob("*.eml")
+    assert path.read_bytes() == f"Return-Path: <{verp}>\r\n".encode() + data  # the message itself as it was sent
+    page = create_app(demo_settings).test_client().get(f"/outbox/{path.name}").get_data(as_text=True)
+    assert f"<dt>Return-Path</dt><dd>&lt;{verp}&gt;</dd>" in page
+
+
 def test_message_html_is_served_alone_with_its_own_policy_and_shown_in_a_sandboxed_frame(demo_settings, catcher):
     send(
         catcher,
