@@ -58,7 +58,9 @@ def test_catcher_files_every_message_sent_over_smtp_and_the_outbox_lists_them_ne
 def test_a_filed_message_says_where_its_bounces_go_as_a_mailbox_does(demo_settings, catcher):
     """The envelope sender (a VERP address, with a bounce domain) is the Return-Path a mailbox shows."""
     verp = "bounces+AbC-123_x@bounces.example.org"
-    data = build_message(MessageSpec("Trending Papers", "digest@example.org", "ann@example.org", "Hi", "text", "<p>hi</p>", "m1@example.org", {}))
+    data = build_message(
+        MessageSpec("Trending Papers", "digest@example.org", "ann@example.org", "Hi", "text", "<p>hi</p>", "m1@example.org", {})
+    )
     with SmtpTransport(SmtpSettings(host=catcher.host, port=catcher.port, timeout=5)) as transport:
         transport.send(verp, ["ann@example.org"], data)
     (path,) = outbox_folder(demo_settings).glob("*.eml")
