@@ -65,7 +65,8 @@ def receive(settings: Settings, data: bytes, recipients: Sequence[str], at: date
 
 def refused(settings: Settings, recipient: str, sender: str, at: datetime) -> Outcome:
     """A recipient outside the bounce domain, refused at RCPT: counted as forged (no message was taken)."""
-    why = f"refused at RCPT: not for the bounce domain {settings.bounce_domain} (MAIL FROM:<{sender}>)"
+    # aiosmtpd keeps the null sender as "<>", an address without its brackets
+    why = f"refused at RCPT: not for the bounce domain {settings.bounce_domain} (MAIL FROM:<{sender.removeprefix('<').removesuffix('>')}>)"
     event = Event(EventKind.forged, at, None, address=recipient, diagnostic=why)
     with session_scope(settings) as session:
         return record(session, event)

@@ -111,6 +111,7 @@ def test_reports_that_come_back_later_suppress_unsubscribe_or_change_nothing_as_
     assert [e.subscriber_id for e in forged] == [None] * 3
     assert ["bad bounce token" in forged[0].diagnostic, "no bounce token" in forged[1].diagnostic] == [True, True]
     assert forged[2].address == elsewhere and "refused at RCPT" in forged[2].diagnostic
+    assert forged[2].diagnostic.endswith("(MAIL FROM:<>)")  # a report's null sender, written once as <>
     suppressed = session.scalar(select(Subscriber.suppressed_reason).where(Subscriber.email == "pat@example.net"))
     assert (
         suppressed
