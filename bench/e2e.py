@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -797,6 +798,42 @@ def run_e2e(n: int, *, workers: int = 3, profiles: float = 0.0, naive: bool = Tr
 TARGET_ARXIV_RATIO = 1.25
 
 
+def alternating(pairs: int) -> Iterator[tuple[int, str]]:
+    """(pair, "off" or "on") for ``pairs`` pairs of runs, the order alternating pair by pair (off,
+    on, on, off, …) so that a machine slowing down or speeding up weighs on both sides."""
+    for k in range(pairs):
+        for which in ("off", "on") if k % 2 == 0 else ("on", "off"):
+            yield k, which
+
+
+def ratio_row(
+    stage: str,
+    what: str,
+    off_label: str,
+    runs: dict[str, list[Run]],
+    order: list[tuple[str, float]],
+    target: float,
+    *,
+    correct: bool,
+    note: str = "",
+) -> Row:
+    """The mean of the "on" runs against the mean of the "off" runs of the same bench, and whether
+    it is within ``target`` times off (only when ``correct``: every run finished and was checked)."""
+    off = sum(r.seconds for r in runs["off"]) / len(runs["off"])
+    on = sum(r.seconds for r in runs["on"]) / len(runs["on"])
+    pairs = len(runs["on"])
+    return faster(
+        stage,
+        f"{what}, mean of {pairs} pair{'s' * (pairs > 1)} (order: {', '.join(f'{w} {s:.1f} s' for w, s in order)})",
+        on,
+        off,
+        baseline_label=f"same run, {off_label}",
+        target=f"≤ {target:.2f} × off",
+        met=correct and on <= target * off,
+        note=f"on/off = {on / off:.3f} ({(on / off - 1) * 100:+.1f} %)" + note,
+    )
+
+
 def run_e2e_arxiv(
     n: int, arxiv: int, *, workers: int = 3, profiles: float = 0.0, naive: bool = True, pairs: int = 1, log=print
 ) -> list[Row]:
@@ -807,11 +844,10 @@ def run_e2e_arxiv(
     label = f", {profiles:.0%} with a taste profile" if profiles else ""
     runs: dict[str, list[Run]] = {"off": [], "on": []}
     order = []
-    for k in range(pairs):
-        for which in ("off", "on") if k % 2 == 0 else ("on", "off"):
-            log(f"e2e: pair {k + 1}, arXiv {which}")
-            runs[which].append(run_pipeline(n, workers, cap_seconds=cap, profiles=profiles, arxiv=arxiv if which == "on" else 0, log=log))
-            order.append((which, runs[which][-1].seconds))
+    for k, which in alternating(pairs):
+        log(f"e2e: pair {k + 1}, arXiv {which}")
+        runs[which].append(run_pipeline(n, workers, cap_seconds=cap, profiles=profiles, arxiv=arxiv if which == "on" else 0, log=log))
+        order.append((which, runs[which][-1].seconds))
     if naive:
         base_s, base_detail = naive_baseline(n, min(1000, max(200, n // 100)), log=log)
     else:
@@ -841,21 +877,8 @@ def run_e2e_arxiv(
                     | run.rss,
                 )
             )
-    off = sum(r.seconds for r in runs["off"]) / len(runs["off"])
-    on = sum(r.seconds for r in runs["on"]) / len(runs["on"])
     finished = all(r.finished for rs in runs.values() for r in rs)
-    rows.append(
-        faster(
-            "e2e arxiv",
-            f"arXiv on against off, mean of {pairs} pair{'s' * (pairs > 1)} (order: {', '.join(f'{w} {s:.1f} s' for w, s in order)})",
-            on,
-            off,
-            baseline_label="same run, arXiv off",
-            target=f"≤ {TARGET_ARXIV_RATIO:.2f} × off",
-            met=finished and on <= TARGET_ARXIV_RATIO * off,
-            note=f"on/off = {on / off:.3f} ({(on / off - 1) * 100:+.1f} %)",
-        )
-    )
+    rows.append(ratio_row("e2e arxiv", "arXiv on against off", "arXiv off", runs, order, TARGET_ARXIV_RATIO, correct=finished))
     return rows
 
 
@@ -946,22 +969,21 @@ def run_e2e_dkim(
     order = []
     with tempfile.TemporaryDirectory(prefix="bench-dkim-") as keys_folder:
         env, records = dkim_keys(kinds, Path(keys_folder))
-        for k in range(pairs):
-            for which in ("off", "on") if k % 2 == 0 else ("on", "off"):
-                log(f"e2e: pair {k + 1}, DKIM {which}")
-                dump = Path(tempfile.mkdtemp(prefix="bench-sink-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
-                dump.chmod(0o777)
-                try:
-                    run = run_pipeline(
-                        n, workers, cap_seconds=cap, profiles=profiles, extra_env=env if which == "on" else {}, dump=dump, log=log
-                    )
-                    checks[which].append(check_signatures(dump, records, len(kinds) if which == "on" else 0, sample))
-                finally:
-                    shutil.rmtree(dump, ignore_errors=True)
-                runs[which].append(run)
-                order.append((which, run.seconds))
-                kept, sampled, good = checks[which][-1]
-                log(f"e2e: DKIM {which}: the sink kept {kept:,} messages; {good} of {sampled} sampled as expected")
+        for k, which in alternating(pairs):
+            log(f"e2e: pair {k + 1}, DKIM {which}")
+            dump = Path(tempfile.mkdtemp(prefix="bench-sink-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+            dump.chmod(0o777)
+            try:
+                run = run_pipeline(
+                    n, workers, cap_seconds=cap, profiles=profiles, extra_env=env if which == "on" else {}, dump=dump, log=log
+                )
+                checks[which].append(check_signatures(dump, records, len(kinds) if which == "on" else 0, sample))
+            finally:
+                shutil.rmtree(dump, ignore_errors=True)
+            runs[which].append(run)
+            order.append((which, run.seconds))
+            kept, sampled, good = checks[which][-1]
+            log(f"e2e: DKIM {which}: the sink kept {kept:,} messages; {good} of {sampled} sampled as expected")
     rows = []
     for which, title in (("off", "DKIM off"), ("on", f"DKIM on: {what}")):
         for k, (run, (kept, sampled, good)) in enumerate(zip(runs[which], checks[which])):
@@ -985,26 +1007,17 @@ def run_e2e_dkim(
                     },
                 )
             )
-    off = sum(r.seconds for r in runs["off"]) / len(runs["off"])
-    on = sum(r.seconds for r in runs["on"]) / len(runs["on"])
     cpu = {w: sum(r.cpu_seconds.get("celery workers", 0) for r in rs) / len(rs) for w, rs in runs.items()}
     sent = sum(r.counts.get("sent", 0) for r in runs["on"]) / len(runs["on"])
     correct = all(r.finished for rs in runs.values() for r in rs) and all(
         good == sampled > 0 for cs in checks.values() for _, sampled, good in cs
     )
+    note = f"; workers' CPU {cpu['off']:.0f} → {cpu['on']:.0f} s" + (
+        f" (+{(cpu['on'] - cpu['off']) / sent * 1000:.2f} ms a message)" if sent else ""
+    )
+    note += "" if correct else "; a run did not finish or a sampled message was not as expected"
     rows.append(
-        faster(
-            "e2e dkim",
-            f"DKIM {what} against unsigned, mean of {pairs} pair{'s' * (pairs > 1)} (order: {', '.join(f'{w} {s:.1f} s' for w, s in order)})",
-            on,
-            off,
-            baseline_label="same run, DKIM off",
-            target=f"≤ {TARGET_DKIM_RATIO:.2f} × off",
-            met=correct and on <= TARGET_DKIM_RATIO * off,
-            note=f"on/off = {on / off:.3f} ({(on / off - 1) * 100:+.1f} %); workers' CPU {cpu['off']:.0f} → {cpu['on']:.0f} s"
-            + (f" (+{(cpu['on'] - cpu['off']) / sent * 1000:.2f} ms a message)" if sent else "")
-            + ("" if correct else "; a run did not finish or a sampled message was not as expected"),
-        )
+        ratio_row("e2e dkim", f"DKIM {what} against unsigned", "DKIM off", runs, order, TARGET_DKIM_RATIO, correct=correct, note=note)
     )
     return rows
 
