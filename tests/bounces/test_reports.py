@@ -25,6 +25,7 @@ FBL = "fbl@bounces.example.org"
 #: sample -> (kind, words its diagnostic must carry, the recipient it names)
 EXPECTED = {
     "postfix-hard": (EventKind.hard, "5.1.1 smtp; 550 5.1.1 <ann@example.net>: Recipient address rejected", RCPT),
+    "postfix-returned": (EventKind.hard, "5.1.1 smtp; 550 5.1.1 <ann@example.net>: Recipient address rejected: User unknown", RCPT),
     "postfix-delayed": (EventKind.soft, "4.4.1 X-Postfix; connect to mx.example.net", RCPT),
     "exim-hard": (EventKind.hard, "550 5.1.1 <ann@example.net>: Recipient address rejected: User unknown", RCPT),
     "gmail-hard": (EventKind.hard, "5.1.1 smtp; 550-5.1.1 The email account that you tried to reach does not exist", RCPT),
