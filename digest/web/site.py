@@ -60,6 +60,11 @@ ERRORS = {
     500: ("Something went wrong on our side", "We have logged the problem. Please try again in a few minutes."),
     503: ("We're busy, try again in a moment", "The service is in the middle of a large job. Wait a few seconds, then send that again."),
 }
+#: The topics field's placeholder: what a line can be. The demo's matches its packaged sample papers
+#: (LLM activations, quantization, scaling, interpretability), so that a newcomer who types what it
+#: shows gets a digest, not "no new matching papers".
+TOPICS_EXAMPLE = 'diffusion video\n"large language model" -survey\nauthor:"Yann LeCun"'
+DEMO_TOPICS_EXAMPLE = 'quantization\n"activation steering"\ninterpretability -survey'
 BUSY_RETRY_AFTER = 5  # seconds, in the 503's Retry-After
 
 
@@ -133,7 +138,7 @@ def register(app: Flask, settings: Settings) -> None:
 
     @app.context_processor
     def layout() -> dict:
-        return {"demo": settings.demo}
+        return {"demo": settings.demo, "topics_example": DEMO_TOPICS_EXAMPLE if settings.demo else TOPICS_EXAMPLE}
 
     @app.after_request
     def headers(response: Response) -> Response:

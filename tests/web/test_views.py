@@ -47,6 +47,30 @@ def test_home_page_has_the_subscribe_form_with_its_exact_field_names(client):
     assert 'src="/static/timezone.js"' in html and "<script>" not in html
 
 
+def _topics_placeholder(page) -> str:
+    import html as entities
+
+    field = re.search(r"<textarea[^>]*name=\"topics\"[^>]*>", page.get_data(as_text=True)).group(0)  # entities kept
+    return entities.unescape(re.search(r'placeholder="([^"]*)"', field).group(1))
+
+
+def test_the_topics_example_is_one_the_papers_at_hand_answer(client, mail_settings):
+    """The demo's example lines each match several of its packaged sample papers (a newcomer who types
+    what the field shows gets a digest); a real instance shows the general example."""
+    from digest.matching.topics import parse_filter
+    from digest.matching.words import PaperText
+    from digest.papers.sources.daily_papers import sample_items
+    from digest.web.site import TOPICS_EXAMPLE
+
+    assert _topics_placeholder(client.get("/")) == TOPICS_EXAMPLE
+    demo = _topics_placeholder(create_app(mail_settings.with_(demo=True)).test_client().get("/"))
+    papers = [PaperText(item["paper"]["title"], item["paper"]["summary"]) for item in sample_items()]
+    lines = demo.splitlines()
+    assert len(lines) == 3 and demo != TOPICS_EXAMPLE
+    for line in lines:
+        assert sum(parse_filter(line).matches(paper) for paper in papers) >= 3, line
+
+
 def test_the_honeypot_is_hidden_from_people_keyboards_and_screen_readers(client):
     html = text(client.get("/"))
     block = re.search(r'<div class="hp" aria-hidden="true">(.*?)</div>', html, re.S).group(1)
