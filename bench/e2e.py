@@ -65,15 +65,6 @@ TIMEZONES = [
 ]
 
 
-ALL_DKIM_VARIABLES = {
-    "DIGEST_DKIM_KEY_FILE",
-    "DIGEST_DKIM_SELECTOR",
-    "DIGEST_DKIM_ED25519_KEY_FILE",
-    "DIGEST_DKIM_ED25519_SELECTOR",
-    "DIGEST_DKIM_DOMAIN",
-}
-
-
 def database_url() -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{DB_NAME}"
 
@@ -628,10 +619,9 @@ def run_pipeline(
     engine = create_engine(url)
     log_path = Path(__file__).resolve().parent / "results" / f"worker-{n}.log"
     log_path.parent.mkdir(exist_ok=True)
+    saved = dict(os.environ)  # given back after the run: one run's settings (DKIM keys) are not the next one's
     with smtp_sink(dump=dump) as port:
         env = settings_env(port) | (extra_env or {})
-        for name in ALL_DKIM_VARIABLES - env.keys():  # an earlier run's keys are not this one's
-            os.environ.pop(name, None)
         os.environ.update(env)  # the Celery app below reads the same settings
         from celery import Celery
 
@@ -665,6 +655,8 @@ def run_pipeline(
                 counts = _counts(engine, n)
         finally:
             stop_workers(proc)
+            os.environ.clear()
+            os.environ.update(saved)
     workload = workload | _items(engine, n)
     engine.dispose()
     rss = sampler.summary() | {"idle_rss_mb": {str(k): v / 2**20 for k, v in idle.items()}}
